@@ -1,0 +1,1 @@
+"""The lifecycle (base.Benchmark) and the benchmarks built on it."""

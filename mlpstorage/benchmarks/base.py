@@ -1,0 +1,207 @@
+"""The benchmark lifecycle: four stages, each a span, every step an event.
+
+    Validating environment -> Collecting cluster info -> Running benchmark -> Processing results
+
+Subclasses implement _validate() and _run() (and may extend _process_results()); the base
+class owns the stages, the cluster-info spinners and the time-series sampler. It reports only
+through the emitter and never knows how the run is displayed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..collectors.hostinfo import collect_local
+from ..collectors.timeseries import TimeseriesSampler
+from ..emitter import Emitter, current_emitter
+from ..errors import ValidationError
+from ..results import new_run_dir, write_json
+
+STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
+
+COLLECTION_LABELS = {"local": "locally", "ssh": "via SSH", "mpi": "via MPI"}
+
+
+@dataclass
+class RunOptions:
+    """What every benchmark run takes from the command line."""
+
+    results_dir: Path = Path("results")
+    hosts: list[str] = field(default_factory=lambda: ["localhost"])
+    cluster_collection: str = "auto"  # auto | local | ssh | mpi | none
+    skip_timeseries: bool = False
+    timeseries_interval: float = 10.0
+    max_timeseries_samples: int = 3600
+    data_dir: str | None = None
+
+
+def is_local_host(host: str) -> bool:
+    name = host.split(":", 1)[0]
+    return name in ("localhost", "127.0.0.1", "::1", socket.gethostname(), socket.getfqdn())
+
+
+class Benchmark:
+    BENCHMARK_TYPE = "benchmark"
+
+    def __init__(self, options: RunOptions, model: str, command: str, emitter: Emitter | None = None):
+        self.options = options
+        self.model = model
+        self.command = command
+        self.emitter = emitter or current_emitter()
+        self.run_dir, self.run_datetime = new_run_dir(options.results_dir, self.BENCHMARK_TYPE, model, command)
+        self.run_id = f"{self.BENCHMARK_TYPE}-{model}-{command}-{self.run_datetime}"
+        self.runtime: float | None = None
+        self.cluster_info_start: dict | None = None
+        self.cluster_info_end: dict | None = None
+        self.sampler: TimeseriesSampler | None = None
+        self.timeseries: list[dict] = []
+        # Filled by _collect_cluster_*: method name -> callable(hosts, data_dir) -> {host: info}.
+        self.collectors = {"local": self._collect_locally}
+
+    # ----- the lifecycle ---------------------------------------------------------------
+    def run_attributes(self) -> dict:
+        return {
+            "mlpstorage.benchmark": self.BENCHMARK_TYPE,
+            "mlpstorage.model": self.model,
+            "mlpstorage.command": self.command,
+            "mlpstorage.hosts": list(self.options.hosts),
+            "mlpstorage.run_id": self.run_id,
+            "mlpstorage.results_dir": str(self.run_dir),
+        }
+
+    def run(self) -> None:
+        emitter = self.emitter
+        with emitter.run(f"mlpstorage {self.BENCHMARK_TYPE} {self.command}", self.run_attributes()):
+            with emitter.create_stage_progress(STAGES) as advance_stage:
+                self._validate_results_dir()
+                self._validate()
+                self.run_dir.mkdir(parents=True)
+                emitter.info("Environment validation passed")
+                emitter.info(f"Results in {self.run_dir}", results_dir=str(self.run_dir))
+                advance_stage()
+
+                self.cluster_info_start = self._collect_cluster_start()
+                self._start_timeseries()
+                advance_stage()
+
+                try:
+                    started = time.perf_counter()
+                    self._run()
+                    self.runtime = time.perf_counter() - started
+                    advance_stage()
+                finally:
+                    self._stop_timeseries()
+                    self.cluster_info_end = self._collect_cluster_end()
+                    self._write_timeseries()
+                self._process_results()
+                advance_stage()
+
+    def _validate_results_dir(self) -> None:
+        existing = Path(self.options.results_dir).absolute()
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ValidationError(f"results directory {self.options.results_dir} is not writable ({existing})")
+
+    # ----- hooks for subclasses --------------------------------------------------------
+    def _validate(self) -> None:
+        """Raise ValidationError when the environment cannot run the benchmark."""
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _process_results(self) -> None:
+        write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_metadata.json", self.metadata())
+
+    def metadata(self) -> dict:
+        return {
+            "benchmark": self.BENCHMARK_TYPE,
+            "model": self.model,
+            "command": self.command,
+            "run_id": self.run_id,
+            "hosts": list(self.options.hosts),
+            "runtime_s": self.runtime,
+            "stage_durations_s": self.emitter.stage_durations(),
+            "cluster": summarise_hosts(self.cluster_info_start or {}),
+            "files": sorted(p.name for p in self.run_dir.iterdir() if p.is_file()) if self.run_dir.exists() else [],
+        }
+
+    # ----- cluster information ---------------------------------------------------------
+    def collection_method(self) -> str:
+        """auto: local when the only host is this one, else SSH (MPI where the workload
+        launches with MPI: see the DLIO benchmarks)."""
+        method = self.options.cluster_collection
+        if method != "auto":
+            return method
+        hosts = self.options.hosts
+        return "local" if all(is_local_host(h) for h in hosts) else "ssh"
+
+    def _collect_cluster(self, when: str) -> dict:
+        hosts = self.options.hosts
+        method = self.collection_method()
+        if method == "none":
+            return {}
+        count = len(hosts)
+        with self.emitter.progress_context(f"Collecting cluster info ({count} host{'s' if count != 1 else ''})...") as (
+            _update,
+            set_description,
+        ):
+            set_description(f"Collecting {COLLECTION_LABELS[method]}...")
+            info = self.collectors[method](hosts, self.options.data_dir)
+        write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_cluster_{when}.json", info)
+        return info
+
+    def _collect_cluster_start(self) -> dict:
+        return self._collect_cluster("start")
+
+    def _collect_cluster_end(self) -> dict:
+        return self._collect_cluster("end")
+
+    def _collect_locally(self, hosts: list[str], data_dir: str | None) -> dict:
+        info = collect_local(data_dir)
+        return {info["hostname"]: info}
+
+    # ----- time series -----------------------------------------------------------------
+    def _start_timeseries(self) -> None:
+        if self.options.skip_timeseries:
+            return
+        self.sampler = TimeseriesSampler(
+            self.options.timeseries_interval,
+            self.options.max_timeseries_samples,
+            on_limit=lambda n: self.emitter.warning(f"Time-series sampling stopped at its limit of {n} samples"),
+        )
+        self.sampler.start()
+
+    def _stop_timeseries(self) -> None:
+        if self.sampler is not None:
+            self.timeseries = self.sampler.stop()
+
+    def _write_timeseries(self) -> None:
+        if self.sampler is not None:
+            write_json(
+                self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_timeseries.json",
+                {"interval_s": self.sampler.interval_s, "samples": self.timeseries},
+            )
+
+
+def summarise_hosts(infos: dict) -> dict:
+    """Totals for the metadata, and the hosts whose CPU, memory or OS differ from the first."""
+    hosts = list(infos.values())
+    if not hosts:
+        return {"host_count": 0}
+
+    def shape(h: dict) -> tuple:
+        return (h.get("cpu", {}).get("model"), h.get("cpu", {}).get("cores"), h.get("memory", {}).get("total_bytes"),
+                h.get("os", {}).get("kernel"))
+
+    first = shape(hosts[0])
+    return {
+        "host_count": len(hosts),
+        "total_memory_bytes": sum(h.get("memory", {}).get("total_bytes", 0) for h in hosts),
+        "total_cores": sum(h.get("cpu", {}).get("cores", 0) for h in hosts),
+        "differing_hosts": [name for name, h in infos.items() if shape(h) != first],
+    }

@@ -1,0 +1,36 @@
+"""Errors a user can cause. The CLI turns each into one line and an exit code."""
+
+
+class MlpStorageError(Exception):
+    """Base for errors that end a run with a clear message instead of a traceback."""
+
+    exit_code = 1
+
+
+class UsageError(MlpStorageError):
+    """A bad flag, value or combination of options."""
+
+    exit_code = 2
+
+
+class ValidationError(MlpStorageError):
+    """The environment cannot run the benchmark (found before anything ran)."""
+
+    exit_code = 2
+
+
+class CommandFailed(MlpStorageError):
+    """The benchmark's child process exited with a non-zero code."""
+
+    def __init__(self, argv0: str, returncode: int):
+        super().__init__(f"{argv0} exited with code {returncode}")
+        self.returncode = returncode
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when SIGTERM arrives, so every open span ends in error.
+
+    A BaseException like KeyboardInterrupt: `except Exception` must not swallow it.
+    """
+
+    exit_code = 143

@@ -1,0 +1,169 @@
+"""The otlp renderer: exports the run's spans to a tracing backend over OTLP.
+
+It rebuilds each span from its finished event (ids, times, attributes, status, span events),
+so a live run and `mlpstorage events replay` of a recorded events.jsonl export the very same
+trace, with the original timestamps and trace ids.
+
+Configuration is the standard OTEL_* environment: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT,
+_HEADERS, _TIMEOUT (seconds; 5 when unset, so a dead endpoint costs little), _PROTOCOL
+(http/protobuf by default, or grpc), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and
+OTEL_SDK_DISABLED. A missing or dead endpoint never hangs the run: spans are sent from a
+background thread, the wait at exit is bounded, and one warning says what was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from typing import Callable, Sequence
+
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from mlpstorage import __version__
+from mlpstorage.errors import UsageError
+
+from . import sdk_disabled
+
+DEFAULT_TIMEOUT_S = 5.0
+_SPAN_KINDS = ("run", "stage", "spinner", "task")
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}")
+
+
+def make_exporter() -> tuple[SpanExporter, str]:
+    """The OTLP exporter the environment asks for, and a description for messages
+    (protocol and endpoint only: headers may hold secrets and are never shown)."""
+    protocol = (_env("PROTOCOL") or "http/protobuf").strip().lower()
+    timeout = None if _env("TIMEOUT") else DEFAULT_TIMEOUT_S
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+        return Grpc(timeout=timeout), f"grpc {_env('ENDPOINT') or 'localhost:4317'}"
+    if protocol in ("http/protobuf", "http"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+        return Http(timeout=timeout), f"http/protobuf {_env('ENDPOINT') or 'http://localhost:4318'}"
+    raise UsageError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)")
+
+
+def resource_for_run(run_attributes: dict) -> Resource:
+    """service.name=mlpstorage plus what ran; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win."""
+    attributes = {"service.name": "mlpstorage"}
+    attributes.update({k: v for k, v in run_attributes.items() if k != "mlpstorage.kind"})
+    attributes.update(OTELResourceDetector().detect().attributes)
+    return Resource.create(attributes)
+
+
+def _ids(event: dict, key: str) -> int:
+    return int(event[key], 16)
+
+
+def span_from_event(event: dict, resource: Resource) -> ReadableSpan:
+    """The ReadableSpan a finished event describes."""
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    context = SpanContext(_ids(event, "trace_id"), _ids(event, "span_id"), is_remote=False, trace_flags=flags)
+    parent = None
+    if event.get("parent_span_id"):
+        parent = SpanContext(_ids(event, "trace_id"), _ids(event, "parent_span_id"), is_remote=False, trace_flags=flags)
+    if event.get("status") == "error":
+        status = Status(StatusCode.ERROR, event.get("error"))
+    else:
+        status = Status(StatusCode.OK)
+    events = [
+        Event(e["name"], {k: tuple(v) if isinstance(v, list) else v for k, v in e.get("attributes", {}).items()},
+              e["unix_nano"])
+        for e in event.get("span_events", [])
+    ]
+    attributes = {k: tuple(v) if isinstance(v, list) else v for k, v in event.get("attributes", {}).items()}
+    return ReadableSpan(
+        name=event["name"],
+        context=context,
+        parent=parent,
+        resource=resource,
+        attributes=attributes,
+        events=events,
+        kind=SpanKind.INTERNAL,
+        status=status,
+        start_time=event["start_unix_nano"],
+        end_time=event["end_unix_nano"],
+        instrumentation_scope=InstrumentationScope("mlpstorage", __version__),
+    )
+
+
+class _CountingExporter(SpanExporter):
+    """Remembers whether any export failed, so the renderer can warn once at the end."""
+
+    def __init__(self, inner: SpanExporter):
+        self._inner = inner
+        self.failed_spans = 0
+        self.sent_spans = 0
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        with self._lock:
+            if result is SpanExportResult.SUCCESS:
+                self.sent_spans += len(spans)
+            else:
+                self.failed_spans += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class OtlpRenderer:
+    def __init__(self, exporter: SpanExporter | None = None, description: str = "", warn: Callable[[str], None] | None = None,
+                 flush_timeout_s: float | None = None):
+        self.disabled = exporter is None and sdk_disabled()
+        self._warn = warn or (lambda message: print(f"mlpstorage: warning: {message}", file=sys.stderr))
+        self._resource = resource_for_run({})
+        self._pending = 0
+        if self.disabled:
+            return
+        if exporter is None:
+            exporter, description = make_exporter()
+        # The exporters log every failed batch (with tracebacks) to the root logger, which would
+        # draw over the live display; this renderer reports failures itself, once.
+        logging.getLogger("opentelemetry.exporter").setLevel(logging.CRITICAL)
+        self._description = description
+        self._exporter = _CountingExporter(exporter)
+        self._processor = BatchSpanProcessor(self._exporter, schedule_delay_millis=1000)
+        self._flush_timeout_s = flush_timeout_s or float(_env("TIMEOUT") or DEFAULT_TIMEOUT_S) + 1.0
+
+    @classmethod
+    def from_options(cls, options) -> "OtlpRenderer":
+        return cls()
+
+    def handle(self, event: dict) -> None:
+        if self.disabled:
+            return
+        kind, _, what = event["type"].partition(".")
+        if kind == "run" and what == "started":
+            self._resource = resource_for_run(event.get("attributes", {}))
+        if kind in _SPAN_KINDS and what == "finished":
+            self._processor.on_end(span_from_event(event, self._resource))
+            self._pending += 1
+
+    def close(self) -> None:
+        if self.disabled:
+            return
+        flushed = self._processor.force_flush(int(self._flush_timeout_s * 1000))
+        self._processor.shutdown()
+        lost = self._pending - self._exporter.sent_spans
+        if lost > 0 or not flushed:
+            self._warn(f"OTLP export to {self._description} failed: {lost} of {self._pending} spans not delivered")

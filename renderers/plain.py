@@ -1,0 +1,156 @@
+"""The plain renderer: one append-only line per event, for logs, batch jobs and grep.
+
+Line format (documented in the README; stable):
+
+    <timestamp> <LEVEL> [<i>/<N> <stage>] <message>
+
+- timestamp: the event's own ISO-8601 UTC time with milliseconds, e.g. 2026-11-27T10:04:03.289Z
+- LEVEL: DEBUG INFO STATUS WARNING ERROR RESULT, padded to 7 characters
+- the bracket names the stage the event belongs to and is left out outside any stage
+- stage lines end in "started", "done in 12.3s" or "failed after 1.2s: <error>"
+- spinner lines read "<description>: started", "<description>: <new text>", "<description>: done in 0.3s"
+
+Lines of a child process's output are written exactly as they came, with no prefix.
+While a stage runs past the heartbeat interval, a "still running" line names the open stage
+and spinners with their elapsed times.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import time
+from typing import IO
+
+from mlpstorage.emitter.events import iso_from_ns
+
+from .board import Board, SpanRow, format_seconds, without_trailing_dots
+
+LINE_PATTERN = re.compile(
+    r"^(?P<timestamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?P<level>[A-Z]+)\s+"
+    r"(?:\[(?P<stage_index>\d+)/(?P<stage_count>\d+) (?P<stage>[^\]]+)\] )?(?P<message>.*)$"
+)
+
+_COLORS = {"DEBUG": "2", "WARNING": "33", "ERROR": "31;1", "RESULT": "32;1", "STATUS": "36"}
+
+
+class PlainRenderer:
+    def __init__(self, stream: IO[str], color: bool = False, heartbeat_s: float = 30.0, clock=time.time_ns):
+        self._stream = stream
+        self._color = color
+        self._clock = clock
+        self._board = Board()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeat_s = heartbeat_s
+        self._heartbeat: threading.Thread | None = None
+
+    @classmethod
+    def from_options(cls, options) -> "PlainRenderer":
+        return cls(options.stream or sys.stderr, color=options.color, heartbeat_s=options.heartbeat_s)
+
+    # ----- events ----------------------------------------------------------------------
+    def handle(self, event: dict) -> None:
+        with self._lock:
+            row = self._board.apply(event)
+            line = self._line(event, row)
+            if line is not None:
+                self._write(line)
+        if event["type"] == "run.started" and self._heartbeat_s > 0 and self._heartbeat is None:
+            self._heartbeat = threading.Thread(target=self._beat, name="plain-heartbeat", daemon=True)
+            self._heartbeat.start()
+        elif event["type"] == "run.finished":
+            self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=2)
+        self._stream.flush()
+
+    def _line(self, event: dict, row: SpanRow | None) -> str | None:
+        kind = event["type"]
+        if kind == "output":
+            return event["line"]
+        if kind == "log":
+            return self._format(event, event["level"], event["message"])
+        if row is None:
+            return None
+        what = kind.split(".", 1)[1]
+        if row.kind == "run":
+            name = f"run {row.name}"
+        elif row.kind == "stage":
+            name = ""
+        else:
+            name = without_trailing_dots(row.name)
+        if what == "started":
+            message = "started"
+        elif what == "updated":
+            message = without_trailing_dots(row.description)
+            if row.total is not None:
+                message += f" {row.completed}/{row.total}"
+        elif row.status == "error":
+            message = f"failed after {format_seconds(row.duration_s or 0.0)}: {row.error}"
+        else:
+            message = f"done in {format_seconds(row.duration_s or 0.0)}"
+        if name:
+            message = f"{name}: {message}"
+        return self._format(event, event.get("level", "info"), message)
+
+    def _format(self, event: dict, level: str, message: str) -> str:
+        timestamp = event["timestamp"]
+        timestamp = timestamp[:23] + "Z" if len(timestamp) > 24 else timestamp
+        level_text = level.upper()
+        padded = f"{level_text:<7}"
+        if self._color and level_text in _COLORS:
+            padded = f"\x1b[{_COLORS[level_text]}m{level_text}\x1b[0m" + " " * (7 - len(level_text))
+        stage = ""
+        if event.get("stage_index") is not None and not event["type"].startswith("run."):
+            stage_name = event["name"] if event["type"].startswith("stage.") else self._stage_name(event)
+            stage = f"[{event['stage_index']}/{event['stage_count']} {stage_name}] "
+        return f"{timestamp} {padded} {stage}{message}"
+
+    def _stage_name(self, event: dict) -> str:
+        for stage in reversed(self._board.stages):
+            if stage.stage_index == event["stage_index"]:
+                return stage.name
+        return "?"
+
+    def _write(self, line: str) -> None:
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+    # ----- heartbeat -------------------------------------------------------------------
+    def _beat(self) -> None:
+        # Fixed-rate ticks: the next wake-up is computed from the first, so lines never drift.
+        start = time.monotonic()
+        ticks = 0
+        while True:
+            ticks += 1
+            if self._stop.wait(max(0.0, start + ticks * self._heartbeat_s - time.monotonic())):
+                return
+            with self._lock:
+                line = self.heartbeat_line()
+                if line is not None:
+                    self._write(line)
+
+    def heartbeat_line(self) -> str | None:
+        """The 'still running' line for now, or None when no stage has run past the interval."""
+        stage = self._board.current_stage
+        now = self._clock()
+        if stage is None or stage.elapsed_s(now) < self._heartbeat_s:
+            return None
+        parts = [f"still running after {format_seconds(stage.elapsed_s(now))}"]
+        parts += [
+            f"{without_trailing_dots(row.description)} {format_seconds(row.elapsed_s(now))}"
+            for row in self._board.open_rows.values()
+        ]
+        event = {
+            "timestamp": iso_from_ns(now),
+            "type": "heartbeat",
+            "stage_index": stage.stage_index,
+            "stage_count": stage.stage_count,
+        }
+        return self._format(event, "info", "; ".join(parts))
+

@@ -1,0 +1,184 @@
+"""The rich renderer: a live display on stderr for interactive terminals.
+
+The display shows the current stage ("Stage i/N  name  bar  elapsed") and a row per open
+spinner or task with its own elapsed time. Log messages and child output are printed through
+the same Console as the display, so Rich moves the display down instead of drawing over it,
+and no text ever glues onto a frame. When the run ends the display is removed and a summary
+(each stage, its duration and status) stays on screen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import threading
+import time
+
+from rich.console import Console
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from mlpstorage.emitter.events import ns_from_iso
+
+from .board import Board, SpanRow, clock, format_seconds, without_trailing_dots
+
+_LEVEL_STYLES = {
+    "debug": "dim",
+    "info": "",
+    "status": "cyan",
+    "warning": "yellow",
+    "error": "bold red",
+    "result": "bold green",
+}
+
+
+def visible_text(line: str) -> Text:
+    """A child's line as a terminal would leave it: only what follows the last carriage
+    return (progress bars redraw with \\r), with its colours kept and other escapes dropped."""
+    return Text.from_ansi(line.rsplit("\r", 1)[-1])
+
+
+class RichRenderer:
+    def __init__(self, console: Console, live: bool = True, refresh_per_second: float = 4, clock_ns=time.time_ns):
+        self._console = console
+        self._board = Board()
+        self._lock = threading.Lock()
+        self._clock = clock_ns
+        self._spinners: dict[str, Spinner] = {}
+        self._live = (
+            Live(
+                self,
+                console=console,
+                refresh_per_second=refresh_per_second,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            if live
+            else None
+        )
+        self._live_started = False
+        self._summarised = False
+
+    @classmethod
+    def from_options(cls, options) -> "RichRenderer":
+        console = Console(
+            file=options.stream or sys.stderr,
+            no_color=not options.color,
+            highlight=False,
+        )
+        return cls(console, live=options.live)
+
+    # ----- events ----------------------------------------------------------------------
+    def handle(self, event: dict) -> None:
+        kind = event["type"]
+        with self._lock:
+            row = self._board.apply(event)
+        if kind == "output":
+            self._console.print(visible_text(event["line"]), soft_wrap=True)
+        elif kind == "log":
+            self._console.print(self._log_text(event), soft_wrap=True)
+        elif kind == "run.started":
+            self._start_live()
+        elif kind == "stage.started" and not self._live_started:
+            self._start_live()
+        elif kind == "stage.finished" and row is not None:
+            self._console.print(self._stage_text(row), soft_wrap=True)
+        elif kind in ("spinner.finished", "task.finished") and row is not None and row.status == "error":
+            self._console.print(
+                Text(f"  ✖ {without_trailing_dots(row.description)} failed after "
+                     f"{format_seconds(row.duration_s or 0)}: {row.error}", style="red"),
+                soft_wrap=True,
+            )
+        elif kind == "run.finished":
+            self._finish()
+
+    def close(self) -> None:
+        self._finish()
+
+    def _start_live(self) -> None:
+        if self._live is not None and not self._live_started:
+            self._live_started = True
+            self._live.start()
+
+    def _finish(self) -> None:
+        if self._live is not None and self._live_started:
+            self._live.stop()  # transient: the display is erased and the cursor shown again
+            self._live_started = False
+        if not self._summarised and self._board.stages:
+            self._summarised = True
+            self._console.print(self.summary())
+
+    # ----- what is drawn ---------------------------------------------------------------
+    def __rich__(self):
+        return self.frame(self._clock())
+
+    def frame(self, now_ns: int):
+        """The live display as of now_ns."""
+        with self._lock:
+            stage = self._board.current_stage
+            rows = list(self._board.open_rows.values())
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(width=30)
+        grid.add_column(justify="right", width=8)
+        if stage is not None:
+            title = Text.assemble(
+                (f"Stage {stage.stage_index}/{stage.stage_count}", "bold cyan"), "  ", (stage.name, "bold")
+            )
+            bar = ProgressBar(total=stage.stage_count, completed=stage.stage_index - 1, width=30)
+            grid.add_row(title, bar, Text(clock(stage.elapsed_s(now_ns)), style="yellow"))
+        for row in rows:
+            grid.add_row(self._row_label(row), self._row_bar(row), Text(clock(row.elapsed_s(now_ns)), style="yellow"))
+        return grid
+
+    def _row_label(self, row: SpanRow):
+        spinner = self._spinners.get(row.span_id)
+        if spinner is None:
+            spinner = self._spinners[row.span_id] = Spinner("dots", style="cyan")
+        text = Text(row.description)
+        if row.total is not None:
+            text.append(f" {row.completed}/{row.total}", style="dim")
+        return Text.assemble("  ", spinner.render(self._console.get_time()), " ", text)
+
+    @staticmethod
+    def _row_bar(row: SpanRow):
+        if row.total:
+            return ProgressBar(total=row.total, completed=row.completed, width=30)
+        return Text("")
+
+    def _log_text(self, event: dict) -> Text:
+        level = event["level"]
+        # Local wall-clock time for a person at the terminal; the event keeps UTC.
+        stamp = dt.datetime.fromtimestamp(ns_from_iso(event["timestamp"]) / 1e9).strftime("%H:%M:%S")
+        style = _LEVEL_STYLES.get(level, "")
+        return Text.assemble((stamp, "dim"), " ", (f"{level.upper():<7}", style), " ", (event["message"], style))
+
+    @staticmethod
+    def _stage_text(row: SpanRow) -> Text:
+        label = f"Stage {row.stage_index}/{row.stage_count} {row.name}"
+        if row.status == "error":
+            return Text(f"✖ {label} failed after {format_seconds(row.duration_s or 0)}: {row.error}", style="bold red")
+        return Text.assemble(("✔ ", "green"), label, (f" done in {format_seconds(row.duration_s or 0)}", "dim"))
+
+    def summary(self) -> Table:
+        """Each stage with its duration and status, and the run's total."""
+        table = Table(box=None, show_header=True, header_style="bold", padding=(0, 2, 0, 0))
+        table.add_column("Stage")
+        table.add_column("Status")
+        table.add_column("Duration", justify="right")
+        for stage in self._board.stages:
+            status = {"ok": Text("ok", "green"), "error": Text("failed", "bold red")}.get(
+                stage.status or "", Text("interrupted", "yellow")
+            )
+            table.add_row(f"{stage.stage_index}/{stage.stage_count} {stage.name}", status,
+                          format_seconds(stage.elapsed_s(self._clock())))
+        run = self._board.run
+        if run is not None and run.status is not None:
+            verdict = Text("ok", "bold green") if run.status == "ok" else Text("failed", "bold red")
+            table.add_row(Text(f"run {run.name}", "bold"), verdict, format_seconds(run.duration_s or 0))
+        return table
+

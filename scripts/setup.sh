@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up everything mlpstorage and its tests need on a fresh Debian 12 machine:
+# system packages, a venv in .venv, the project, and DLIO 2.0.0 with the runtime
+# dependencies it really imports (no tensorflow, no DALI). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v mpirun >/dev/null || need_apt+=(openmpi-bin)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null || need_apt+=(openssh-client)
+command -v tmux >/dev/null || need_apt+=(tmux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# torch 2.13.0 is the CPU wheel on local disk; any other version pulls GBs of CUDA wheels.
+.venv/bin/python -c 'import torch' 2>/dev/null || "${pip[@]}" torch==2.13.0
+# DLIO 2.0.0 declares tensorflow, torchaudio and nvidia-dali (not installable here);
+# install it alone and add what it imports at run time.
+.venv/bin/python -c 'import dlio_benchmark' 2>/dev/null || "${pip[@]}" --no-deps dlio-benchmark==2.0.0
+"${pip[@]}" pydftracer==1.0.2 Pillow PyYAML h5py numpy omegaconf pandas psutil hydra-core mpi4py
+"${pip[@]}" -e '.[test]'
+echo "setup: done (.venv/bin/mlpstorage)"
