@@ -41,6 +41,7 @@ class PlainRenderer:
         self._color = color
         self._clock = clock
         self._board = Board()
+        self._last_update: dict[str, tuple] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._heartbeat_s = heartbeat_s
@@ -87,16 +88,30 @@ class PlainRenderer:
         if what == "started":
             message = "started"
         elif what == "updated":
-            message = without_trailing_dots(row.description)
-            if row.total is not None:
-                message += f" {row.completed}/{row.total}"
+            if not self._worth_a_line(row):
+                return None
+            text = without_trailing_dots(row.description)
+            count = f"{row.completed}/{row.total}" if row.total is not None else ""
+            message = " ".join(part for part in (text if text != name else "", count) if part)
         elif row.status == "error":
             message = f"failed after {format_seconds(row.duration_s or 0.0)}: {row.error}"
         else:
             message = f"done in {format_seconds(row.duration_s or 0.0)}"
+            if row.total is not None:
+                message += f" ({row.completed}/{row.total})"
         if name:
             message = f"{name}: {message}"
         return self._format(event, event.get("level", "info"), message)
+
+    def _worth_a_line(self, row: SpanRow) -> bool:
+        """A log is no place for every tick of a bar: a line when the text changes, and for a
+        determinate bar at each tenth of the way and at the end."""
+        last = self._last_update.get(row.span_id)
+        step = None
+        if row.total:
+            step = min(10, row.completed * 10 // row.total)
+        self._last_update[row.span_id] = (row.description, step)
+        return last is None or last[0] != row.description or (step is not None and step != last[1])
 
     def _format(self, event: dict, level: str, message: str) -> str:
         timestamp = event["timestamp"]
