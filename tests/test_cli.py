@@ -1,0 +1,190 @@
+"""The console script end to end, in subprocesses, as users and batch jobs run it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from renderers.plain import LINE_PATTERN
+
+PYTHON = sys.executable
+
+
+def cli_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLPSTORAGE_", "TTY_", "FORCE_COLOR", "NO_COLOR"))}
+    env.update(extra)
+    return env
+
+
+def mlpstorage(*args, env=None, timeout=60):
+    return subprocess.run([PYTHON, "-m", "mlpstorage", *args], capture_output=True, text=True,
+                          env=env or cli_env(), timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def run_dirs(results: Path):
+    return sorted(results.glob("exec/*/run/*"))
+
+
+def test_version_and_help():
+    version = mlpstorage("--version")
+    assert version.returncode == 0 and version.stdout.startswith("mlpstorage ")
+    help_text = mlpstorage("--help").stdout
+    for word in ("exec", "events", "rich", "plain", "jsonl", "otlp", "exit codes"):
+        assert word in help_text
+    assert "--render" in mlpstorage("exec", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--bogus", "events", "replay", "x"], "unrecognized arguments: --bogus"),
+        (["exec", "--bogus", "--", "true"], "unrecognized arguments: --bogus"),
+        (["exec", "--render", "fancy", "--", "true"], "--render: unknown renderer 'fancy'"),
+        (["exec", "--render", "rich,plain", "--", "true"], "rich and plain both write to stderr"),
+        (["exec", "--render", "rich", "--", "true"], "--render rich needs an interactive terminal"),
+        (["exec", "--timeseries-interval", "-1", "--", "true"], "must be greater than 0"),
+        (["exec", "--hosts", "-oProxyCommand=x", "--", "true"], "expected at least one argument"),
+        (["exec", "--hosts=-oProxyCommand=x", "--", "true"], "invalid host '-oProxyCommand=x'"),
+        (["exec", "--hosts", "node1;reboot", "--", "true"], "invalid host 'node1;reboot'"),
+        (["exec", "--render", "plain", "--", "no-such-program-xyz"], "no-such-program-xyz: command not found"),
+        (["events", "replay", "/no/such/file.jsonl"], "No such file or directory"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
+    result = mlpstorage(*args, "--results-dir", str(tmp_path)) if args[:1] == ["exec"] else mlpstorage(*args)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("mlpstorage: error: ") and message in last, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validation_failure_leaves_nothing_behind(tmp_path):
+    result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path / "r"), "--", "no-such-program-xyz")
+    assert result.returncode == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_plain_run_end_to_end_keeps_output_and_events(tmp_path):
+    script = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
+    result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path), "--skip-timeseries", "--", PYTHON, "-c", script)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert "to stdout" in lines and "to stderr" in lines  # passed through unchanged
+    structured = [l for l in lines if LINE_PATTERN.match(l)]
+    assert len(structured) == len(lines) - 2
+    assert "\x1b" not in result.stderr  # not a terminal: no escape codes
+    [run_dir] = run_dirs(tmp_path)
+    assert (run_dir / "stdout.log").read_text() == "to stdout\n"
+    assert (run_dir / "stderr.log").read_text() == "to stderr\n"
+    events = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert events[0]["type"] == "run.started" and events[-1]["type"] == "run.finished"
+    assert [e["name"] for e in events if e["type"] == "stage.finished"] == [
+        "Validating environment", "Collecting cluster info", "Running benchmark", "Processing results"]
+    metadata = json.loads(next(run_dir.glob("exec_*_metadata.json")).read_text())
+    assert metadata["executed_command"] == [PYTHON, "-c", script]
+    assert metadata["returncode"] == 0
+
+
+def test_child_gets_the_trace_context(tmp_path):
+    script = "import os; print(os.environ.get('TRACEPARENT'))"
+    result = mlpstorage("exec", "--render", "jsonl", "--results-dir", str(tmp_path), "--", PYTHON, "-c", script)
+    events = [json.loads(l) for l in result.stdout.splitlines()]
+    traceparent = next(e["line"] for e in events if e["type"] == "output")
+    stage = next(e for e in events if e["type"] == "stage.started" and e["name"] == "Running benchmark")
+    assert traceparent.startswith(f"00-{stage['trace_id']}-{stage['span_id']}-")
+
+
+def test_failing_program_exits_1_with_one_error_line(tmp_path):
+    result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path), "--", PYTHON, "-c", "raise SystemExit(3)")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == f"mlpstorage: error: {PYTHON} exited with code 3"
+    assert "failed after" in result.stderr
+    [run_dir] = run_dirs(tmp_path)
+    last = json.loads((run_dir / "events.jsonl").read_text().splitlines()[-1])
+    assert last["type"] == "run.finished" and last["status"] == "error"
+
+
+def test_jsonl_on_stdout_and_events_file_tee(tmp_path):
+    tee = tmp_path / "tee" / "events.jsonl"
+    result = mlpstorage("exec", "--render", "jsonl", "--events-file", str(tee), "--results-dir", str(tmp_path), "--", "true")
+    assert result.returncode == 0
+    stdout_events = [json.loads(l) for l in result.stdout.splitlines()]
+    assert stdout_events == [json.loads(l) for l in tee.read_text().splitlines()]
+    assert all(e["schema"] == 1 and "type" in e for e in stdout_events)
+    assert result.stderr == ""
+
+
+def test_render_env_default_and_none(tmp_path):
+    result = mlpstorage("exec", "--results-dir", str(tmp_path), "--", "true", env=cli_env(MLPSTORAGE_RENDER="none"))
+    assert result.returncode == 0 and result.stderr == "" and result.stdout == ""
+    assert len(run_dirs(tmp_path)) == 1
+
+
+def test_force_color_colours_plain_lines_but_draws_no_frames(tmp_path):
+    result = mlpstorage("exec", "--results-dir", str(tmp_path), "--", "true", env=cli_env(FORCE_COLOR="1"))
+    assert result.returncode == 0
+    assert "\x1b[32;1mRESULT\x1b[0m" in result.stderr  # colour
+    assert "\x1b[?25l" not in result.stderr and "\x1b[2K" not in result.stderr  # no live frames / cursor games
+    assert result.stderr.count("[3/4 Running benchmark] started") == 1
+
+
+def test_heartbeat_names_the_running_stage(tmp_path):
+    result = mlpstorage("exec", "--render", "plain", "--heartbeat", "0.5", "--results-dir", str(tmp_path), "--",
+                        PYTHON, "-c", "import time; time.sleep(1.8)")
+    beats = [l for l in result.stderr.splitlines() if "still running after" in l]
+    assert len(beats) >= 2, result.stderr
+    assert all(LINE_PATTERN.match(b).group("stage") == "Running benchmark" for b in beats)
+
+
+def _wait_for(path: Path, text: str, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in {path}")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signals_stop_the_child_end_spans_and_exit(sig, code, tmp_path):
+    marker = f"{31 + code / 1000:.3f}"  # a unique sleep argument to find the child by
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([PYTHON, "-m", "mlpstorage", "exec", "--render", "plain", "--results-dir", str(tmp_path),
+                                 "--skip-timeseries", "--", "sleep", marker], stderr=err, env=cli_env())
+        _wait_for(log, "[3/4 Running benchmark] started")
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == code
+    assert subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True).returncode == 1  # no survivor
+    [run_dir] = run_dirs(tmp_path)
+    events = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["type"] == "run.finished" and events[-1]["status"] == "error"
+    stage = [e for e in events if e["type"] == "stage.finished"][-1]
+    assert stage["name"] == "Running benchmark" and stage["status"] == "error"
+
+
+def test_replay_renders_a_recording_and_warns_on_bad_lines(tmp_path):
+    golden = Path(__file__).parent / "golden"
+    lines = (golden / "ok.events.jsonl").read_text().splitlines()
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("\n".join(lines[:5] + ["{not json"] + lines[5:] + [lines[-1][:40]]) + "\n")
+    result = mlpstorage("events", "replay", str(damaged), "--render", "plain")
+    assert result.returncode == 0
+    expected = (golden / "ok.plain.txt").read_text()
+    assert result.stderr.startswith(expected.rsplit("\n", 2)[0])  # all but the truncated last event
+    warnings = [l for l in result.stderr.splitlines() if l.startswith("mlpstorage: warning:")]
+    assert len(warnings) == 2
+    assert f"{damaged}:6:" in warnings[0] and f"{damaged}:{len(lines) + 2}:" in warnings[1]
+
+
+def test_replay_to_jsonl_is_the_identity(tmp_path):
+    recording = Path(__file__).parent / "golden" / "failed.events.jsonl"
+    result = mlpstorage("events", "replay", str(recording), "--render", "jsonl")
+    assert [json.loads(l) for l in result.stdout.splitlines()] == [json.loads(l) for l in recording.read_text().splitlines()]
