@@ -42,7 +42,7 @@ def make_exporter() -> tuple[SpanExporter, str]:
     """The OTLP exporter the environment asks for, and a description for messages
     (protocol and endpoint only: headers may hold secrets and are never shown)."""
     protocol = (_env("PROTOCOL") or "http/protobuf").strip().lower()
-    timeout = None if _env("TIMEOUT") else DEFAULT_TIMEOUT_S
+    timeout = export_timeout_s()
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
 
@@ -52,6 +52,24 @@ def make_exporter() -> tuple[SpanExporter, str]:
 
         return Http(timeout=timeout), f"http/protobuf {_env('ENDPOINT') or 'http://localhost:4318'}"
     raise UsageError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)")
+
+
+def export_timeout_s() -> float:
+    """Seconds each export may take: OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT, else DEFAULT_TIMEOUT_S.
+
+    Parsed here, and handed to the exporter explicitly, so that the exporter and the wait at
+    exit agree, and a bad value is one usage error rather than a traceback."""
+    name = next((n for n in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT") if os.environ.get(n)), None)
+    if name is None:
+        return DEFAULT_TIMEOUT_S
+    raw = os.environ[name]
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise UsageError(f"{name}={raw!r} is not a positive number of seconds")
+    return value
 
 
 def resource_for_run(run_attributes: dict) -> Resource:
@@ -143,7 +161,7 @@ class OtlpRenderer:
         self._description = description
         self._exporter = _CountingExporter(exporter)
         self._processor = BatchSpanProcessor(self._exporter, schedule_delay_millis=1000)
-        self._flush_timeout_s = flush_timeout_s or float(_env("TIMEOUT") or DEFAULT_TIMEOUT_S) + 1.0
+        self._flush_timeout_s = flush_timeout_s or export_timeout_s() + 1.0
 
     @classmethod
     def from_options(cls, options) -> "OtlpRenderer":
@@ -162,8 +180,24 @@ class OtlpRenderer:
     def close(self) -> None:
         if self.disabled:
             return
-        flushed = self._processor.force_flush(int(self._flush_timeout_s * 1000))
-        self._processor.shutdown()
+        # BatchSpanProcessor.force_flush ignores its timeout (opentelemetry-python#4568) and waits
+        # for an export already in flight before starting its own, so against a silent backend it
+        # could block for twice the export timeout or more. It runs in a daemon thread instead,
+        # and the wait here is bounded by _flush_timeout_s.
+        flusher = threading.Thread(target=self._processor.force_flush, name="mlpstorage-otlp-flush", daemon=True)
+        flusher.start()
+        flusher.join(self._flush_timeout_s)
+        flushed = not flusher.is_alive()
+        if flushed:
+            self._processor.shutdown()
+        else:
+            # Give up: stopping the exporter aborts its retries and refuses further batches; the
+            # request still in flight is left to its daemon thread, which dies with the process.
+            # (The processor's own shutdown would join its worker, which waits for that request.)
+            try:
+                self._exporter.shutdown()
+            except Exception:
+                pass
         lost = self._pending - self._exporter.sent_spans
         if lost > 0 or not flushed:
             self._warn(f"OTLP export to {self._description} failed: {lost} of {self._pending} spans not delivered")

@@ -62,6 +62,10 @@ class RichRenderer:
         )
         self._live_started = False
         self._summarised = False
+        self._queue: list[Text] = []
+        self._queue_lock = threading.Lock()
+        self._printer_stop = threading.Event()
+        self._printer: threading.Thread | None = None
 
     @classmethod
     def from_options(cls, options) -> "RichRenderer":
@@ -78,36 +82,60 @@ class RichRenderer:
         with self._lock:
             row = self._board.apply(event)
         if kind == "output":
-            self._console.print(visible_text(event["line"]), soft_wrap=True)
+            self._print(visible_text(event["line"]))
         elif kind == "log":
-            self._console.print(self._log_text(event), soft_wrap=True)
+            self._print(self._log_text(event))
         elif kind == "run.started":
             self._start_live()
         elif kind == "stage.started" and not self._live_started:
             self._start_live()
         elif kind == "stage.finished" and row is not None:
-            self._console.print(self._stage_text(row), soft_wrap=True)
+            self._print(self._stage_text(row))
         elif kind in ("spinner.finished", "task.finished") and row is not None and row.status == "error":
-            self._console.print(
-                Text(f"  ✖ {without_trailing_dots(row.description)} failed after "
-                     f"{format_seconds(row.duration_s or 0)}: {row.error}", style="red"),
-                soft_wrap=True,
-            )
+            self._print(Text(f"  ✖ {without_trailing_dots(row.description)} failed after "
+                             f"{format_seconds(row.duration_s or 0)}: {row.error}", style="red"))
         elif kind == "run.finished":
             self._finish()
 
     def close(self) -> None:
         self._finish()
 
+    # Each print above a live display makes Rich redraw the display, so while it is up,
+    # lines are queued and printed in one batch per PRINT_INTERVAL_S (in order).
+    PRINT_INTERVAL_S = 0.05
+
+    def _print(self, text: Text) -> None:
+        if self._live_started:
+            with self._queue_lock:
+                self._queue.append(text)
+        else:
+            self._console.print(text, soft_wrap=True)
+
+    def _flush_queue(self) -> None:
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        if batch:
+            self._console.print(*batch, sep="\n", soft_wrap=True)
+
+    def _print_loop(self) -> None:
+        while not self._printer_stop.wait(self.PRINT_INTERVAL_S):
+            self._flush_queue()
+
     def _start_live(self) -> None:
         if self._live is not None and not self._live_started:
             self._live_started = True
             self._live.start()
+            self._printer_stop.clear()
+            self._printer = threading.Thread(target=self._print_loop, name="rich-printer", daemon=True)
+            self._printer.start()
 
     def _finish(self) -> None:
         if self._live is not None and self._live_started:
-            self._live.stop()  # transient: the display is erased and the cursor shown again
+            self._printer_stop.set()
+            self._printer.join()
+            self._flush_queue()
             self._live_started = False
+            self._live.stop()  # transient: the display is erased and the cursor shown again
         if not self._summarised and self._board.stages:
             self._summarised = True
             self._console.print(self.summary())
