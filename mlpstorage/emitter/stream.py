@@ -133,8 +133,8 @@ class Emitter:
             return current
         return self._stage or self._run
 
-    def _start(self, name: str, kind: str, attributes: dict) -> trace.Span:
-        parent = self._parent_span()
+    def _start(self, name: str, kind: str, attributes: dict, parent: trace.Span | None = None) -> trace.Span:
+        parent = parent or self._parent_span()
         parent_ctx = trace.set_span_in_context(parent) if parent is not None else otel_context.Context()
         span = self._tracer.start_span(name, context=parent_ctx, attributes={KIND: kind, **attributes})
         with self._lock:
@@ -184,6 +184,30 @@ class Emitter:
         """A child span for a unit of work (an epoch, a host): shown like a spinner."""
         with self._span(name, "task", dict(attributes or {})) as span:
             yield span
+
+    def start_task(self, name: str, attributes: dict | None = None, parent: trace.Span | None = None) -> trace.Span:
+        """Opens a task span that ends with end_task(): for work whose start and end are seen
+        at different places (an epoch announced by one output line and ended by another)."""
+        return self._start(name, "task", dict(attributes or {}), parent=parent)
+
+    def end_task(self, span: trace.Span, attributes: dict | None = None, error: str | None = None) -> None:
+        if attributes:
+            span.set_attributes(attributes)
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        self._end(span)
+
+    def set_run_attributes(self, attributes: dict) -> None:
+        """Adds attributes (final metrics, say) to the open run span; they travel with its
+        finished event and its OTLP export."""
+        if self._run is not None:
+            self._run.set_attributes(attributes)
+
+    def adopt_span(self, fields: dict) -> None:
+        """Emits task.finished for a span recorded elsewhere (an MPI rank joining the run's
+        trace through TRACEPARENT), so every renderer and the OTLP export see it."""
+        fields = {k: v for k, v in fields.items() if k not in ("schema", "type")}
+        self._logger.msg(ev.TASK_FINISHED, **fields)
 
     @contextlib.contextmanager
     def create_stage_progress(self, stages: Iterable[str]) -> Iterator[Callable[..., None]]:

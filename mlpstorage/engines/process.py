@@ -11,8 +11,9 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Callable, Sequence
 
 from ..emitter import Emitter
 
@@ -21,26 +22,70 @@ from ..emitter import Emitter
 TERMINATE_GRACE_S = 10.0
 
 
-def _pump(pipe: IO[bytes], log: IO[bytes], emitter: Emitter, stream: str, source: str) -> None:
+LineObserver = Callable[[str, str], None]  # (stream, line) -> None
+
+
+def _pump(pipe: IO[bytes], log: IO[bytes], emitter: Emitter, stream: str, source: str,
+          observer: LineObserver | None) -> None:
     for raw in iter(pipe.readline, b""):
         log.write(raw)
         log.flush()
-        emitter.output(raw.decode("utf-8", errors="replace").rstrip("\n"), stream=stream, source=source)
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        emitter.output(line, stream=stream, source=source)
+        if observer is not None:
+            observer(stream, line)
     pipe.close()
 
 
-def stop_process_group(proc: subprocess.Popen, grace_s: float = TERMINATE_GRACE_S) -> None:
-    """SIGTERM to the child's whole process group, then SIGKILL if it has not gone."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
+def descendants(pid: int) -> set[int]:
+    """Every process below pid, from /proc (MPI ranks live in process groups of their own,
+    so signalling the launcher's group alone does not reach them)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop_process_tree(proc: subprocess.Popen, grace_s: float = TERMINATE_GRACE_S) -> None:
+    """SIGTERM to the child's process group (mpirun takes its ranks down), then SIGKILL to
+    anything of the tree still alive after the grace period."""
+    tree = descendants(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and (proc.poll() is None or any(_alive(p) for p in tree)):
+        time.sleep(0.05)
+    for pid in [proc.pid, *tree]:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    proc.wait()
 
 
 def run_command(
@@ -51,6 +96,7 @@ def run_command(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     source: str | None = None,
+    observer: LineObserver | None = None,
 ) -> int:
     """Runs argv (an argument list, never a shell string) and returns its exit code.
 
@@ -66,15 +112,15 @@ def run_command(
             env=env, cwd=cwd, start_new_session=True,
         )
         pumps = [
-            threading.Thread(target=_pump, args=(proc.stdout, out_log, emitter, "stdout", source), daemon=True),
-            threading.Thread(target=_pump, args=(proc.stderr, err_log, emitter, "stderr", source), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stdout, out_log, emitter, "stdout", source, observer), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, err_log, emitter, "stderr", source, observer), daemon=True),
         ]
         for pump in pumps:
             pump.start()
         try:
             proc.wait()
         except BaseException:
-            stop_process_group(proc)
+            stop_process_tree(proc)
             raise
         finally:
             for pump in pumps:

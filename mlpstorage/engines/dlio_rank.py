@@ -1,0 +1,95 @@
+"""What each MPI rank runs: `python -m mlpstorage.engines.dlio_rank <DLIO arguments>`.
+
+Two jobs, both impossible from outside the rank:
+
+1. DLIO 2.0.0 imports tensorflow unconditionally (its profiler factory imports the
+   tensorboard profiler at module level), so a pytorch workload dies without tensorflow.
+   If no real tensorflow can be imported, an empty module stands in for it; DLIO only
+   touches tensorflow's attributes for tensorflow workloads or the tensorboard profiler.
+   Doing this in-process (rather than an empty package on PYTHONPATH) never shadows a real
+   tensorflow and needs no directory on every host.
+2. The rank's own work joins the launcher's trace: a span parented to TRACEPARENT is written
+   as a task.finished event to $MLPSTORAGE_RANK_EVENTS/rank-<N>.json, which the launcher
+   adopts into its event stream (and so into events.jsonl and the OTLP export).
+
+Kept to the standard library (plus DLIO) so that a rank starts as fast as DLIO alone.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import random
+import socket
+import sys
+import time
+import types
+
+
+def install_tensorflow_stub() -> bool:
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None:
+        return False
+    stub = types.ModuleType("tensorflow")
+    stub.__spec__ = importlib.machinery.ModuleSpec("tensorflow", loader=None)
+    stub.__doc__ = "empty stand-in inserted by mlpstorage (tensorflow is not installed)"
+    sys.modules["tensorflow"] = stub
+    return True
+
+
+def _rank() -> int:
+    for name in ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
+def _iso(unix_nano: int) -> str:
+    seconds, nanos = divmod(unix_nano, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1000:06d}Z"
+
+
+def rank_span_event(traceparent: str, rank: int, start_ns: int, end_ns: int, error: str | None) -> dict | None:
+    """A task.finished event (schema 1) for this rank's span, or None without a valid parent."""
+    parts = traceparent.split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+        return None
+    attributes = {"mlpstorage.kind": "task", "mlpstorage.rank": rank, "host.name": socket.gethostname(),
+                  "process.pid": os.getpid()}
+    return {
+        "schema": 1, "type": "task.finished", "timestamp": _iso(end_ns), "level": "error" if error else "info",
+        "name": f"dlio rank {rank}", "trace_id": parts[1], "span_id": f"{random.getrandbits(64) or 1:016x}",
+        "parent_span_id": parts[2], "attributes": attributes, "start_unix_nano": start_ns, "end_unix_nano": end_ns,
+        "duration_s": round((end_ns - start_ns) / 1e9, 6), "status": "error" if error else "ok",
+        **({"error": error} if error else {}), "span_events": [],
+    }
+
+
+def main() -> int:
+    start_ns = time.time_ns()
+    install_tensorflow_stub()
+    error = None
+    code = 0
+    try:
+        from dlio_benchmark.main import main as dlio_main
+
+        sys.argv[0] = "dlio_benchmark"
+        dlio_main()
+    except SystemExit as exc:  # hydra exits with a code on bad configuration
+        code = exc.code if isinstance(exc.code, int) else 1
+        error = f"exit code {code}" if code else None
+    except BaseException as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        folder, parent = os.environ.get("MLPSTORAGE_RANK_EVENTS"), os.environ.get("TRACEPARENT", "")
+        event = rank_span_event(parent, _rank(), start_ns, time.time_ns(), error) if folder else None
+        if event is not None:
+            with open(os.path.join(folder, f"rank-{_rank()}.json"), "w") as handle:
+                json.dump(event, handle)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
