@@ -124,6 +124,7 @@ class _CountingExporter(SpanExporter):
         self.failed_spans = 0
         self.sent_spans = 0
         self._lock = threading.Lock()
+        self._shut_down = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -138,6 +139,10 @@ class _CountingExporter(SpanExporter):
         return result
 
     def shutdown(self) -> None:
+        with self._lock:  # once: close() may stop the exporter before the processor's shutdown does
+            if self._shut_down:
+                return
+            self._shut_down = True
         self._inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -191,13 +196,14 @@ class OtlpRenderer:
         if flushed:
             self._processor.shutdown()
         else:
-            # Give up: stopping the exporter aborts its retries and refuses further batches; the
-            # request still in flight is left to its daemon thread, which dies with the process.
-            # (The processor's own shutdown would join its worker, which waits for that request.)
+            # Give up: stopping the exporter aborts its retries and refuses further batches. The
+            # processor's shutdown joins its worker, which waits for the request still in flight,
+            # so it runs in the background; both threads end when that request does.
             try:
                 self._exporter.shutdown()
             except Exception:
                 pass
+            threading.Thread(target=self._processor.shutdown, name="mlpstorage-otlp-shutdown", daemon=True).start()
         lost = self._pending - self._exporter.sent_spans
         if lost > 0 or not flushed:
             self._warn(f"OTLP export to {self._description} failed: {lost} of {self._pending} spans not delivered")

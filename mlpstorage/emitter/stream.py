@@ -19,6 +19,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Status, StatusCode
 
 from .. import __version__
@@ -60,7 +61,10 @@ class Emitter:
         self._stage: trace.Span | None = None
         self._run: trace.Span | None = None
         self._stage_durations: dict[str, float] = {}
-        self._provider = TracerProvider(resource=Resource.create({"service.name": "mlpstorage"}))
+        # These spans are the event stream itself, not optional telemetry: record every one
+        # whatever OTEL_SDK_DISABLED or OTEL_TRACES_SAMPLER say (they govern the OTLP export).
+        self._provider = TracerProvider(resource=Resource.create({"service.name": "mlpstorage"}), sampler=ALWAYS_ON)
+        self._provider._disabled = False  # read from OTEL_SDK_DISABLED; the SDK has no public override
         self._provider.add_span_processor(SpanEvents(self._emit_span_event))
         for processor in span_processors:
             self._provider.add_span_processor(processor)

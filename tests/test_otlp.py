@@ -1,0 +1,523 @@
+"""Real OTLP export: the CLI (in a subprocess) sends spans to oteltest's in-process sinks.
+
+Nothing here mocks the exporter: every test runs `python -m mlpstorage` with the standard
+OTEL_* environment and reads back the ExportTraceServiceRequests the sink received, over
+OTLP/HTTP (protobuf) and OTLP/gRPC. Everything is sent to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from oteltest.sink import GrpcSink, HttpSink
+from oteltest.sink.handler import AccumulatingHandler
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ["Validating environment", "Collecting cluster info", "Running benchmark", "Processing results"]
+RUN_NAME = "mlpstorage exec run"
+SPINNER = "Collecting cluster info (1 host)..."
+STATUS_OK = 1  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_OK
+STATUS_ERROR = 2  # STATUS_CODE_ERROR
+SECRET = "SECRET123"
+DEAD_ENDPOINT_BUDGET_S = 15.0
+
+_log = logging.getLogger("oteltest-sink")
+
+
+# ----- helpers -------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The test process's environment without any OTEL_* or display settings, plus `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OTEL_") and k not in ("MLPSTORAGE_RENDER", "TTY_INTERACTIVE", "FORCE_COLOR")
+    }
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlpstorage", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL,
+    )
+    return proc, time.monotonic() - started
+
+
+def exec_args(results_dir: Path, code: str = "print('hi')", render: str = "plain,otlp") -> list[str]:
+    return ["exec", "--render", render, "--results-dir", str(results_dir), "--skip-timeseries", "--",
+            sys.executable, "-c", code]
+
+
+def events_file(results_dir: Path) -> Path:
+    files = list(results_dir.glob("exec/*/run/*/events.jsonl"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def read_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def any_value(value):
+    """An OTLP AnyValue as a Python value."""
+    which = value.WhichOneof("value")
+    if which == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if which is None:
+        return None
+    return getattr(value, which)
+
+
+def attributes(kvs) -> dict:
+    return {kv.key: any_value(kv.value) for kv in kvs}
+
+
+@dataclass
+class Exported:
+    name: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    start: int
+    end: int
+    status_code: int
+    status_message: str
+    attributes: dict
+    resource: dict
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Sink:
+    protocol: str  # "http" or "grpc"
+    port: int
+    handler: AccumulatingHandler
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=self.endpoint)
+        if self.protocol == "grpc":
+            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+        env.update(extra)
+        return env
+
+    @property
+    def requests(self):
+        return list(self.handler.telemetry.trace_requests)
+
+    def spans(self) -> list[Exported]:
+        found = []
+        for request in self.requests:
+            for resource_spans in request.pbreq.resource_spans:
+                resource = attributes(resource_spans.resource.attributes)
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        found.append(Exported(
+                            name=span.name,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            start=span.start_time_unix_nano,
+                            end=span.end_time_unix_nano,
+                            status_code=span.status.code,
+                            status_message=span.status.message,
+                            attributes=attributes(span.attributes),
+                            resource=resource,
+                            events=[e.name for e in span.events],
+                        ))
+        return found
+
+
+def _start_http(port: int, handler: AccumulatingHandler) -> HttpSink | None:
+    sink = HttpSink(handler, _log, port=port)
+    sink.start()
+    deadline = time.monotonic() + 5
+    while sink.httpd is None and sink.svr_thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if sink.httpd is None:  # the port was taken between free_port() and bind: try another
+        return None
+    return sink
+
+
+def _start_grpc(port: int, handler: AccumulatingHandler) -> GrpcSink | None:
+    try:
+        sink = GrpcSink(handler, _log, port=port)
+    except RuntimeError:  # grpc refuses a port it cannot bind
+        return None
+    sink.start()
+    return sink
+
+
+def start_sink(protocol: str):
+    for _ in range(5):
+        port = free_port()
+        handler = AccumulatingHandler()
+        server = (_start_http if protocol == "http" else _start_grpc)(port, handler)
+        if server is not None:
+            return server, Sink(protocol, port, handler)
+    raise RuntimeError(f"could not start an OTLP {protocol} sink")
+
+
+@pytest.fixture(params=["http", "grpc"])
+def sink(request):
+    server, info = start_sink(request.param)
+    try:
+        yield info
+    finally:
+        server.stop()
+
+
+def by_name(spans: list[Exported]) -> dict[str, list[Exported]]:
+    names: dict[str, list[Exported]] = {}
+    for span in spans:
+        names.setdefault(span.name, []).append(span)
+    return names
+
+
+def only(spans: list[Exported], name: str) -> Exported:
+    matches = [s for s in spans if s.name == name]
+    assert len(matches) == 1, f"{name!r}: {[s.name for s in spans]}"
+    return matches[0]
+
+
+def warning_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "warning" in line.lower() or "otlp" in line.lower()]
+
+
+# ----- 1. the span tree, over HTTP and gRPC ------------------------------------------------------
+def test_run_exports_span_tree(sink, tmp_path):
+    proc, _ = run_cli(exec_args(tmp_path), sink.env())
+    assert proc.returncode == 0, proc.stderr
+    assert "hi" in proc.stderr.splitlines()  # the plain renderer passes program output through
+    assert warning_lines(proc.stderr) == [], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    spans = sink.spans()
+    assert len(spans) == 7, [s.name for s in spans]
+    assert len({s.span_id for s in spans}) == 7, "a span was exported twice"
+
+    run = only(spans, RUN_NAME)
+    assert run.parent_span_id == ""
+    assert run.attributes["mlpstorage.kind"] == "run"
+
+    stages = [only(spans, name) for name in STAGES]
+    for index, stage in enumerate(stages, start=1):
+        assert stage.parent_span_id == run.span_id, stage.name
+        assert stage.attributes["mlpstorage.kind"] == "stage"
+        assert stage.attributes["mlpstorage.stage.index"] == index
+        assert stage.attributes["mlpstorage.stage.count"] == 4
+    for earlier, later in zip(stages, stages[1:]):
+        assert earlier.end <= later.start, (earlier.name, later.name)
+
+    spinners = by_name(spans)[SPINNER]
+    assert len(spinners) == 2
+    stage_ids = {s.span_id: s for s in stages}
+    for spinner in spinners:
+        assert spinner.attributes["mlpstorage.kind"] == "spinner"
+        assert spinner.parent_span_id in stage_ids
+        parent = stage_ids[spinner.parent_span_id]
+        assert parent.start <= spinner.start and spinner.end <= parent.end
+    # one when the cluster info is collected at the start, one for the end of the run
+    assert sorted(stage_ids[s.parent_span_id].name for s in spinners) == ["Collecting cluster info", "Processing results"]
+
+    assert {s.trace_id for s in spans} == {run.trace_id}
+    assert run.trace_id != "0" * 32
+    for span in spans:
+        assert span.end - span.start > 0, span.name
+        assert span.status_code == STATUS_OK, (span.name, span.status_code)
+        assert run.start <= span.start and span.end <= run.end, span.name
+
+    resource = run.resource
+    assert all(s.resource == resource for s in spans)
+    assert resource["service.name"] == "mlpstorage"
+    assert resource["mlpstorage.benchmark"] == "exec"
+    assert resource["mlpstorage.command"] == "run"
+    assert resource["mlpstorage.model"] == Path(sys.executable).name
+    assert resource["mlpstorage.hosts"] == ["localhost"]
+    assert resource["mlpstorage.run_id"].startswith(f"exec-{Path(sys.executable).name}-run-")
+    assert "mlpstorage.kind" not in resource
+
+    # The exported trace is the one the run recorded: same trace id, span ids and times.
+    events = read_events(events_file(tmp_path))
+    assert {e["trace_id"] for e in events if "trace_id" in e} == {run.trace_id}
+    finished = {e["span_id"]: e for e in events if e["type"].endswith(".finished")}
+    assert set(finished) == {s.span_id for s in spans}
+    for span in spans:
+        event = finished[span.span_id]
+        assert (event["name"], event["start_unix_nano"], event["end_unix_nano"]) == (span.name, span.start, span.end)
+        assert (event["parent_span_id"] or "") == span.parent_span_id
+    run_started = next(e for e in events if e["type"] == "run.started")
+    assert run_started["attributes"]["mlpstorage.run_id"] == resource["mlpstorage.run_id"]
+
+    if sink.protocol == "http":  # uncompressed protobuf, as the HTTP sink needs
+        headers = {k.lower(): v for k, v in sink.requests[0].headers.items()}
+        assert headers["content-type"] == "application/x-protobuf"
+        assert "content-encoding" not in headers
+
+
+# ----- 2. a failing program ----------------------------------------------------------------------
+def test_failing_program_exports_error_status(sink, tmp_path):
+    proc, _ = run_cli(exec_args(tmp_path, "import sys; sys.exit(3)"), sink.env())
+    assert proc.returncode == 1, proc.stderr
+    assert "exited with code 3" in proc.stderr
+
+    spans = sink.spans()
+    run = only(spans, RUN_NAME)
+    running = only(spans, "Running benchmark")
+    assert running.parent_span_id == run.span_id
+    for span in (running, run):
+        assert span.status_code == STATUS_ERROR, span.name
+        assert "exited with code 3" in span.status_message
+        assert "exception" in span.events
+    for name in ("Validating environment", "Collecting cluster info"):
+        assert only(spans, name).status_code == STATUS_OK
+    assert not [s for s in spans if s.name == "Processing results"]
+    assert {s.trace_id for s in spans} == {run.trace_id}
+    assert warning_lines(proc.stderr) == [], proc.stderr
+
+
+# ----- 3. the standard OTEL_* resource and on/off switches --------------------------------------
+def test_service_name_and_resource_attributes_are_honoured(sink, tmp_path):
+    env = sink.env(OTEL_SERVICE_NAME="custom", OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test")
+    proc, _ = run_cli(exec_args(tmp_path), env)
+    assert proc.returncode == 0, proc.stderr
+    spans = sink.spans()
+    assert len(spans) == 7
+    for span in spans:
+        assert span.resource["service.name"] == "custom"
+        assert span.resource["deployment.environment"] == "test"
+        assert span.resource["mlpstorage.benchmark"] == "exec"
+
+
+@pytest.mark.parametrize("render", ["plain,otlp", "auto"])
+def test_sdk_disabled_exports_nothing(sink, tmp_path, render):
+    proc, _ = run_cli(exec_args(tmp_path, render=render), sink.env(OTEL_SDK_DISABLED="true"))
+    assert proc.returncode == 0, proc.stderr
+    assert "[4/4 Processing results] done" in proc.stderr  # the plain renderer still ran
+    assert warning_lines(proc.stderr) == [], proc.stderr
+    assert sink.requests == []
+    events_file(tmp_path)  # the run's own record is kept regardless
+
+
+def test_auto_picks_otlp_only_when_configured_and_enabled(sink, tmp_path, monkeypatch):
+    from renderers import resolve
+
+    for key in [k for k in os.environ if k.startswith("OTEL_")]:
+        monkeypatch.delenv(key)
+    assert resolve("auto", interactive=False) == ["plain"]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint)
+    assert resolve("auto", interactive=False) == ["plain", "otlp"]
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert resolve("auto", interactive=False) == ["plain"]
+
+    # And for real: --render auto with an endpoint (and the SDK enabled) exports the run.
+    proc, _ = run_cli(exec_args(tmp_path, render="auto"), sink.env())
+    assert proc.returncode == 0, proc.stderr
+    assert len(sink.spans()) == 7
+
+
+# ----- 4. a dead endpoint never holds the run up -------------------------------------------------
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("timeout", [None, "1"], ids=["default-timeout", "timeout-1s"])
+def test_dead_endpoint_warns_once_and_finishes(tmp_path, protocol, timeout):
+    port = free_port()  # nothing listens here
+    env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}")
+    if protocol == "grpc":
+        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+    if timeout:
+        env["OTEL_EXPORTER_OTLP_TIMEOUT"] = timeout
+    proc, elapsed = run_cli(exec_args(tmp_path), env, timeout=60)
+    print(f"\ndead endpoint ({protocol}, OTEL_EXPORTER_OTLP_TIMEOUT={timeout or 'unset'}): {elapsed:.2f} s")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "hi" in proc.stderr.splitlines()  # the plain renderer passes program output through
+    assert "Traceback" not in proc.stderr
+    warnings = warning_lines(proc.stderr)
+    assert len(warnings) == 1, proc.stderr
+    assert warnings[0].startswith("mlpstorage: warning: OTLP export to ")
+    assert f"127.0.0.1:{port}" in warnings[0]
+    assert "7 of 7 spans not delivered" in warnings[0]
+    assert elapsed < DEAD_ENDPOINT_BUDGET_S
+    if timeout:
+        assert elapsed < 6.0
+    events_file(tmp_path)  # the run itself completed and kept its record
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_silent_endpoint_is_bounded_by_the_timeout(tmp_path, protocol):
+    """A listener that accepts connections and never answers (a hung collector)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_EXPORTER_OTLP_TIMEOUT="1")
+        if protocol == "grpc":
+            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+        proc, elapsed = run_cli(exec_args(tmp_path), env, timeout=60)
+    print(f"\nsilent endpoint ({protocol}, OTEL_EXPORTER_OTLP_TIMEOUT=1): {elapsed:.2f} s")
+    assert proc.returncode == 0, proc.stderr
+    warnings = warning_lines(proc.stderr)
+    assert len(warnings) == 1 and "OTLP export to" in warnings[0], proc.stderr
+    assert elapsed < 6.0
+
+
+def test_close_is_bounded_even_when_the_exporter_is_not(tmp_path):
+    """BatchSpanProcessor.force_flush ignores its timeout; the renderer's close must not.
+
+    A real OTLP/HTTP exporter with a 4 s timeout against a silent listener, and a renderer
+    allowed 1 s at close: close returns after ~1 s with one warning."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from renderers.otlp import OtlpRenderer
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/v1/traces"
+        warnings: list[str] = []
+        renderer = OtlpRenderer(OTLPSpanExporter(endpoint=endpoint, timeout=4), "http/protobuf test",
+                                warn=warnings.append, flush_timeout_s=1.0)
+        now = time.time_ns()
+        renderer.handle({"type": "task.finished", "name": "t", "trace_id": "1" * 32, "span_id": "2" * 16,
+                         "parent_span_id": None, "start_unix_nano": now - 1000, "end_unix_nano": now,
+                         "attributes": {}, "status": "ok"})
+        started = time.monotonic()
+        renderer.close()
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"close took {elapsed:.2f} s"
+    assert warnings == ["OTLP export to http/protobuf test failed: 1 of 1 spans not delivered"]
+    # The request left in flight ends with the listener, and the threads close() left behind with it.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(t.name.startswith("mlpstorage-otlp") for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("mlpstorage-otlp")]
+
+
+def test_bad_timeout_is_one_usage_error(tmp_path):
+    env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}", OTEL_EXPORTER_OTLP_TIMEOUT="abc")
+    proc, _ = run_cli(exec_args(tmp_path), env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "mlpstorage: error: OTEL_EXPORTER_OTLP_TIMEOUT='abc' is not a positive number of seconds"
+
+
+# ----- 5. replay of a recorded run ---------------------------------------------------------------
+def record(tmp_path: Path) -> Path:
+    proc, _ = run_cli(exec_args(tmp_path / "results", render="none"), base_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    return events_file(tmp_path / "results")
+
+
+def test_replay_exports_original_ids_and_times(sink, tmp_path):
+    recorded = record(tmp_path)
+    assert sink.requests == []  # recording sent nothing
+    events = read_events(recorded)
+    finished = {e["span_id"]: e for e in events if e["type"].endswith(".finished")}
+    trace_ids = {e["trace_id"] for e in events if "trace_id" in e}
+    assert len(trace_ids) == 1
+
+    proc, _ = run_cli(["events", "replay", str(recorded), "--render", "otlp"], sink.env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == ""
+
+    spans = sink.spans()
+    assert {s.span_id for s in spans} == set(finished)
+    assert {s.trace_id for s in spans} == trace_ids
+    for span in spans:
+        event = finished[span.span_id]
+        assert span.name == event["name"]
+        assert span.start == event["start_unix_nano"]
+        assert span.end == event["end_unix_nano"]
+        assert span.parent_span_id == (event["parent_span_id"] or "")
+        assert span.status_code == STATUS_OK
+    run = only(spans, RUN_NAME)
+    assert run.resource["mlpstorage.run_id"] == finished[run.span_id]["attributes"]["mlpstorage.run_id"]
+    assert run.resource["service.name"] == "mlpstorage"
+
+
+def test_replay_of_a_damaged_file_exports_the_rest(sink, tmp_path):
+    lines = record(tmp_path).read_text().splitlines()
+    garbage_at = len(lines) // 2  # 0-based index in the damaged file
+    damaged_lines = lines[:garbage_at] + ["this is not json {"] + lines[garbage_at:]
+    last = damaged_lines[-1]
+    assert json.loads(last)["type"] == "run.finished"
+    damaged_lines[-1] = last[: len(last) // 2]  # truncated mid-write, no newline
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("\n".join(damaged_lines))
+
+    proc, _ = run_cli(["events", "replay", str(damaged), "--render", "otlp"], sink.env())
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line]
+    assert len(warnings) == 2, proc.stderr
+    assert warnings[0].startswith(f"mlpstorage: warning: {damaged}:{garbage_at + 1}: ")
+    assert warnings[1].startswith(f"mlpstorage: warning: {damaged}:{len(damaged_lines)}: ")
+    assert all("not JSON" in w for w in warnings)
+
+    intact = [json.loads(line) for i, line in enumerate(damaged_lines[:-1]) if i != garbage_at]
+    expected = {e["span_id"]: e for e in intact if e["type"].endswith(".finished")}
+    spans = sink.spans()
+    assert {s.span_id for s in spans} == set(expected)
+    assert len(spans) == 6 and RUN_NAME not in {s.name for s in spans}  # only the run's end was lost
+    for span in spans:
+        assert (span.start, span.end) == (expected[span.span_id]["start_unix_nano"], expected[span.span_id]["end_unix_nano"])
+
+
+# ----- 6. secrets in OTEL_EXPORTER_OTLP_HEADERS ---------------------------------------------------
+def assert_no_secret(proc: subprocess.CompletedProcess, results_dir: Path) -> None:
+    assert SECRET not in proc.stdout
+    assert SECRET not in proc.stderr
+    for path in results_dir.rglob("*"):
+        if path.is_file():
+            assert SECRET not in path.read_text(errors="replace"), path
+
+
+def test_headers_are_sent_but_never_recorded(sink, tmp_path):
+    env = sink.env(OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{SECRET}")
+    proc, _ = run_cli(exec_args(tmp_path), env)
+    assert proc.returncode == 0, proc.stderr
+    assert SECRET not in events_file(tmp_path).read_text()
+    assert_no_secret(proc, tmp_path)
+
+    requests = sink.requests
+    assert requests
+    for request in requests:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        assert headers["authorization"] == f"Bearer {SECRET}"  # the header did reach the backend...
+        assert SECRET.encode() not in request.pbreq.SerializeToString()  # ...but no attribute holds it
+    for span in sink.spans():
+        assert SECRET not in json.dumps([span.attributes, span.resource, span.status_message])
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_headers_stay_secret_when_export_fails(tmp_path, protocol):
+    env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
+                   OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{SECRET}", OTEL_EXPORTER_OTLP_TIMEOUT="1")
+    if protocol == "grpc":
+        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+    proc, _ = run_cli(exec_args(tmp_path), env)
+    assert proc.returncode == 0, proc.stderr
+    assert len(warning_lines(proc.stderr)) == 1, proc.stderr
+    assert_no_secret(proc, tmp_path)
