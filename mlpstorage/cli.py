@@ -66,6 +66,24 @@ def _display_options() -> argparse.ArgumentParser:
     group.add_argument("--events-file", metavar="PATH", type=Path, help="also write the JSON lines event stream to PATH")
     group.add_argument("--heartbeat", metavar="SECONDS", type=_positive_float, default=30.0,
                        help="plain mode: print a 'still running' line at this interval while a stage runs (default 30)")
+    group.add_argument("--debug", "--verbose", dest="debug", action="store_true",
+                       help="also show debug messages (the exact commands run, for example)")
+    return parent
+
+
+def _dlio_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("DLIO and MPI")
+    group.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                       help="DLIO workload overrides, e.g. -p reader.batch_size=2 train.epochs=1")
+    group.add_argument("--what-if", action="store_true",
+                       help="print the exact command and the resolved configuration, run nothing")
+    group.add_argument("--mpi-bin", choices=["mpirun", "mpiexec"], default="mpirun", help="MPI launcher (default mpirun)")
+    group.add_argument("--oversubscribe", action="store_true", default=None,
+                       help="allow more ranks than cores (default: when the ranks outnumber this machine's cores)")
+    group.add_argument("--allow-run-as-root", action="store_true", default=None,
+                       help="let mpirun run as root (default: when running as root)")
+    group.add_argument("--map-by", choices=["node", "socket"], default="socket", help="rank placement (default socket)")
     return parent
 
 
@@ -111,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     exec_parser.add_argument("program_args", metavar="ARGS", nargs=argparse.REMAINDER, help="its arguments")
     exec_parser.set_defaults(handler=_cmd_exec)
 
+    _add_training(commands)
+    _add_checkpointing(commands)
+
     events = commands.add_parser("events", help="work with recorded event streams")
     events_commands = events.add_subparsers(dest="events_command", metavar="ACTION", parser_class=_Parser)
     events_commands.required = True
@@ -127,6 +148,81 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_training(commands) -> None:
+    from .workloads import ACCELERATORS, TRAINING_MODELS
+
+    training = commands.add_parser("training", help="MLPerf Storage training workloads (DLIO)",
+                                   description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
+                                   "(tensorflow). Typical order: datasize, datagen, run.")
+    actions = training.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+
+    def model_args(parser, *, accelerator=True):
+        parser.add_argument("--model", "-m", required=True, choices=TRAINING_MODELS, help="the workload")
+        if accelerator:
+            parser.add_argument("--accelerator-type", "-g", choices=ACCELERATORS, default="h100",
+                                help="simulated accelerator (default h100)")
+
+    datasize = actions.add_parser("datasize", parents=[_display_options()],
+                                  help="how many files a run needs, and the datagen command to make them",
+                                  description="Apply MLPerf Storage's data size rule: the data set must be 5x the "
+                                  "client memory and cover 500 steps of every accelerator.")
+    model_args(datasize)
+    datasize.add_argument("--max-accelerators", "-ma", type=_positive_int, required=True,
+                          help="the most accelerators you will simulate")
+    datasize.add_argument("--client-host-memory-in-gb", "-cm", type=_positive_float, required=True,
+                          help="memory per client host, GiB")
+    datasize.add_argument("--num-client-hosts", "-nc", type=_positive_int, default=1, help="client hosts (default 1)")
+    datasize.add_argument("--data-dir", "-dd", type=Path, default=Path("data"), help="for the datagen command shown")
+    datasize.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                          help="workload overrides, e.g. dataset.record_length=1048576")
+    datasize.set_defaults(handler=_cmd_datasize)
+
+    datagen = actions.add_parser("datagen", parents=[_run_options(), _dlio_options(), _display_options()],
+                                 help="generate the data set with DLIO")
+    model_args(datagen, accelerator=False)
+    datagen.add_argument("--data-dir", "-dd", type=Path, required=True, help="where the data set goes")
+    datagen.add_argument("--num-processes", "-np", type=_positive_int, default=1, help="MPI ranks (default 1)")
+    datagen.set_defaults(handler=_cmd_training, processes_flag="num_processes")
+
+    run = actions.add_parser("run", parents=[_run_options(), _dlio_options(), _display_options()],
+                             help="run the training benchmark with DLIO")
+    model_args(run)
+    run.add_argument("--data-dir", "-dd", type=Path, required=True, help="the generated data set")
+    run.add_argument("--num-accelerators", "-na", type=_positive_int, default=1,
+                     help="simulated accelerators = MPI ranks (default 1)")
+    run.add_argument("--loops", type=_positive_int, default=1, help="run the benchmark this many times (default 1)")
+    run.set_defaults(handler=_cmd_training, processes_flag="num_accelerators")
+
+    configview = actions.add_parser("configview", help="print the workload configuration DLIO would get")
+    model_args(configview)
+    configview.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[])
+    configview.add_argument("--datagen", action="store_true", help="the datagen workload instead of the run workload")
+    configview.set_defaults(handler=_cmd_configview)
+
+
+def _add_checkpointing(commands) -> None:
+    from .benchmarks.checkpointing import LLAMA3
+
+    checkpointing = commands.add_parser("checkpointing", help="MLPerf Storage checkpointing workloads (DLIO)")
+    actions = checkpointing.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    run = actions.add_parser(
+        "run", parents=[_run_options(), _dlio_options(), _display_options()],
+        help="write llama3 checkpoints with DLIO 2.0.0",
+        description="Write llama3 checkpoints (fp16 model + fp32 optimizer, ZeRO stage 3: every rank writes its "
+        "shard) at the end of each epoch of a minimal DLIO 2.0.0 training loop. Closed-division process counts: "
+        + ", ".join(f"{name} {arch.closed_processes}" for name, arch in LLAMA3.items()) + ".",
+    )
+    run.add_argument("--model", "-m", required=True, choices=list(LLAMA3), help="the model whose checkpoints are written")
+    run.add_argument("--num-processes", "-np", type=_positive_int, default=None,
+                     help="MPI ranks (default: the model's closed-division count)")
+    run.add_argument("--checkpoint-folder", "-cf", type=Path, default=None,
+                     help="where checkpoints are written: the storage under test (default: the run's results directory)")
+    run.add_argument("--num-checkpoints", type=_positive_int, default=10, help="checkpoints to write (default 10)")
+    run.set_defaults(handler=_cmd_checkpointing)
+
+
 # ----- renderer selection (the edge: nothing upstream knows which renderers run) ----------
 def _make_renderers(args, *, replaying: bool) -> list:
     from renderers import RenderOptions, RenderSpecError, create, resolve
@@ -141,6 +237,7 @@ def _make_renderers(args, *, replaying: bool) -> list:
     if "rich" in names and not interactive and not replaying:
         raise UsageError("--render rich needs an interactive terminal on stderr (use --render plain, or set TTY_INTERACTIVE=1)")
     options = RenderOptions(
+        show_debug=getattr(args, "debug", False),
         color=wants_color(sys.stderr),
         heartbeat_s=0 if replaying else args.heartbeat,
         live=not replaying,
@@ -197,6 +294,92 @@ def _cmd_exec(args) -> int:
     options = _run_options_from(args)
     with _telemetry(args) as emitter:
         ExecBenchmark(options, argv, emitter=emitter).run()
+    return 0
+
+
+def _dlio_options_from(args, processes: int):
+    from .benchmarks.dlio import DlioOptions
+    from .engines.mpi import MpiOptions
+    from .workloads import parse_params
+
+    return DlioOptions(
+        processes=processes,
+        accelerator=getattr(args, "accelerator_type", "h100"),
+        params=parse_params(args.params),
+        mpi=MpiOptions(mpi_bin=args.mpi_bin, oversubscribe=args.oversubscribe,
+                       allow_run_as_root=args.allow_run_as_root, map_by=args.map_by),
+    )
+
+
+def _what_if(benchmark) -> int:
+    import shlex
+
+    import yaml
+
+    print("# command")
+    print(shlex.join(benchmark.command_line()))
+    print("# resolved configuration (workload " + benchmark.workload + ")")
+    print(yaml.safe_dump(benchmark.config, sort_keys=False).rstrip())
+    return 0
+
+
+def _run_benchmarks(args, make) -> int:
+    """Runs make(emitter) --loops times (once unless asked), or prints it with --what-if."""
+    if args.what_if:
+        from .emitter import Emitter
+
+        return _what_if(make(Emitter()))
+    with _telemetry(args) as emitter:
+        for _ in range(getattr(args, "loops", 1)):
+            make(emitter).run()
+    return 0
+
+
+def _cmd_training(args) -> int:
+    from .benchmarks.training import TrainingBenchmark
+
+    options = _run_options_from(args)
+    dlio = _dlio_options_from(args, getattr(args, args.processes_flag))
+    return _run_benchmarks(args, lambda emitter: TrainingBenchmark(options, args.model, args.action, dlio,
+                                                                   args.data_dir, emitter=emitter))
+
+
+def _cmd_checkpointing(args) -> int:
+    from .benchmarks.checkpointing import LLAMA3, CheckpointingBenchmark
+
+    options = _run_options_from(args)
+    dlio = _dlio_options_from(args, args.num_processes or LLAMA3[args.model].closed_processes)
+    return _run_benchmarks(args, lambda emitter: CheckpointingBenchmark(
+        options, args.model, dlio, args.checkpoint_folder, args.num_checkpoints, emitter=emitter))
+
+
+def _cmd_configview(args) -> int:
+    import yaml
+
+    from .workloads import apply_params, load_workload, parse_params, workload_name
+
+    name = workload_name(args.model, "datagen" if args.datagen else "run", args.accelerator_type)
+    config = apply_params(load_workload(name), parse_params(args.params))
+    print(f"# workload {name}")
+    print(yaml.safe_dump(config, sort_keys=False).rstrip())
+    return 0
+
+
+def _cmd_datasize(args) -> int:
+    from .benchmarks.training import datagen_hint
+    from .workloads import apply_params, load_workload, parse_params, required_data_size, workload_name
+
+    params = parse_params(args.params)
+    config = apply_params(load_workload(workload_name(args.model, "run", args.accelerator_type)), params)
+    size = required_data_size(config, args.client_host_memory_in_gb, args.num_client_hosts, args.max_accelerators)
+    with _telemetry(args) as emitter:
+        emitter.info(f"{args.model}: {size.files_for_memory} files for 5x client memory, "
+                     f"{size.files_for_steps} files for 500 steps of {args.max_accelerators} accelerators")
+        emitter.result(f"Files needed: {size.files}", files=size.files)
+        emitter.result(f"Disk space needed: {size.total_gib:.2f} GiB", bytes=size.total_bytes)
+        hint = datagen_hint(args.model, args.data_dir, args.max_accelerators, size.files)
+        extra = "".join(f" {k}={v}" for k, v in params.items())
+        emitter.result(f"Next: {hint}{extra}")
     return 0
 
 

@@ -36,7 +36,8 @@ _COLORS = {"DEBUG": "2", "WARNING": "33", "ERROR": "31;1", "RESULT": "32;1", "ST
 
 
 class PlainRenderer:
-    def __init__(self, stream: IO[str], color: bool = False, heartbeat_s: float = 30.0, clock=time.time_ns):
+    def __init__(self, stream: IO[str], color: bool = False, heartbeat_s: float = 30.0, clock=time.time_ns,
+                 show_debug: bool = True):
         self._stream = stream
         self._color = color
         self._clock = clock
@@ -45,11 +46,13 @@ class PlainRenderer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._heartbeat_s = heartbeat_s
+        self._show_debug = show_debug
         self._heartbeat: threading.Thread | None = None
 
     @classmethod
     def from_options(cls, options) -> "PlainRenderer":
-        return cls(options.stream or sys.stderr, color=options.color, heartbeat_s=options.heartbeat_s)
+        return cls(options.stream or sys.stderr, color=options.color, heartbeat_s=options.heartbeat_s,
+                   show_debug=options.show_debug)
 
     # ----- events ----------------------------------------------------------------------
     def handle(self, event: dict) -> None:
@@ -75,6 +78,8 @@ class PlainRenderer:
         if kind == "output":
             return event["line"]
         if kind == "log":
+            if event["level"] == "debug" and not self._show_debug:
+                return None
             return self._format(event, event["level"], event["message"])
         if row is None:
             return None

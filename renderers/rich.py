@@ -42,11 +42,13 @@ def visible_text(line: str) -> Text:
 
 
 class RichRenderer:
-    def __init__(self, console: Console, live: bool = True, refresh_per_second: float = 4, clock_ns=time.time_ns):
+    def __init__(self, console: Console, live: bool = True, refresh_per_second: float = 4, clock_ns=time.time_ns,
+                 show_debug: bool = True):
         self._console = console
         self._board = Board()
         self._lock = threading.Lock()
         self._clock = clock_ns
+        self._show_debug = show_debug
         self._spinners: dict[str, Spinner] = {}
         self._live = (
             Live(
@@ -74,7 +76,7 @@ class RichRenderer:
             no_color=not options.color,
             highlight=False,
         )
-        return cls(console, live=options.live)
+        return cls(console, live=options.live, show_debug=options.show_debug)
 
     # ----- events ----------------------------------------------------------------------
     def handle(self, event: dict) -> None:
@@ -84,7 +86,8 @@ class RichRenderer:
         if kind == "output":
             self._print(visible_text(event["line"]))
         elif kind == "log":
-            self._print(self._log_text(event))
+            if event["level"] != "debug" or self._show_debug:
+                self._print(self._log_text(event))
         elif kind == "run.started":
             self._start_live()
         elif kind == "stage.started" and not self._live_started:

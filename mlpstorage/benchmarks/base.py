@@ -52,7 +52,8 @@ class Benchmark:
         self.model = model
         self.command = command
         self.emitter = emitter or current_emitter()
-        self.run_dir, self.run_datetime = new_run_dir(options.results_dir, self.BENCHMARK_TYPE, model, command)
+        self.run_dir, self.run_datetime = new_run_dir(Path(options.results_dir).absolute(), self.BENCHMARK_TYPE,
+                                                      model, command)
         self.run_id = f"{self.BENCHMARK_TYPE}-{model}-{command}-{self.run_datetime}"
         self.runtime: float | None = None
         self.cluster_info_start: dict | None = None

@@ -23,6 +23,7 @@ _EPOCH_END = re.compile(r"Ending epoch (\d+) - (\d+) steps completed in ([\d.]+)
 _CKPT_START = re.compile(r"Starting checkpoint (\d+) after total step (\d+) for epoch (\d+)")
 _CKPT_END = re.compile(r"Ending checkpoint (\d+) for epoch (\d+)")
 _GENERATING = re.compile(r"Generating \w+ Data: .*?([\d.]+)% (\d+) of (\d+)")
+_GENERATED = re.compile(r"\bGeneration done\b")
 
 RANK_MODULE = "mlpstorage.engines.dlio_rank"
 
@@ -73,6 +74,8 @@ class DlioProgress:
                 self._end_checkpoint()
             elif match := _GENERATING.search(text):
                 self._generating(int(match.group(2)), int(match.group(3)))
+            elif _GENERATED.search(text):
+                self._end_generation()
 
     def _end_epoch(self, attributes: dict | None = None, error: str | None = None) -> None:
         self._end_checkpoint(error=error)
@@ -92,13 +95,16 @@ class DlioProgress:
             self._generation = self._emitter.start_task("generating files", {"dlio.files": total})
         self._generation.set_attribute("dlio.files_done_rank0", done)
 
+    def _end_generation(self, error: str | None = None) -> None:
+        if self._generation is not None:
+            self._emitter.end_task(self._generation, error=error)
+            self._generation = None
+
     def close(self, error: str | None = None) -> None:
         """Ends whatever DLIO opened and never closed (a crash, an interrupt)."""
         with self._lock:
             self._end_epoch(error=error)
-            if self._generation is not None:
-                self._emitter.end_task(self._generation, error=error)
-                self._generation = None
+            self._end_generation(error=error)
 
 
 def read_summary(run_dir: Path) -> dict | None:

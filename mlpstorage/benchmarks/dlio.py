@@ -1,0 +1,147 @@
+"""What every DLIO-driven benchmark shares: validation, the mpirun launch with DLIO's output
+passed through, epochs and checkpoints as spans, and results from DLIO's summary."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engines.dlio import DlioProgress, adopt_rank_spans, dlio_program, read_summary
+from ..engines.mpi import MpiOptions, mpi_command
+from ..engines.process import run_command
+from ..errors import CommandFailed, ValidationError
+from ..hosts import parse_hosts
+from ..workloads import TENSORFLOW_MODELS, apply_params, load_workload
+from .base import Benchmark, RunOptions
+
+# Forwarded to every rank with -x: the trace context, where ranks leave their spans, and
+# dftracer switched off (on by default in 2.0.0, it prints and installs signal handlers).
+RANK_ENV = ("TRACEPARENT", "TRACESTATE", "MLPSTORAGE_RANK_EVENTS", "DFTRACER_ENABLE")
+
+
+@dataclass
+class DlioOptions:
+    processes: int = 1
+    accelerator: str = "h100"
+    params: dict[str, str] = field(default_factory=dict)
+    mpi: MpiOptions = field(default_factory=MpiOptions)
+
+
+class DlioBenchmark(Benchmark):
+    """A benchmark run by DLIO under MPI; subclasses choose the workload and the checks."""
+
+    def __init__(self, options: RunOptions, model: str, command: str, dlio: DlioOptions, emitter=None):
+        super().__init__(options, model, command, emitter=emitter)
+        self.dlio = dlio
+        self.hosts = parse_hosts(options.hosts)
+        self.workload = self.workload_name()
+        self.config = apply_params(load_workload(self.workload), self.overrides())
+        self.summary: dict | None = None
+        self.progress: DlioProgress | None = None
+        self.returncode: int | None = None
+
+    # ----- what runs ---------------------------------------------------------------------
+    def workload_name(self) -> str:
+        raise NotImplementedError
+
+    def forced_overrides(self) -> dict[str, object]:
+        """Keys mlpstorage always sets (paths DLIO would otherwise put in the working directory)."""
+        return {"checkpoint.checkpoint_folder": str(self.run_dir / "checkpoints")}
+
+    def overrides(self) -> dict[str, object]:
+        return {**self.forced_overrides(), **self.dlio.params}
+
+    def command_line(self) -> list[str]:
+        mpi = MpiOptions(**{**self.dlio.mpi.__dict__, "export_env": list(RANK_ENV)})
+        program = dlio_program(self.workload, self.run_dir, self.overrides())
+        return mpi_command(mpi, self.hosts, self.dlio.processes, program)
+
+    def run_attributes(self) -> dict:
+        return {**super().run_attributes(), "mlpstorage.workload": self.workload,
+                "mlpstorage.processes": self.dlio.processes}
+
+    def collection_method(self) -> str:
+        # auto means MPI for DLIO workloads once MPI collection exists; until then the base rule.
+        return super().collection_method()
+
+    # ----- validation --------------------------------------------------------------------
+    def _validate(self) -> None:
+        mpi_bin = self.dlio.mpi.mpi_bin
+        if shutil.which(mpi_bin) is None:
+            raise ValidationError(f"{mpi_bin} not found: install OpenMPI (apt-get install openmpi-bin)")
+        if importlib.util.find_spec("dlio_benchmark") is None:
+            raise ValidationError(f"DLIO is not installed for {sys.executable}: run scripts/setup.sh "
+                                  "(pip install --no-deps dlio-benchmark==2.0.0)")
+        if self.model in TENSORFLOW_MODELS and importlib.util.find_spec("tensorflow") is None:
+            raise ValidationError(f"{self.model} reads tfrecord files through tensorflow: pip install tensorflow-cpu")
+        self._validate_data()
+
+    def _validate_data(self) -> None:
+        """Subclasses check the data directory."""
+
+    # ----- running -----------------------------------------------------------------------
+    def _run(self) -> None:
+        ranks = self.run_dir / "ranks"
+        ranks.mkdir(exist_ok=True)
+        env = {**os.environ, "TRACESTATE": "", **self.emitter.trace_environment(),
+               "MLPSTORAGE_RANK_EVENTS": str(ranks), "DFTRACER_ENABLE": os.environ.get("DFTRACER_ENABLE", "0")}
+        argv = self.command_line()
+        self.emitter.status(f"Running DLIO {self.workload} with {self.dlio.processes} processes on "
+                            f"{len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}")
+        self.emitter.debug("command: " + " ".join(argv))
+        self.progress = DlioProgress(self.emitter, self.config.get("train", {}).get("epochs"))
+        error = None
+        try:
+            self.returncode = run_command(argv, emitter=self.emitter, log_dir=self.run_dir, env=env,
+                                          observer=self.progress.observe, source="dlio")
+            if self.returncode != 0:
+                error = f"{argv[0]} exited with code {self.returncode}"
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise
+        finally:
+            self.progress.close(error)
+            adopt_rank_spans(self.emitter, ranks)
+        if self.returncode != 0:
+            raise CommandFailed(argv[0], self.returncode)
+
+    # ----- results -----------------------------------------------------------------------
+    def metrics(self) -> dict:
+        """Headline metrics from DLIO's summary.json (empty when DLIO wrote none)."""
+        return {}
+
+    def _process_results(self) -> None:
+        self.summary = read_summary(self.run_dir)
+        metrics = self.metrics()
+        if metrics:
+            self.emitter.set_run_attributes({f"mlpstorage.metric.{k}": v for k, v in metrics.items()
+                                             if isinstance(v, (int, float, str, bool))})
+        super()._process_results()
+        self.report(metrics)
+
+    def report(self, metrics: dict) -> None:
+        """RESULT lines for the headline metrics."""
+
+    def metadata(self) -> dict:
+        return {
+            **super().metadata(),
+            "arguments": {"processes": self.dlio.processes, "accelerator": self.dlio.accelerator,
+                          "params": self.dlio.params, "hosts": [str(h) for h in self.hosts]},
+            "workload": self.workload,
+            "resolved_parameters": self.config,
+            "executed_command": self.command_line(),
+            "returncode": self.returncode,
+            "metrics": self.metrics(),
+            "dlio_summary": self.summary,
+        }
+
+
+def count_files(folder: Path, suffix: str) -> int:
+    try:
+        return sum(1 for entry in os.scandir(folder) if entry.is_file() and entry.name.endswith(suffix))
+    except OSError:
+        return 0

@@ -1,0 +1,74 @@
+"""`mlpstorage training datagen|run`: the MLPerf Storage training workloads under DLIO."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ValidationError
+from ..workloads import workload_name
+from .base import RunOptions
+from .dlio import DlioBenchmark, DlioOptions, count_files
+
+
+def datagen_hint(model: str, data_dir: Path, processes: int, files: int) -> str:
+    return (f"mlpstorage training datagen --model {model} --data-dir {data_dir} --num-processes {processes} "
+            f"--params dataset.num_files_train={files}")
+
+
+class TrainingBenchmark(DlioBenchmark):
+    BENCHMARK_TYPE = "training"
+
+    def __init__(self, options: RunOptions, model: str, command: str, dlio: DlioOptions, data_dir: Path, emitter=None):
+        self.data_dir = Path(data_dir).absolute()
+        super().__init__(options, model, command, dlio, emitter=emitter)
+
+    def workload_name(self) -> str:
+        return workload_name(self.model, self.command, self.dlio.accelerator)
+
+    def forced_overrides(self) -> dict[str, object]:
+        return {**super().forced_overrides(), "dataset.data_folder": str(self.data_dir)}
+
+    def _validate_data(self) -> None:
+        dataset = self.config["dataset"]
+        needed = int(dataset["num_files_train"])
+        if self.command == "datagen":
+            existing = self.data_dir
+            while not existing.exists():
+                existing = existing.parent
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise ValidationError(f"data directory {self.data_dir} cannot be created ({existing} is not writable)")
+            return
+        hint = datagen_hint(self.model, self.data_dir, self.dlio.processes, needed)
+        train = self.data_dir / "train"
+        if not train.is_dir():
+            raise ValidationError(f"no training data in {self.data_dir} (no train/ folder); generate it with: {hint}")
+        found = count_files(train, f".{dataset['format']}")
+        if found < needed:
+            raise ValidationError(f"{train} holds {found} {dataset['format']} files but the run needs {needed}; "
+                                  f"generate them with: {hint}")
+        if not (self.data_dir / "valid").is_dir():
+            raise ValidationError(f"{self.data_dir} has no valid/ folder (DLIO needs one); generate the data with: {hint}")
+
+    def metrics(self) -> dict:
+        metric = (self.summary or {}).get("metric", {})
+        keys = ("train_au_mean_percentage", "train_au_meet_expectation", "train_throughput_mean_samples_per_second",
+                "train_io_mean_MB_per_second")
+        found = {key: metric[key] for key in keys if key in metric}
+        if found and self.summary:
+            found["num_accelerators"] = self.summary.get("num_accelerators")
+        return found
+
+    def report(self, metrics: dict) -> None:
+        if self.command == "datagen":
+            files = count_files(self.data_dir / "train", f".{self.config['dataset']['format']}")
+            self.emitter.result(f"{files} training files in {self.data_dir / 'train'}")
+            return
+        if not metrics:
+            self.emitter.warning(f"DLIO wrote no summary.json in {self.run_dir}")
+            return
+        expected = self.config.get("metric", {}).get("au")
+        target = f" (target {expected * 100:.0f}%: {metrics.get('train_au_meet_expectation', '?')})" if expected else ""
+        self.emitter.result(f"Training AU: {metrics['train_au_mean_percentage']:.2f}%{target}")
+        self.emitter.result(f"Training throughput: {metrics['train_throughput_mean_samples_per_second']:.2f} samples/s, "
+                            f"{metrics['train_io_mean_MB_per_second']:.2f} MB/s")
