@@ -8,19 +8,16 @@ OTLP/HTTP (protobuf) and OTLP/gRPC. Everything is sent to 127.0.0.1 only.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from oteltest.sink import GrpcSink, HttpSink
-from oteltest.sink.handler import AccumulatingHandler
+from otlp_sink import base_env, by_name, free_port, only, start_sink
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["Validating environment", "Collecting cluster info", "Running benchmark", "Processing results"]
@@ -31,27 +28,7 @@ STATUS_ERROR = 2  # STATUS_CODE_ERROR
 SECRET = "SECRET123"
 DEAD_ENDPOINT_BUDGET_S = 15.0
 
-_log = logging.getLogger("oteltest-sink")
-
-
 # ----- helpers -------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without any OTEL_* or display settings, plus `extra`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("OTEL_") and k not in ("MLPSTORAGE_RENDER", "TTY_INTERACTIVE", "FORCE_COLOR")
-    }
-    env.update(extra)
-    return env
-
-
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
     proc = subprocess.run(
@@ -76,111 +53,6 @@ def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def any_value(value):
-    """An OTLP AnyValue as a Python value."""
-    which = value.WhichOneof("value")
-    if which == "array_value":
-        return [any_value(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
-    if which is None:
-        return None
-    return getattr(value, which)
-
-
-def attributes(kvs) -> dict:
-    return {kv.key: any_value(kv.value) for kv in kvs}
-
-
-@dataclass
-class Exported:
-    name: str
-    trace_id: str
-    span_id: str
-    parent_span_id: str
-    start: int
-    end: int
-    status_code: int
-    status_message: str
-    attributes: dict
-    resource: dict
-    events: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Sink:
-    protocol: str  # "http" or "grpc"
-    port: int
-    handler: AccumulatingHandler
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=self.endpoint)
-        if self.protocol == "grpc":
-            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
-        env.update(extra)
-        return env
-
-    @property
-    def requests(self):
-        return list(self.handler.telemetry.trace_requests)
-
-    def spans(self) -> list[Exported]:
-        found = []
-        for request in self.requests:
-            for resource_spans in request.pbreq.resource_spans:
-                resource = attributes(resource_spans.resource.attributes)
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        found.append(Exported(
-                            name=span.name,
-                            trace_id=span.trace_id.hex(),
-                            span_id=span.span_id.hex(),
-                            parent_span_id=span.parent_span_id.hex(),
-                            start=span.start_time_unix_nano,
-                            end=span.end_time_unix_nano,
-                            status_code=span.status.code,
-                            status_message=span.status.message,
-                            attributes=attributes(span.attributes),
-                            resource=resource,
-                            events=[e.name for e in span.events],
-                        ))
-        return found
-
-
-def _start_http(port: int, handler: AccumulatingHandler) -> HttpSink | None:
-    sink = HttpSink(handler, _log, port=port)
-    sink.start()
-    deadline = time.monotonic() + 5
-    while sink.httpd is None and sink.svr_thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if sink.httpd is None:  # the port was taken between free_port() and bind: try another
-        return None
-    return sink
-
-
-def _start_grpc(port: int, handler: AccumulatingHandler) -> GrpcSink | None:
-    try:
-        sink = GrpcSink(handler, _log, port=port)
-    except RuntimeError:  # grpc refuses a port it cannot bind
-        return None
-    sink.start()
-    return sink
-
-
-def start_sink(protocol: str):
-    for _ in range(5):
-        port = free_port()
-        handler = AccumulatingHandler()
-        server = (_start_http if protocol == "http" else _start_grpc)(port, handler)
-        if server is not None:
-            return server, Sink(protocol, port, handler)
-    raise RuntimeError(f"could not start an OTLP {protocol} sink")
-
-
 @pytest.fixture(params=["http", "grpc"])
 def sink(request):
     server, info = start_sink(request.param)
@@ -188,19 +60,6 @@ def sink(request):
         yield info
     finally:
         server.stop()
-
-
-def by_name(spans: list[Exported]) -> dict[str, list[Exported]]:
-    names: dict[str, list[Exported]] = {}
-    for span in spans:
-        names.setdefault(span.name, []).append(span)
-    return names
-
-
-def only(spans: list[Exported], name: str) -> Exported:
-    matches = [s for s in spans if s.name == name]
-    assert len(matches) == 1, f"{name!r}: {[s.name for s in spans]}"
-    return matches[0]
 
 
 def warning_lines(stderr: str) -> list[str]:
