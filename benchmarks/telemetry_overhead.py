@@ -12,7 +12,6 @@ figures move with the machine).
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import statistics
 import subprocess

@@ -10,6 +10,7 @@ and no text ever glues onto a frame. When the run ends the display is removed an
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import threading
 import time
@@ -33,6 +34,22 @@ _LEVEL_STYLES = {
     "error": "bold red",
     "result": "bold green",
 }
+
+
+# What an interrupted run's spans end with (Ctrl-C, SIGTERM): shown as interrupted, not failed.
+_INTERRUPTS = ("KeyboardInterrupt", "Terminated")
+
+
+def _interrupted(row: SpanRow) -> bool:
+    return row.status == "error" and (row.error or "").startswith(_INTERRUPTS)
+
+
+def _status_text(row: SpanRow) -> Text:
+    if row.status == "ok":
+        return Text("ok", "green")
+    if row.status is None or _interrupted(row):
+        return Text("interrupted", "yellow")
+    return Text("failed", "bold red")
 
 
 def visible_text(line: str) -> Text:
@@ -64,6 +81,7 @@ class RichRenderer:
         )
         self._live_started = False
         self._summarised = False
+        self._saved_tty = None  # (fd, termios attributes) while echo is off
         self._queue: list[Text] = []
         self._queue_lock = threading.Lock()
         self._printer_stop = threading.Event()
@@ -127,6 +145,7 @@ class RichRenderer:
     def _start_live(self) -> None:
         if self._live is not None and not self._live_started:
             self._live_started = True
+            self._echo_off()
             self._live.start()
             self._printer_stop.clear()
             self._printer = threading.Thread(target=self._print_loop, name="rich-printer", daemon=True)
@@ -139,9 +158,42 @@ class RichRenderer:
             self._flush_queue()
             self._live_started = False
             self._live.stop()  # transient: the display is erased and the cursor shown again
+            self._echo_restore()
         if not self._summarised and self._board.stages:
             self._summarised = True
             self._console.print(self.summary())
+
+    def _echo_off(self) -> None:
+        """While the display is live the terminal must not echo keys: an echoed Enter, or the
+        '^C' of Ctrl-C at the end of a full-width row, moves the cursor down a row; Rich then
+        redraws one row too low and a frozen copy of the display stays on screen. Only in the
+        foreground: tcsetattr from a background process group stops it with SIGTTOU."""
+        try:
+            import termios
+
+            fd = self._console.file.fileno()
+            if not os.isatty(fd) or os.tcgetpgrp(fd) != os.getpgrp():
+                return
+            saved = termios.tcgetattr(fd)
+            quiet = termios.tcgetattr(fd)
+            quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+            termios.tcsetattr(fd, termios.TCSANOW, quiet)
+            self._saved_tty = (fd, saved)
+        except Exception:  # no termios (Windows), no fileno (StringIO), not a terminal
+            self._saved_tty = None
+
+    def _echo_restore(self) -> None:
+        saved, self._saved_tty = self._saved_tty, None
+        if saved is None:
+            return
+        try:
+            import termios
+
+            fd, attrs = saved
+            if os.tcgetpgrp(fd) == os.getpgrp():
+                termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        except Exception:
+            pass
 
     # ----- what is drawn ---------------------------------------------------------------
     def __rich__(self):
@@ -152,18 +204,22 @@ class RichRenderer:
         with self._lock:
             stage = self._board.current_stage
             rows = list(self._board.open_rows.values())
+        # Below 80 columns the bars go: the stage name matters more.
+        bar_width = 30 if self._console.width >= 80 else 0
         grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(width=30)
+        if bar_width:
+            grid.add_column(width=bar_width)
         grid.add_column(justify="right", width=8)
         if stage is not None:
             title = Text.assemble(
                 (f"Stage {stage.stage_index}/{stage.stage_count}", "bold cyan"), "  ", (stage.name, "bold")
             )
             bar = ProgressBar(total=stage.stage_count, completed=stage.stage_index - 1, width=30)
-            grid.add_row(title, bar, Text(clock(stage.elapsed_s(now_ns)), style="yellow"))
+            grid.add_row(title, *([bar] if bar_width else []), Text(clock(stage.elapsed_s(now_ns)), style="yellow"))
         for row in rows:
-            grid.add_row(self._row_label(row), self._row_bar(row), Text(clock(row.elapsed_s(now_ns)), style="yellow"))
+            bar = [self._row_bar(row)] if bar_width else []
+            grid.add_row(self._row_label(row), *bar, Text(clock(row.elapsed_s(now_ns)), style="yellow"))
         return grid
 
     def _row_label(self, row: SpanRow):
@@ -191,6 +247,8 @@ class RichRenderer:
     @staticmethod
     def _stage_text(row: SpanRow) -> Text:
         label = f"Stage {row.stage_index}/{row.stage_count} {row.name}"
+        if _interrupted(row):
+            return Text(f"■ {label} interrupted after {format_seconds(row.duration_s or 0)}", style="bold yellow")
         if row.status == "error":
             return Text(f"✖ {label} failed after {format_seconds(row.duration_s or 0)}: {row.error}", style="bold red")
         return Text.assemble(("✔ ", "green"), label, (f" done in {format_seconds(row.duration_s or 0)}", "dim"))
@@ -202,14 +260,12 @@ class RichRenderer:
         table.add_column("Status")
         table.add_column("Duration", justify="right")
         for stage in self._board.stages:
-            status = {"ok": Text("ok", "green"), "error": Text("failed", "bold red")}.get(
-                stage.status or "", Text("interrupted", "yellow")
-            )
+            status = _status_text(stage)
             table.add_row(f"{stage.stage_index}/{stage.stage_count} {stage.name}", status,
                           format_seconds(stage.elapsed_s(self._clock())))
         run = self._board.run
         if run is not None and run.status is not None:
-            verdict = Text("ok", "bold green") if run.status == "ok" else Text("failed", "bold red")
+            verdict = _status_text(run)
             table.add_row(Text(f"run {run.name}", "bold"), verdict, format_seconds(run.duration_s or 0))
         return table
 

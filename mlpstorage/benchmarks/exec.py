@@ -36,7 +36,8 @@ class ExecBenchmark(Benchmark):
 
     def _run(self) -> None:
         env = {**os.environ, **self.emitter.trace_environment()}
-        self.emitter.status(f"Running {self.argv[0]} ({len(self.argv) - 1} arguments)")
+        count = len(self.argv) - 1
+        self.emitter.status(f"Running {self.argv[0]} ({count} argument{'' if count == 1 else 's'})")
         self.returncode = run_command(self.argv, emitter=self.emitter, log_dir=self.run_dir, env=env)
         if self.returncode != 0:
             raise CommandFailed(self.argv[0], self.returncode)

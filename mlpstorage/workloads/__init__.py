@@ -35,8 +35,10 @@ def load_workload(name: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def _coerce(text: str):
+def _coerce(text):
     """A --params value as YAML reads it (16 -> int, 0.5 -> float, True -> bool, else str)."""
+    if not isinstance(text, str):
+        return text
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
