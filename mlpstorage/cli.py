@@ -94,8 +94,16 @@ def _run_options() -> argparse.ArgumentParser:
                        help="where runs are kept: DIR/<benchmark>/<model>/<command>/<YYYYMMDD_HHMMSS>/ (default ./results)")
     group.add_argument("--hosts", "-s", metavar="HOST[:SLOTS]", nargs="+", default=["localhost"],
                        help="client hosts (default localhost)")
-    group.add_argument("--cluster-collection", choices=["auto", "local", "ssh", "none"], default="auto",
-                       help="how host information is collected (default auto: local for this host, else ssh)")
+    group.add_argument("--cluster-collection", choices=["auto", "local", "ssh", "mpi", "none"], default="auto",
+                       help="how host information is collected (default auto: local when the only host is this one, "
+                       "else mpi for DLIO workloads and ssh for exec)")
+    ssh = parent.add_argument_group("SSH (cluster information and time series from other hosts)")
+    ssh.add_argument("--ssh-user", metavar="USER", help="remote user (default: ssh's own default)")
+    ssh.add_argument("--ssh-port", metavar="PORT", type=_positive_int, help="remote port")
+    ssh.add_argument("--ssh-identity", metavar="FILE", type=Path, help="private key file (ssh -i)")
+    ssh.add_argument("--ssh-config", metavar="FILE", type=Path, help="an ssh_config file (ssh -F)")
+    ssh.add_argument("--ssh-timeout", metavar="SECONDS", type=_positive_float, default=10.0,
+                     help="per host: connect and collect within this time (default 10)")
     group.add_argument("--skip-timeseries", action="store_true", help="do not sample /proc counters during the run")
     group.add_argument("--timeseries-interval", metavar="SECONDS", type=_positive_float, default=10.0,
                        help="seconds between time-series samples (default 10)")
@@ -270,9 +278,22 @@ def _telemetry(args):
 
 def _run_options_from(args):
     from .benchmarks.base import RunOptions
+    from .collectors.ssh import SshOptions
+    from .engines.mpi import MpiOptions
     from .hosts import parse_hosts
 
+    for flag in ("ssh_identity", "ssh_config"):
+        path = getattr(args, flag)
+        if path is not None and not path.is_file():
+            raise UsageError(f"--{flag.replace('_', '-')} {path}: no such file")
+    ssh = SshOptions(user=args.ssh_user, port=args.ssh_port, timeout_s=args.ssh_timeout,
+                     identity=str(args.ssh_identity) if args.ssh_identity else None,
+                     config=str(args.ssh_config) if args.ssh_config else None)
+    mpi = MpiOptions(mpi_bin=args.mpi_bin, oversubscribe=args.oversubscribe, allow_run_as_root=args.allow_run_as_root,
+                     map_by=args.map_by) if hasattr(args, "mpi_bin") else MpiOptions()
     return RunOptions(
+        ssh=ssh,
+        mpi=mpi,
         results_dir=args.results_dir,
         hosts=[str(h) for h in parse_hosts(args.hosts)],
         cluster_collection=args.cluster_collection,

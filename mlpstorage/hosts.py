@@ -8,6 +8,7 @@ business in a host name, so both are refused here with a clear message.
 from __future__ import annotations
 
 import re
+import socket
 from dataclasses import dataclass
 
 from .errors import UsageError
@@ -42,3 +43,10 @@ def parse_hosts(values: list[str]) -> list[Host]:
     if not hosts:
         raise UsageError("no hosts given")
     return hosts
+
+
+def is_local_host(host: str) -> bool:
+    """Is host (name or name:slots) this machine? localhost, its loopback address, or one of
+    its own names. Other loopback addresses (127.0.0.2...) count as other hosts."""
+    name = host.split(":", 1)[0]
+    return name in ("localhost", "127.0.0.1", "::1", socket.gethostname(), socket.getfqdn())

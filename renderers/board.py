@@ -35,6 +35,7 @@ class Board:
     run: SpanRow | None = None
     stages: list[SpanRow] = field(default_factory=list)  # in the order they started
     open_rows: dict[str, SpanRow] = field(default_factory=dict)  # spinners and tasks, by span id
+    samples: dict[str, dict] = field(default_factory=dict)  # host -> latest time-series values
 
     @property
     def current_stage(self) -> SpanRow | None:
@@ -46,6 +47,9 @@ class Board:
     def apply(self, event: dict) -> SpanRow | None:
         """Updates the board; returns the row the event was about (if any)."""
         kind, _, what = event["type"].partition(".")
+        if kind == "sample":
+            self.samples[event["host"]] = event["values"]
+            return None
         if kind not in ("run", "stage", "spinner", "task"):
             return None
         span_id = event["span_id"]
@@ -63,6 +67,7 @@ class Board:
             )
             if kind == "run":
                 self.run = row
+                self.samples.clear()
             elif kind == "stage":
                 self.stages.append(row)
             else:
@@ -107,3 +112,11 @@ def without_trailing_dots(text: str) -> str:
     """'Collecting via SSH...' -> 'Collecting via SSH': renderers add their own punctuation,
     and never a second set of dots."""
     return text.rstrip(" .…")
+
+
+def describe_sample(values: dict) -> str:
+    """'read 12.3 MB/s, write 0.0 MB/s, net 0.1/0.1 MB/s, load 1.20' from a sample's values."""
+    mb = 1e6
+    return (f"read {values.get('read_Bps', 0) / mb:.1f} MB/s, write {values.get('write_Bps', 0) / mb:.1f} MB/s, "
+            f"net {values.get('rx_Bps', 0) / mb:.1f}/{values.get('tx_Bps', 0) / mb:.1f} MB/s in/out, "
+            f"load {values.get('load1', 0):.2f}")

@@ -9,6 +9,7 @@ Line format (documented in the README; stable):
 - the bracket names the stage the event belongs to and is left out outside any stage
 - stage lines end in "started", "done in 12.3s" or "failed after 1.2s: <error>"
 - spinner lines read "<description>: started", "<description>: <new text>", "<description>: done in 0.3s"
+- time-series samples read "<host>: read 12.3 MB/s, write 0.0 MB/s, net 0.1/0.1 MB/s in/out, load 1.20"
 
 Lines of a child process's output are written exactly as they came, with no prefix.
 While a stage runs past the heartbeat interval, a "still running" line names the open stage
@@ -25,7 +26,7 @@ from typing import IO
 
 from mlpstorage.emitter.events import iso_from_ns
 
-from .board import Board, SpanRow, format_seconds, without_trailing_dots
+from .board import Board, SpanRow, describe_sample, format_seconds, without_trailing_dots
 
 LINE_PATTERN = re.compile(
     r"^(?P<timestamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?P<level>[A-Z]+)\s+"
@@ -77,6 +78,8 @@ class PlainRenderer:
         kind = event["type"]
         if kind == "output":
             return event["line"]
+        if kind == "sample":
+            return self._format(event, event.get("level", "info"), f"{event['host']}: {describe_sample(event['values'])}")
         if kind == "log":
             if event["level"] == "debug" and not self._show_debug:
                 return None

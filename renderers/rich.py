@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
@@ -24,7 +24,10 @@ from rich.text import Text
 
 from mlpstorage.emitter.events import ns_from_iso
 
-from .board import Board, SpanRow, clock, format_seconds, without_trailing_dots
+from .board import Board, SpanRow, clock, describe_sample, format_seconds, without_trailing_dots
+
+# Time-series rows under the stage: one per host, up to this many.
+MAX_HOST_ROWS = 8
 
 _LEVEL_STYLES = {
     "debug": "dim",
@@ -204,6 +207,7 @@ class RichRenderer:
         with self._lock:
             stage = self._board.current_stage
             rows = list(self._board.open_rows.values())
+            samples = list(self._board.samples.items()) if stage is not None else []
         # Below 80 columns the bars go: the stage name matters more.
         bar_width = 30 if self._console.width >= 80 else 0
         grid = Table.grid(padding=(0, 1), expand=True)
@@ -220,7 +224,16 @@ class RichRenderer:
         for row in rows:
             bar = [self._row_bar(row)] if bar_width else []
             grid.add_row(self._row_label(row), *bar, Text(clock(row.elapsed_s(now_ns)), style="yellow"))
-        return grid
+        if not samples:
+            return grid
+        hosts = Table.grid(padding=(0, 2))
+        hosts.add_column(no_wrap=True, style="bold")
+        hosts.add_column(no_wrap=True, overflow="ellipsis", style="dim")
+        for host, values in samples[:MAX_HOST_ROWS]:
+            hosts.add_row(f"  {host}", describe_sample(values))
+        if len(samples) > MAX_HOST_ROWS:
+            hosts.add_row("", f"... and {len(samples) - MAX_HOST_ROWS} more hosts")
+        return Group(grid, hosts)
 
     def _row_label(self, row: SpanRow):
         spinner = self._spinners.get(row.span_id)

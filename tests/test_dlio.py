@@ -117,7 +117,7 @@ def test_run_writes_results_and_metadata(tiny_run):
     assert list(metadata["stage_durations_s"]) == STAGES[:3]
     assert metadata["metrics"]["train_au_mean_percentage"] > 0
     assert metadata["cluster"]["host_count"] == 1
-    samples = json.loads((run_dir / f"training_{stamp}_timeseries.json").read_text())["samples"]
+    [samples] = json.loads((run_dir / f"training_{stamp}_timeseries.json").read_text())["hosts"].values()
     assert len(samples) >= 2
 
 

@@ -99,7 +99,7 @@ def test_cluster_collection_opens_an_indeterminate_spinner(mlpstorage_capture, t
 def test_spinner_text_says_ssh_when_ssh_is_used(mlpstorage_capture, tmp_path):
     bench = SleepyBenchmark(options(tmp_path, hosts=["node1", "node2"], cluster_collection="ssh"))
     seen = []
-    bench.collectors["ssh"] = lambda hosts, data_dir: seen.append(hosts) or {h: {"hostname": h} for h in hosts}
+    bench.collectors["ssh"] = lambda hosts, data_dir, spinner: seen.append(hosts) or {h: {"hostname": h} for h in hosts}
     bench.run()
     assert seen == [["node1", "node2"], ["node1", "node2"]]
     assert mlpstorage_capture.of_type("spinner.started")[0]["name"] == "Collecting cluster info (2 hosts)..."
@@ -130,10 +130,11 @@ def test_exception_in_run_ends_every_span_and_stops_the_display(mlpstorage_captu
     assert "\x1b[?25h" in screen  # cursor shown again
     assert "failed after" in screen and "DLIO exploded" in screen
     # the finally block still ran: sampler stopped, cluster info collected, samples written
-    assert not bench.sampler._thread.is_alive()
+    assert not any(s._thread.is_alive() for s in bench.sampler.samplers)
     assert bench.cluster_info_end
     timeseries = json.loads(next(bench.run_dir.glob("*_timeseries.json")).read_text())
-    assert timeseries["samples"]
+    [samples] = timeseries["hosts"].values()
+    assert samples
 
 
 def test_results_and_metadata_are_written(mlpstorage_capture, tmp_path):

@@ -10,20 +10,34 @@ through the emitter and never knows how the run is displayed.
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..collectors.hostinfo import collect_local
-from ..collectors.timeseries import TimeseriesSampler
+from ..collectors.mpi import MpiCollectionError, collect_via_mpi
+from ..collectors.ssh import SshOptions, collect_via_ssh
+from ..collectors.timeseries import Timeseries
 from ..emitter import Emitter, current_emitter
+from ..engines.mpi import MpiOptions
 from ..errors import ValidationError
+from ..hosts import Host, is_local_host
 from ..results import new_run_dir, write_json
 
 STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
 
 COLLECTION_LABELS = {"local": "locally", "ssh": "via SSH", "mpi": "via MPI"}
+
+
+@dataclass
+class Spinner:
+    """The open collection spinner, handed to the collectors: its two callables and its span
+    (the parent of per-host spans opened from worker threads)."""
+
+    update: Callable[..., None]
+    set_description: Callable[[str], None]
+    span: object
 
 
 @dataclass
@@ -37,11 +51,8 @@ class RunOptions:
     timeseries_interval: float = 10.0
     max_timeseries_samples: int = 3600
     data_dir: str | None = None
-
-
-def is_local_host(host: str) -> bool:
-    name = host.split(":", 1)[0]
-    return name in ("localhost", "127.0.0.1", "::1", socket.gethostname(), socket.getfqdn())
+    ssh: SshOptions = field(default_factory=SshOptions)
+    mpi: MpiOptions = field(default_factory=MpiOptions)  # for MPI collection
 
 
 class Benchmark:
@@ -58,10 +69,10 @@ class Benchmark:
         self.runtime: float | None = None
         self.cluster_info_start: dict | None = None
         self.cluster_info_end: dict | None = None
-        self.sampler: TimeseriesSampler | None = None
-        self.timeseries: list[dict] = []
-        # Filled by _collect_cluster_*: method name -> callable(hosts, data_dir) -> {host: info}.
-        self.collectors = {"local": self._collect_locally}
+        self.sampler: Timeseries | None = None
+        self.timeseries: dict[str, list[dict]] = {}
+        # method -> callable(hosts, data_dir, spinner) -> {host: info}; see _collect_cluster.
+        self.collectors = {"local": self._collect_locally, "ssh": self._collect_via_ssh, "mpi": self._collect_via_mpi}
 
     # ----- the lifecycle ---------------------------------------------------------------
     def run_attributes(self) -> dict:
@@ -132,27 +143,33 @@ class Benchmark:
         }
 
     # ----- cluster information ---------------------------------------------------------
+    # Work that launches with MPI prefers MPI collection (see DlioBenchmark).
+    REMOTE_COLLECTION = "ssh"
+
     def collection_method(self) -> str:
-        """auto: local when the only host is this one, else SSH (MPI where the workload
-        launches with MPI: see the DLIO benchmarks)."""
+        """auto: local when the only host is this one, else REMOTE_COLLECTION."""
         method = self.options.cluster_collection
         if method != "auto":
             return method
-        hosts = self.options.hosts
-        return "local" if all(is_local_host(h) for h in hosts) else "ssh"
+        return "local" if all(is_local_host(h) for h in self.options.hosts) else self.REMOTE_COLLECTION
 
     def _collect_cluster(self, when: str) -> dict:
-        hosts = self.options.hosts
+        hosts = list(dict.fromkeys(h.split(":", 1)[0] for h in self.options.hosts))
         method = self.collection_method()
         if method == "none":
             return {}
         count = len(hosts)
-        with self.emitter.progress_context(f"Collecting cluster info ({count} host{'s' if count != 1 else ''})...") as (
-            _update,
+        plural = "s" if count != 1 else ""
+        with self.emitter.progress_context(f"Collecting cluster info ({count} host{plural})...") as (
+            update,
             set_description,
         ):
+            spinner = Spinner(update, set_description, self.emitter.current_span())
             set_description(f"Collecting {COLLECTION_LABELS[method]}...")
-            info = self.collectors[method](hosts, self.options.data_dir)
+            info = self.collectors[method](hosts, self.options.data_dir, spinner)
+        for host, host_info in info.items():
+            if "error" in host_info:
+                self.emitter.warning(f"No cluster information from {host}: {host_info['error']}", host=host)
         write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_cluster_{when}.json", info)
         return info
 
@@ -162,30 +179,61 @@ class Benchmark:
     def _collect_cluster_end(self) -> dict:
         return self._collect_cluster("end")
 
-    def _collect_locally(self, hosts: list[str], data_dir: str | None) -> dict:
+    def _collect_locally(self, hosts: list[str], data_dir: str | None, spinner: Spinner) -> dict:
         info = collect_local(data_dir)
         return {info["hostname"]: info}
+
+    def _collect_via_ssh(self, hosts: list[str], data_dir: str | None, spinner: Spinner) -> dict:
+        """Every host in parallel, each a child span of the spinner, whose text counts them."""
+
+        def as_span(host: str, work) -> dict:
+            span = self.emitter.start_task(f"host {host}", {"host.name": host}, parent=spinner.span)
+            info = work()
+            self.emitter.end_task(span, {"mlpstorage.hostname": info.get("hostname", host)}, error=info.get("error"))
+            return info
+
+        def done(count: int) -> None:
+            spinner.set_description(f"Collecting via SSH... {count}/{len(hosts)} hosts")
+            spinner.update(completed=count)
+
+        return collect_via_ssh(hosts, data_dir, self.options.ssh, run_host=as_span, on_done=done)
+
+    def _collect_via_mpi(self, hosts: list[str], data_dir: str | None, spinner: Spinner) -> dict:
+        """One rank per host; if MPI fails, SSH (or local for this host alone), with a warning."""
+        try:
+            return collect_via_mpi([Host(h) for h in hosts], data_dir, self.options.mpi, self.options.ssh.timeout_s + 20)
+        except MpiCollectionError as exc:
+            fallback = "local" if all(is_local_host(h) for h in hosts) else "ssh"
+            self.emitter.warning(f"MPI collection failed ({exc}); collecting {COLLECTION_LABELS[fallback]} instead")
+            spinner.set_description(f"Collecting {COLLECTION_LABELS[fallback]}...")
+            return self.collectors[fallback](hosts, data_dir, spinner)
 
     # ----- time series -----------------------------------------------------------------
     def _start_timeseries(self) -> None:
         if self.options.skip_timeseries:
             return
-        self.sampler = TimeseriesSampler(
+        self.sampler = Timeseries(
+            [h.split(":", 1)[0] for h in self.options.hosts],
             self.options.timeseries_interval,
             self.options.max_timeseries_samples,
-            on_limit=lambda n: self.emitter.warning(f"Time-series sampling stopped at its limit of {n} samples"),
+            on_sample=self.emitter.sample,
+            on_limit=lambda n: self.emitter.warning(f"Time-series sampling stopped at its limit of {n} samples per host"),
+            ssh=self.options.ssh,
         )
         self.sampler.start()
 
     def _stop_timeseries(self) -> None:
         if self.sampler is not None:
             self.timeseries = self.sampler.stop()
+            for host, error in self.sampler.errors().items():
+                self.emitter.warning(f"No time series from {host}: {error}", host=host)
 
     def _write_timeseries(self) -> None:
         if self.sampler is not None:
             write_json(
                 self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_timeseries.json",
-                {"interval_s": self.sampler.interval_s, "samples": self.timeseries},
+                {"interval_s": self.sampler.interval_s, "max_samples": self.sampler.max_samples,
+                 "hosts": self.timeseries, "errors": self.sampler.errors()},
             )
 
 
@@ -199,10 +247,13 @@ def summarise_hosts(infos: dict) -> dict:
         return (h.get("cpu", {}).get("model"), h.get("cpu", {}).get("cores"), h.get("memory", {}).get("total_bytes"),
                 h.get("os", {}).get("kernel"))
 
+    answered = {name: h for name, h in infos.items() if "error" not in h}
+    hosts = list(answered.values()) or hosts
     first = shape(hosts[0])
     return {
-        "host_count": len(hosts),
+        "host_count": len(infos),
+        "hosts_without_information": sorted(set(infos) - set(answered)),
         "total_memory_bytes": sum(h.get("memory", {}).get("total_bytes", 0) for h in hosts),
         "total_cores": sum(h.get("cpu", {}).get("cores", 0) for h in hosts),
-        "differing_hosts": [name for name, h in infos.items() if shape(h) != first],
+        "differing_hosts": [name for name, h in answered.items() if shape(h) != first],
     }

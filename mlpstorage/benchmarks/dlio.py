@@ -64,9 +64,8 @@ class DlioBenchmark(Benchmark):
         return {**super().run_attributes(), "mlpstorage.workload": self.workload,
                 "mlpstorage.processes": self.dlio.processes}
 
-    def collection_method(self) -> str:
-        # auto means MPI for DLIO workloads once MPI collection exists; until then the base rule.
-        return super().collection_method()
+    # The hosts already run MPI for DLIO, so cluster information comes the same way.
+    REMOTE_COLLECTION = "mpi"
 
     # ----- validation --------------------------------------------------------------------
     def _validate(self) -> None:

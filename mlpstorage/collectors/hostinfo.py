@@ -1,7 +1,12 @@
-"""Host information from /proc and the OS, in one schema for every collection method.
+"""Host information and time-series samples from /proc, in one schema for every method.
 
-This module is also what remote hosts run (`python3 -m mlpstorage.collectors.hostinfo`
-prints the same dict as JSON), so it uses the standard library only.
+This module is also what remote hosts run: its source is sent over SSH to `python3 -` (so a
+remote host needs python3 and nothing of mlpstorage), and it runs as a script:
+
+    python3 hostinfo.py collect [DATA_DIR]          one JSON object: this host's information
+    python3 hostinfo.py sample INTERVAL MAX_SAMPLES  one JSON line per sample, at a fixed rate
+
+so it uses the standard library only.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import os
 import platform
 import socket
 import sys
+import time
 from pathlib import Path
 
 SCHEMA = "mlpstorage.hostinfo/1"
@@ -114,6 +120,58 @@ def collect_local(data_dir: str | None = None) -> dict:
     }
 
 
+def snapshot() -> dict:
+    """The counters a time-series sample is made of, summed over devices and interfaces."""
+    disks = diskstats()
+    nets = net_dev()
+    memory = meminfo()
+    return {
+        "read_bytes": sum(d["read_sectors"] for d in disks.values()) * 512,
+        "write_bytes": sum(d["write_sectors"] for d in disks.values()) * 512,
+        "rx_bytes": sum(n["rx_bytes"] for n in nets.values()),
+        "tx_bytes": sum(n["tx_bytes"] for n in nets.values()),
+        "mem_available_bytes": memory.get("MemAvailable", 0),
+        "load1": (loadavg() or [0.0])[0],
+    }
+
+
+RATES = {"read_bytes": "read_Bps", "write_bytes": "write_Bps", "rx_bytes": "rx_Bps", "tx_bytes": "tx_Bps"}
+
+
+def samples(interval_s: float, max_samples: int, stop=None):
+    """Yields up to max_samples samples, one every interval_s, each with per-second rates
+    since the previous one. Ticks are scheduled from the start (start + k * interval), so
+    they do not drift however long a sample takes. stop(timeout) -> bool ends it early."""
+    start = time.monotonic()
+    previous, previous_t = None, start
+    for tick in range(max_samples):
+        if tick:
+            delay = max(0.0, start + tick * interval_s - time.monotonic())
+            if stop is None:
+                time.sleep(delay)
+            elif stop(delay):
+                return
+        now = time.monotonic()
+        counters = snapshot()
+        sample = {"timestamp_ns": time.time_ns(), "elapsed_s": round(now - start, 6), **counters}
+        for counter, rate in RATES.items():
+            seconds = now - previous_t
+            sample[rate] = (counters[counter] - previous[counter]) / seconds if previous and seconds > 0 else 0.0
+        previous, previous_t = counters, now
+        yield sample
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["collect"]:
+        print(json.dumps(collect_local(argv[1] if len(argv) > 1 else None)))
+    elif argv[:1] == ["sample"] and len(argv) == 3:
+        for sample in samples(float(argv[1]), int(argv[2])):
+            print(json.dumps(sample), flush=True)
+    else:
+        print("usage: hostinfo.py collect [DATA_DIR] | sample INTERVAL MAX_SAMPLES", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    json.dump(collect_local(sys.argv[1] if len(sys.argv) > 1 else None), sys.stdout)
-    sys.stdout.write("\n")
+    sys.exit(main(sys.argv[1:]))

@@ -1,83 +1,125 @@
-"""A background sampler of this host's /proc counters at a fixed rate.
-
-Each sample holds the raw counters and the per-second rates since the previous sample.
-Ticks are scheduled from the start time (start + k * interval), so samples do not drift
-however long each one takes.
-"""
+"""Time series during a run: every host sampled at a fixed rate, this host directly and the
+others over SSH (the same sampler code, hostinfo.samples, runs on both sides)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
-import time
 from typing import Callable
 
+from ..hosts import is_local_host
 from . import hostinfo
+from .ssh import SshOptions, remote_script, ssh_argv
+
+OnSample = Callable[[str, dict], None]
 
 
-def snapshot() -> dict:
-    disks = hostinfo.diskstats()
-    nets = hostinfo.net_dev()
-    memory = hostinfo.meminfo()
-    return {
-        "read_bytes": sum(d["read_sectors"] for d in disks.values()) * 512,
-        "write_bytes": sum(d["write_sectors"] for d in disks.values()) * 512,
-        "rx_bytes": sum(n["rx_bytes"] for n in nets.values()),
-        "tx_bytes": sum(n["tx_bytes"] for n in nets.values()),
-        "mem_available_bytes": memory.get("MemAvailable", 0),
-        "load1": (hostinfo.loadavg() or [0.0])[0],
-    }
-
-
-_RATES = {"read_bytes": "read_Bps", "write_bytes": "write_Bps", "rx_bytes": "rx_Bps", "tx_bytes": "tx_Bps"}
-
-
-def with_rates(current: dict, previous: dict | None, seconds: float) -> dict:
-    sample = dict(current)
-    for counter, rate in _RATES.items():
-        sample[rate] = (current[counter] - previous[counter]) / seconds if previous and seconds > 0 else 0.0
-    return sample
-
-
-class TimeseriesSampler:
-    """Samples every `interval_s` until stopped or `max_samples` are taken."""
-
-    def __init__(self, interval_s: float, max_samples: int, on_sample: Callable[[dict], None] | None = None,
-                 on_limit: Callable[[int], None] | None = None, host: str = "localhost"):
-        self.interval_s = interval_s
-        self.max_samples = max_samples
-        self.samples: list[dict] = []
+class LocalSampler:
+    def __init__(self, host: str, interval_s: float, max_samples: int, on_sample: OnSample):
+        self.host, self.samples, self.error = host, [], None
+        self._args = (interval_s, max_samples)
         self._on_sample = on_sample
-        self._on_limit = on_limit
-        self._host = host
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="timeseries", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"timeseries-{host}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> list[dict]:
+    def _loop(self) -> None:
+        for sample in hostinfo.samples(*self._args, stop=self._stop.wait):
+            sample["host"] = self.host
+            self.samples.append(sample)
+            self._on_sample(self.host, sample)
+
+    def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self.interval_s + 5)
-        return self.samples
+        self._thread.join(timeout=10)
+
+
+class SshSampler:
+    """One long-lived ssh per host, printing a JSON line per sample."""
+
+    def __init__(self, host: str, interval_s: float, max_samples: int, on_sample: OnSample, ssh: SshOptions):
+        self.host, self.samples, self.error = host, [], None
+        self._script = remote_script("sample", str(interval_s), str(max_samples))
+        self._argv = ssh_argv(ssh, host)
+        self._on_sample = on_sample
+        self._proc: subprocess.Popen | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"timeseries-{host}", daemon=True)
+
+    def start(self) -> None:
+        try:
+            self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+        except OSError as exc:
+            self.error = f"cannot run ssh: {exc.strerror}"
+            return
+        self._proc.stdin.write(self._script)
+        self._proc.stdin.close()
+        self._thread.start()
 
     def _loop(self) -> None:
-        start = time.monotonic()
-        previous, previous_t = None, start
-        tick = 0
-        while True:
-            now = time.monotonic()
-            counters = snapshot()
-            sample = {"host": self._host, "timestamp_ns": time.time_ns(), "elapsed_s": round(now - start, 6),
-                      **with_rates(counters, previous, now - previous_t)}
+        for line in self._proc.stdout:
+            try:
+                sample = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            sample["host"] = self.host
             self.samples.append(sample)
-            if self._on_sample:
-                self._on_sample(sample)
-            previous, previous_t = counters, now
-            if len(self.samples) >= self.max_samples:
-                if self._on_limit:
-                    self._on_limit(self.max_samples)
-                return
-            tick += 1
-            if self._stop.wait(max(0.0, start + tick * self.interval_s - time.monotonic())):
-                return
+            self._on_sample(self.host, sample)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.terminate()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._thread.join(timeout=5)
+        stderr = self._proc.stderr.read().strip().splitlines()
+        if not self.samples and self.error is None:
+            self.error = stderr[-1] if stderr else f"ssh exited with code {self._proc.returncode}"
+
+
+class Timeseries:
+    """Samples every host from start() to stop(); each sample goes to on_sample as it comes."""
+
+    def __init__(self, hosts: list[str], interval_s: float, max_samples: int, on_sample: OnSample,
+                 on_limit: Callable[[int], None], ssh: SshOptions | None = None):
+        self.interval_s, self.max_samples = interval_s, max_samples
+        self._on_limit = on_limit
+        self._limit_reported = False
+        self._lock = threading.Lock()
+
+        def counted(host: str, sample: dict) -> None:
+            on_sample(host, sample)
+            self._check_limit(host)
+
+        self.samplers = [
+            LocalSampler(h, interval_s, max_samples, counted) if is_local_host(h)
+            else SshSampler(h, interval_s, max_samples, counted, ssh or SshOptions())
+            for h in dict.fromkeys(hosts)
+        ]
+
+    def _check_limit(self, host: str) -> None:
+        sampler = next(s for s in self.samplers if s.host == host)
+        with self._lock:
+            if len(sampler.samples) >= self.max_samples and not self._limit_reported:
+                self._limit_reported = True
+                self._on_limit(self.max_samples)
+
+    def start(self) -> None:
+        for sampler in self.samplers:
+            sampler.start()
+
+    def stop(self) -> dict[str, list[dict]]:
+        for sampler in self.samplers:
+            sampler.stop()
+        return {s.host: s.samples for s in self.samplers}
+
+    def errors(self) -> dict[str, str]:
+        return {s.host: s.error for s in self.samplers if s.error}

@@ -18,13 +18,17 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Status, StatusCode
 
 from .. import __version__
 from . import events as ev
 from .spans import COMPLETED, DESCRIPTION, KIND, STAGE_COUNT, STAGE_INDEX, TOTAL, SpanEvents
+
+
+# Time-series samples travel as span events of the running stage: room for a long run's worth.
+MAX_SPAN_EVENTS = 100_000
 
 
 class Renderer(Protocol):
@@ -63,7 +67,8 @@ class Emitter:
         self._stage_durations: dict[str, float] = {}
         # These spans are the event stream itself, not optional telemetry: record every one
         # whatever OTEL_SDK_DISABLED or OTEL_TRACES_SAMPLER say (they govern the OTLP export).
-        self._provider = TracerProvider(resource=Resource.create({"service.name": "mlpstorage"}), sampler=ALWAYS_ON)
+        self._provider = TracerProvider(resource=Resource.create({"service.name": "mlpstorage"}), sampler=ALWAYS_ON,
+                                        span_limits=SpanLimits(max_events=MAX_SPAN_EVENTS))
         self._provider._disabled = False  # read from OTEL_SDK_DISABLED; the SDK has no public override
         self._provider.add_span_processor(SpanEvents(self._emit_span_event))
         for processor in span_processors:
@@ -317,6 +322,22 @@ class Emitter:
         if source:
             fields["source"] = source
         self._logger.msg(ev.OUTPUT, **fields)
+
+    def sample(self, host: str, values: dict) -> None:
+        """One time-series sample of a host: a `sample` event, and a "timeseries.sample" span
+        event on the open stage, so the OTLP export carries the series too."""
+        numbers = {k: v for k, v in values.items() if isinstance(v, (int, float)) and k != "timestamp_ns"}
+        stage = self._stage
+        if stage is not None:
+            stage.add_event("timeseries.sample", {"host": host, **numbers}, timestamp=values.get("timestamp_ns"))
+        fields = {"host": host, "values": numbers}
+        if "timestamp_ns" in values:
+            fields["timestamp"] = ev.iso_from_ns(values["timestamp_ns"])
+        self._logger.msg(ev.SAMPLE, **fields)
+
+    def current_span(self) -> trace.Span | None:
+        """The span new work in this thread would belong to (to hand to worker threads)."""
+        return self._parent_span()
 
     # ----- propagation -----------------------------------------------------------------
     def trace_environment(self) -> dict[str, str]:

@@ -1,0 +1,93 @@
+"""Running the collector on other hosts over SSH, in parallel, each host bounded in time.
+
+The OpenSSH client runs in BatchMode (never a prompt) with a connect timeout; the remote
+command is the fixed string `python3 -` and the collector's source, with its arguments as a
+Python literal, goes over stdin. So nothing the user typed ever reaches a remote shell, and
+a remote host needs python3 only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import hostinfo
+
+SCRIPT = Path(hostinfo.__file__).read_text()
+
+
+@dataclass
+class SshOptions:
+    user: str | None = None
+    port: int | None = None
+    identity: str | None = None
+    config: str | None = None  # an ssh_config file (ssh -F)
+    timeout_s: float = 10.0  # per host: connect and collect
+    max_parallel: int = 32
+    remote_python: str = "python3"
+
+
+def ssh_argv(options: SshOptions, host: str) -> list[str]:
+    """The ssh argument list for host (already validated by mlpstorage.hosts)."""
+    argv = ["ssh"]
+    if options.config:
+        argv += ["-F", options.config]
+    argv += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, math.ceil(options.timeout_s))}",
+             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2"]
+    if options.port:
+        argv += ["-p", str(options.port)]
+    if options.user:
+        argv += ["-l", options.user]
+    if options.identity:
+        argv += ["-i", options.identity]
+    return argv + [host, options.remote_python, "-"]
+
+
+def remote_script(*args: str) -> str:
+    """The collector's source, run as if with these arguments."""
+    return f"import sys\nsys.argv = ['hostinfo'] + {list(args)!r}\n" + SCRIPT
+
+
+def _short_error(result: subprocess.CompletedProcess) -> str:
+    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"ssh exited with code {result.returncode}"
+
+
+def collect_one(host: str, data_dir: str | None, options: SshOptions) -> dict:
+    """This host's information, or {"hostname": host, "error": ...}."""
+    args = ["collect"] + ([data_dir] if data_dir else [])
+    try:
+        result = subprocess.run(ssh_argv(options, host), input=remote_script(*args), capture_output=True,
+                                text=True, timeout=options.timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"hostname": host, "error": f"no answer within {options.timeout_s:g}s"}
+    except OSError as exc:
+        return {"hostname": host, "error": f"cannot run ssh: {exc.strerror}"}
+    if result.returncode != 0:
+        return {"hostname": host, "error": _short_error(result)}
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        return {"hostname": host, "error": "the collector printed no JSON"}
+
+
+def collect_via_ssh(hosts: list[str], data_dir: str | None, options: SshOptions,
+                    run_host: Callable[[str, Callable[[], dict]], dict] | None = None,
+                    on_done: Callable[[int], None] | None = None) -> dict[str, dict]:
+    """{host: info} for every host, in parallel (a bounded pool). run_host(host, work) wraps
+    each host's work (the caller makes it a span); on_done(count) follows progress."""
+    results: dict[str, dict] = {}
+    run_host = run_host or (lambda host, work: work())
+    with ThreadPoolExecutor(max_workers=max(1, min(options.max_parallel, len(hosts)))) as pool:
+        futures = {pool.submit(run_host, host, lambda h=host: collect_one(h, data_dir, options)): host
+                   for host in hosts}
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[futures[future]] = future.result()
+            if on_done:
+                on_done(done)
+    return {host: results[host] for host in hosts}
