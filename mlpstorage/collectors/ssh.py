@@ -48,9 +48,14 @@ def ssh_argv(options: SshOptions, host: str) -> list[str]:
     return argv + [host, options.remote_python, "-"]
 
 
+_FUTURE = "from __future__ import annotations\n"
+
+
 def remote_script(*args: str) -> str:
-    """The collector's source, run as if with these arguments."""
-    return f"import sys\nsys.argv = ['hostinfo'] + {list(args)!r}\n" + SCRIPT
+    """The collector's source, run as if with these arguments (set right after its
+    __future__ import, which must stay first). The arguments travel as a Python literal."""
+    head, future, rest = SCRIPT.partition(_FUTURE)
+    return f"{head}{future}import sys\nsys.argv = ['hostinfo'] + {list(args)!r}\n{rest}"
 
 
 def _short_error(result: subprocess.CompletedProcess) -> str:
