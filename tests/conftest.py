@@ -1,5 +1,7 @@
 import pytest
 
+import sshd_hosts
+
 
 def pytest_addoption(parser):
     parser.addoption("--update-goldens", action="store_true", help="rewrite tests/golden/* from the current output")
@@ -8,3 +10,8 @@ def pytest_addoption(parser):
 @pytest.fixture
 def update_goldens(request) -> bool:
     return request.config.getoption("--update-goldens")
+
+
+# Real sshd hosts on 127.0.0.2.. for SSH tests (see tests/sshd_hosts.py).
+ssh_cluster = sshd_hosts.ssh_cluster
+make_ssh_cluster = sshd_hosts.make_ssh_cluster
