@@ -193,8 +193,7 @@ class Benchmark:
             return info
 
         def done(count: int) -> None:
-            spinner.set_description(f"Collecting via SSH... {count}/{len(hosts)} hosts")
-            spinner.update(completed=count)
+            spinner.update(completed=count, description=f"Collecting via SSH... {count}/{len(hosts)} hosts")
 
         return collect_via_ssh(hosts, data_dir, self.options.ssh, run_host=as_span, on_done=done)
 

@@ -259,7 +259,7 @@ class Emitter:
 
     @contextlib.contextmanager
     def progress_context(self, description: str, total: int | None = None):
-        """Yields (update(advance=1, completed=None), set_description(text)).
+        """Yields (update(advance=1, completed=None, description=None), set_description(text)).
         total=None is an indeterminate spinner, a number a determinate bar."""
         attributes = {DESCRIPTION: description, COMPLETED: 0}
         if total is not None:
@@ -282,8 +282,10 @@ class Emitter:
                     start_unix_nano=span.start_time,
                 )
 
-            def update(advance: int = 1, completed: int | None = None) -> None:
+            def update(advance: int = 1, completed: int | None = None, description: str | None = None) -> None:
                 state["completed"] = completed if completed is not None else state["completed"] + advance
+                if description is not None:
+                    state["description"] = description
                 changed()
 
             def set_description(text: str) -> None:
