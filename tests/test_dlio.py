@@ -2,7 +2,6 @@
 and the lifecycle they produce (captured events and a real OTLP receiver)."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
