@@ -10,6 +10,9 @@ command -v mpirun >/dev/null || need_apt+=(openmpi-bin)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
 command -v tmux >/dev/null || need_apt+=(tmux)
+command -v pgrep >/dev/null || need_apt+=(procps)        # the tests look for leftover processes
+command -v hostname >/dev/null || need_apt+=(hostname)   # the sshd test hosts name themselves
+command -v unshare >/dev/null || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
