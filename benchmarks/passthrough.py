@@ -27,7 +27,6 @@ byte for byte (asserted). Figures are medians.
 from __future__ import annotations
 
 import argparse
-import errno
 import fcntl
 import filecmp
 import os
@@ -43,6 +42,8 @@ import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from terminal import pty_chunks
 
 BEGIN = b"PASSTHROUGH-BEGIN"
 END = b"PASSTHROUGH-END"
@@ -110,15 +111,7 @@ def drain(fd: int) -> Reading:
     keep = max(len(BEGIN), len(END))
     previous = b""
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    while True:
-        try:
-            chunk = os.read(fd, 1 << 20)
-        except OSError as exc:
-            if exc.errno == errno.EIO:
-                break
-            raise
-        if not chunk:
-            break
+    for chunk in pty_chunks(fd):
         now = time.perf_counter()
         reading.bytes += len(chunk)
         reading.newlines += chunk.count(b"\n")

@@ -28,7 +28,6 @@ run, the medians and the ratio b/a.
 from __future__ import annotations
 
 import argparse
-import errno
 import fcntl
 import http.server
 import json
@@ -48,6 +47,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from terminal import pty_chunks
 
 from oteltest.sink import HttpSink
 from oteltest.sink.handler import AccumulatingHandler
@@ -186,15 +187,7 @@ def run_bare(command: list[str], what_if_dir: str, run_dir: Path, work: Path) ->
 
 def drain(fd: int, sink: list[int], tail: bytearray) -> None:
     """Plays the terminal: reads the pty master until every slave is closed (EIO)."""
-    while True:
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except OSError as exc:
-            if exc.errno == errno.EIO:
-                return
-            raise
-        if not chunk:
-            return
+    for chunk in pty_chunks(fd, 1 << 16):
         sink[0] += len(chunk)
         tail[:] = (bytes(tail) + chunk)[-2000:]
 
