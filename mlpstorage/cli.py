@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -36,6 +37,10 @@ exit codes: 0 ok, 1 the benchmark failed, 2 bad usage or environment,
 """
 
 
+# Sampling and heartbeats faster than this flood the log and measure mostly themselves.
+MIN_INTERVAL_S = 0.1
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad usage is one line and exit code 2, never a usage dump or a traceback."""
 
@@ -48,9 +53,22 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number greater than 0")
     return value
+
+
+def _interval(text: str) -> float:
+    value = _positive_float(text)
+    if value < MIN_INTERVAL_S:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {MIN_INTERVAL_S} seconds")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -64,18 +82,22 @@ def _display_options() -> argparse.ArgumentParser:
     group = parent.add_argument_group("display")
     group.add_argument("--render", metavar="R", default=os.environ.get("MLPSTORAGE_RENDER", "auto"), help=RENDER_HELP)
     group.add_argument("--events-file", metavar="PATH", type=Path, help="also write the JSON lines event stream to PATH")
-    group.add_argument("--heartbeat", metavar="SECONDS", type=_positive_float, default=30.0,
+    group.add_argument("--heartbeat", metavar="SECONDS", type=_interval, default=30.0,
                        help="plain mode: print a 'still running' line at this interval while a stage runs (default 30)")
     group.add_argument("--debug", "--verbose", dest="debug", action="store_true",
                        help="also show debug messages (the exact commands run, for example)")
     return parent
 
 
+def _add_params(parser) -> None:
+    parser.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                        help="DLIO workload overrides, e.g. -p reader.batch_size=2 train.epochs=1")
+
+
 def _dlio_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("DLIO and MPI")
-    group.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                       help="DLIO workload overrides, e.g. -p reader.batch_size=2 train.epochs=1")
+    _add_params(group)
     group.add_argument("--what-if", action="store_true",
                        help="print the exact command and the resolved configuration, run nothing")
     group.add_argument("--mpi-bin", choices=["mpirun", "mpiexec"], default="mpirun", help="MPI launcher (default mpirun)")
@@ -99,13 +121,13 @@ def _run_options() -> argparse.ArgumentParser:
                        "else mpi for DLIO workloads and ssh for exec)")
     ssh = parent.add_argument_group("SSH (cluster information and time series from other hosts)")
     ssh.add_argument("--ssh-user", metavar="USER", help="remote user (default: ssh's own default)")
-    ssh.add_argument("--ssh-port", metavar="PORT", type=_positive_int, help="remote port")
+    ssh.add_argument("--ssh-port", metavar="PORT", type=_port, help="remote port")
     ssh.add_argument("--ssh-identity", metavar="FILE", type=Path, help="private key file (ssh -i)")
     ssh.add_argument("--ssh-config", metavar="FILE", type=Path, help="an ssh_config file (ssh -F)")
-    ssh.add_argument("--ssh-timeout", metavar="SECONDS", type=_positive_float, default=10.0,
+    ssh.add_argument("--ssh-timeout", metavar="SECONDS", type=_interval, default=10.0,
                      help="per host: connect and collect within this time (default 10)")
     group.add_argument("--skip-timeseries", action="store_true", help="do not sample /proc counters during the run")
-    group.add_argument("--timeseries-interval", metavar="SECONDS", type=_positive_float, default=10.0,
+    group.add_argument("--timeseries-interval", metavar="SECONDS", type=_interval, default=10.0,
                        help="seconds between time-series samples (default 10)")
     group.add_argument("--max-timeseries-samples", metavar="N", type=_positive_int, default=3600,
                        help="stop sampling after N samples (default 3600)")
@@ -130,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run any program under the benchmark lifecycle",
         description="Run PROGRAM under the full lifecycle (validation, cluster info, run, results), "
         "with its output passed through unchanged and kept in the results directory.",
-        epilog="example: mlpstorage exec --render plain -- dd if=/dev/zero of=/tmp/x bs=1M count=100",
+        epilog="PROGRAM runs on this host; --hosts only says whose information and time series to collect.\n"
+        "example: mlpstorage exec --render plain -- dd if=/dev/zero of=/tmp/x bs=1M count=100",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     exec_parser.add_argument("program", metavar="PROGRAM", help="the program to run (after --)")
@@ -182,8 +205,7 @@ def _add_training(commands) -> None:
                           help="memory per client host, GiB")
     datasize.add_argument("--num-client-hosts", "-nc", type=_positive_int, default=1, help="client hosts (default 1)")
     datasize.add_argument("--data-dir", "-dd", type=Path, default=Path("data"), help="for the datagen command shown")
-    datasize.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                          help="workload overrides, e.g. dataset.record_length=1048576")
+    _add_params(datasize)
     datasize.set_defaults(handler=_cmd_datasize)
 
     datagen = actions.add_parser("datagen", parents=[_run_options(), _dlio_options(), _display_options()],
@@ -204,7 +226,7 @@ def _add_training(commands) -> None:
 
     configview = actions.add_parser("configview", help="print the workload configuration DLIO would get")
     model_args(configview)
-    configview.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[])
+    _add_params(configview)
     configview.add_argument("--datagen", action="store_true", help="the datagen workload instead of the run workload")
     configview.set_defaults(handler=_cmd_configview)
 
@@ -225,8 +247,9 @@ def _add_checkpointing(commands) -> None:
     run.add_argument("--model", "-m", required=True, choices=list(LLAMA3), help="the model whose checkpoints are written")
     run.add_argument("--num-processes", "-np", type=_positive_int, default=None,
                      help="MPI ranks (default: the model's closed-division count)")
-    run.add_argument("--checkpoint-folder", "-cf", type=Path, default=None,
-                     help="where checkpoints are written: the storage under test (default: the run's results directory)")
+    run.add_argument("--checkpoint-folder", "-cf", type=Path, required=True,
+                     help="where checkpoints are written: the storage under test (they are kept; "
+                     "llama3-8b writes 105 GiB per checkpoint)")
     run.add_argument("--num-checkpoints", type=_positive_int, default=10, help="checkpoints to write (default 10)")
     run.set_defaults(handler=_cmd_checkpointing)
 
@@ -279,7 +302,6 @@ def _telemetry(args):
 def _run_options_from(args):
     from .benchmarks.base import RunOptions
     from .collectors.ssh import SshOptions
-    from .engines.mpi import MpiOptions
     from .hosts import parse_hosts
 
     for flag in ("ssh_identity", "ssh_config"):
@@ -289,11 +311,11 @@ def _run_options_from(args):
     ssh = SshOptions(user=args.ssh_user, port=args.ssh_port, timeout_s=args.ssh_timeout,
                      identity=str(args.ssh_identity) if args.ssh_identity else None,
                      config=str(args.ssh_config) if args.ssh_config else None)
-    mpi = MpiOptions(mpi_bin=args.mpi_bin, oversubscribe=args.oversubscribe, allow_run_as_root=args.allow_run_as_root,
-                     map_by=args.map_by) if hasattr(args, "mpi_bin") else MpiOptions()
+    data_dir = getattr(args, "data_dir", None) or getattr(args, "checkpoint_folder", None)
     return RunOptions(
         ssh=ssh,
-        mpi=mpi,
+        mpi=_mpi_options_from(args),
+        data_dir=str(Path(data_dir).absolute()) if data_dir else None,
         results_dir=args.results_dir,
         hosts=[str(h) for h in parse_hosts(args.hosts)],
         cluster_collection=args.cluster_collection,
@@ -307,28 +329,36 @@ def _run_options_from(args):
 def _cmd_exec(args) -> int:
     from .benchmarks.exec import ExecBenchmark
 
+    # argparse leaves the "--" that separates PROGRAM from mlpstorage's own options in place
     argv = [args.program, *args.program_args]
-    if argv and argv[0] == "--":
+    if argv[0] == "--":
         argv = argv[1:]
-    if args.program_args[:1] == ["--"]:
-        argv = [args.program, *args.program_args[1:]]
+    if not argv:
+        raise UsageError("no PROGRAM given after -- (see 'mlpstorage exec --help')")
     options = _run_options_from(args)
     with _telemetry(args) as emitter:
         ExecBenchmark(options, argv, emitter=emitter).run()
     return 0
 
 
+def _mpi_options_from(args):
+    from .engines.mpi import MpiOptions
+
+    if not hasattr(args, "mpi_bin"):  # exec: MPI only for --cluster-collection mpi, with defaults
+        return MpiOptions()
+    return MpiOptions(mpi_bin=args.mpi_bin, oversubscribe=args.oversubscribe,
+                      allow_run_as_root=args.allow_run_as_root, map_by=args.map_by)
+
+
 def _dlio_options_from(args, processes: int):
     from .benchmarks.dlio import DlioOptions
-    from .engines.mpi import MpiOptions
     from .workloads import parse_params
 
     return DlioOptions(
         processes=processes,
         accelerator=getattr(args, "accelerator_type", "h100"),
         params=parse_params(args.params),
-        mpi=MpiOptions(mpi_bin=args.mpi_bin, oversubscribe=args.oversubscribe,
-                       allow_run_as_root=args.allow_run_as_root, map_by=args.map_by),
+        mpi=_mpi_options_from(args),
     )
 
 
@@ -398,9 +428,8 @@ def _cmd_datasize(args) -> int:
                      f"{size.files_for_steps} files for 500 steps of {args.max_accelerators} accelerators")
         emitter.result(f"Files needed: {size.files}", files=size.files)
         emitter.result(f"Disk space needed: {size.total_gib:.2f} GiB", bytes=size.total_bytes)
-        hint = datagen_hint(args.model, args.data_dir, args.max_accelerators, size.files)
-        extra = "".join(f" {k}={v}" for k, v in params.items())
-        emitter.result(f"Next: {hint}{extra}")
+        others = [f"{k}={v}" for k, v in params.items() if k != "dataset.num_files_train"]
+        emitter.result(f"Next: {datagen_hint(args.model, args.data_dir, args.max_accelerators, size.files, others)}")
     return 0
 
 
@@ -435,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     except MlpStorageError as exc:
         print(f"mlpstorage: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        # the reader went away (`--what-if | head`): stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("mlpstorage: interrupted", file=sys.stderr)
         return 130

@@ -1,5 +1,7 @@
 """Errors a user can cause. The CLI turns each into one line and an exit code."""
 
+import signal
+
 
 class MlpStorageError(Exception):
     """Base for errors that end a run with a clear message instead of a traceback."""
@@ -20,10 +22,17 @@ class ValidationError(MlpStorageError):
 
 
 class CommandFailed(MlpStorageError):
-    """The benchmark's child process exited with a non-zero code."""
+    """The benchmark's child process exited with a non-zero code (or was killed)."""
 
-    def __init__(self, argv0: str, returncode: int):
-        super().__init__(f"{argv0} exited with code {returncode}")
+    def __init__(self, argv0: str, returncode: int, detail: str | None = None):
+        if returncode < 0:
+            try:
+                how = f"was killed by {signal.Signals(-returncode).name}"
+            except ValueError:
+                how = f"was killed by signal {-returncode}"
+        else:
+            how = f"exited with code {returncode}"
+        super().__init__(f"{argv0} {how}" + (f" ({detail})" if detail else ""))
         self.returncode = returncode
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .emitter.events import EVENT_TYPES
 from .errors import UsageError
 
 
@@ -23,7 +24,7 @@ def read_events(path: Path):
             except json.JSONDecodeError as exc:
                 yield None, f"{path}:{number}: skipped a line that is not JSON ({exc.msg}; truncated?)"
                 continue
-            if not isinstance(event, dict) or "type" not in event or "timestamp" not in event:
+            if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES or "timestamp" not in event:
                 yield None, f"{path}:{number}: skipped a line that is not an mlpstorage event"
                 continue
             yield event, None
@@ -39,7 +40,7 @@ def replay_file(path: Path, renderers: list) -> list[str]:
         for renderer in renderers:
             try:
                 renderer.handle(event)
-            except (KeyError, TypeError, ValueError) as exc:
+            except Exception as exc:  # a hand-edited or foreign file: say which event, go on
                 problems.append(f"{path}: an event of type {event.get('type')!r} could not be rendered ({exc!r})")
                 break
     return problems

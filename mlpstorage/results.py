@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
+import tempfile
 from pathlib import Path
 
+from .errors import ValidationError
 
-def new_run_dir(results_dir: Path, benchmark: str, model: str, command: str, now: dt.datetime | None = None) -> tuple[Path, str]:
-    """<results-dir>/<benchmark>/<model>/<command>/<YYYYMMDD_HHMMSS>/ (not created yet) and
-    the datetime string; a second run in the same second gets a _2, _3... suffix."""
-    stamp = (now or dt.datetime.now()).strftime("%Y%m%d_%H%M%S")
-    base = Path(results_dir) / benchmark / model / command
-    candidate, n = base / stamp, 1
-    while candidate.exists():
-        n += 1
-        candidate = base / f"{stamp}_{n}"
-    return candidate, candidate.name
+
+def run_dir_base(results_dir: Path, benchmark: str, model: str, command: str) -> Path:
+    return Path(results_dir).absolute() / benchmark / model / command
+
+
+def claim_run_dir(base: Path, stamp: str) -> Path:
+    """Creates <base>/<YYYYMMDD_HHMMSS>/ (a run in the same second gets _2, _3...). mkdir is the
+    claim, so runs started together (a batch job array) never share a directory."""
+    n = 1
+    while True:
+        candidate = base / (stamp if n == 1 else f"{stamp}_{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+        except OSError as exc:
+            raise ValidationError(f"cannot create the results directory {candidate}: {exc.strerror}") from None
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Can `path` be created (or written, if it exists)? Tried for real, in the nearest existing
+    folder, leaving nothing behind: permission bits alone say yes to root everywhere."""
+    existing = Path(path).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValidationError(f"{what} {path} cannot be created: {existing} is not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".mlpstorage-check-", dir=existing))
+    except OSError as exc:
+        raise ValidationError(f"{what} {path} is not writable ({existing}: {exc.strerror})") from None
 
 
 def write_json(path: Path, data) -> Path:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import IO
 
 # name -> (module, class)
 RENDERERS: dict[str, tuple[str, str]] = {
@@ -31,7 +31,6 @@ class RenderOptions:
     heartbeat_s: float = 30.0  # plain: interval of the "still running" line; 0 turns it off
     live: bool = True  # rich: draw the live display (off when replaying into a recording)
     show_debug: bool = False  # text renderers: show debug-level messages (--debug/--verbose)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def create(name: str, options: RenderOptions):

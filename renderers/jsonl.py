@@ -62,6 +62,9 @@ class RunEventsFile:
                 self._pending = []
         else:
             self._writer.handle(event)
+        if event["type"] == "run.finished":  # the next run (--loops) has a directory of its own
+            self.close()
+            self._writer, self._pending = None, []
 
     def close(self) -> None:
         if self._writer is not None:

@@ -26,21 +26,33 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from mlpstorage import __version__
+from mlpstorage.emitter.events import KINDS
 from mlpstorage.errors import UsageError
 
 from . import sdk_disabled
 
 DEFAULT_TIMEOUT_S = 5.0
-_SPAN_KINDS = ("run", "stage", "spinner", "task")
 
 
 def _env(name: str) -> str | None:
     return os.environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}")
 
 
+def check_headers() -> None:
+    """OTEL_EXPORTER_OTLP_[TRACES_]HEADERS must be key=value pairs. The SDK would log a bad
+    value, secret and all, and go on; here it is one error that never shows the value."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+        value = os.environ.get(name, "")
+        pairs = [p for p in value.split(",") if p.strip()]
+        if any("=" not in p or not p.split("=", 1)[0].strip() for p in pairs):
+            raise UsageError(f"{name} is not a comma-separated list of key=value pairs "
+                             "(its value is not shown: it may hold a secret)")
+
+
 def make_exporter() -> tuple[SpanExporter, str]:
     """The OTLP exporter the environment asks for, and a description for messages
     (protocol and endpoint only: headers may hold secrets and are never shown)."""
+    check_headers()
     protocol = (_env("PROTOCOL") or "http/protobuf").strip().lower()
     timeout = export_timeout_s()
     if protocol == "grpc":
@@ -162,7 +174,8 @@ class OtlpRenderer:
             exporter, description = make_exporter()
         # The exporters log every failed batch (with tracebacks) to the root logger, which would
         # draw over the live display; this renderer reports failures itself, once.
-        logging.getLogger("opentelemetry.exporter").setLevel(logging.CRITICAL)
+        for logger in ("opentelemetry.exporter", "opentelemetry.util.re"):  # the latter logs header values
+            logging.getLogger(logger).setLevel(logging.CRITICAL)
         self._description = description
         self._exporter = _CountingExporter(exporter)
         self._processor = BatchSpanProcessor(self._exporter, schedule_delay_millis=1000)
@@ -178,7 +191,7 @@ class OtlpRenderer:
         kind, _, what = event["type"].partition(".")
         if kind == "run" and what == "started":
             self._resource = resource_for_run(event.get("attributes", {}))
-        if kind in _SPAN_KINDS and what == "finished":
+        if kind in KINDS and what == "finished":
             self._processor.on_end(span_from_event(event, self._resource))
             self._pending += 1
 

@@ -62,17 +62,24 @@ class PlainRenderer:
             line = self._line(event, row)
             if line is not None:
                 self._write(line)
-        if event["type"] == "run.started" and self._heartbeat_s > 0 and self._heartbeat is None:
-            self._heartbeat = threading.Thread(target=self._beat, name="plain-heartbeat", daemon=True)
+        if event["type"] == "run.started" and self._heartbeat_s > 0:
+            self._stop_heartbeat()
+            self._stop = threading.Event()
+            self._heartbeat = threading.Thread(target=self._beat, args=(self._stop,), name="plain-heartbeat",
+                                               daemon=True)
             self._heartbeat.start()
         elif event["type"] == "run.finished":
-            self._stop.set()
+            self._stop_heartbeat()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._heartbeat is not None:
-            self._heartbeat.join(timeout=2)
+        self._stop_heartbeat()
         self._stream.flush()
+
+    def _stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join(timeout=2)
+        self._heartbeat = None
 
     def _line(self, event: dict, row: SpanRow | None) -> str | None:
         kind = event["type"]
@@ -145,13 +152,13 @@ class PlainRenderer:
         self._stream.flush()
 
     # ----- heartbeat -------------------------------------------------------------------
-    def _beat(self) -> None:
+    def _beat(self, stop: threading.Event) -> None:
         # Fixed-rate ticks: the next wake-up is computed from the first, so lines never drift.
         start = time.monotonic()
         ticks = 0
         while True:
             ticks += 1
-            if self._stop.wait(max(0.0, start + ticks * self._heartbeat_s - time.monotonic())):
+            if stop.wait(max(0.0, start + ticks * self._heartbeat_s - time.monotonic())):
                 return
             with self._lock:
                 line = self.heartbeat_line()

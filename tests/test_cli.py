@@ -47,7 +47,12 @@ def test_version_and_help():
         (["exec", "--render", "fancy", "--", "true"], "--render: unknown renderer 'fancy'"),
         (["exec", "--render", "rich,plain", "--", "true"], "rich and plain both write to stderr"),
         (["exec", "--render", "rich", "--", "true"], "--render rich needs an interactive terminal"),
-        (["exec", "--timeseries-interval", "-1", "--", "true"], "must be greater than 0"),
+        (["exec", "--timeseries-interval", "-1", "--", "true"], "must be a number greater than 0"),
+        (["exec", "--timeseries-interval", "nan", "--", "true"], "must be a number greater than 0"),
+        (["exec", "--timeseries-interval", "0.001", "--", "true"], "must be at least 0.1 seconds"),
+        (["exec", "--ssh-port", "99999", "--", "true"], "is not a port"),
+        (["exec", "--ssh-config", "/no/such/config", "--", "true"], "--ssh-config /no/such/config: no such file"),
+        (["exec", "--", "--"], "no PROGRAM given"),
         (["exec", "--hosts", "-oProxyCommand=x", "--", "true"], "expected at least one argument"),
         (["exec", "--hosts=-oProxyCommand=x", "--", "true"], "invalid host '-oProxyCommand=x'"),
         (["exec", "--hosts", "node1;reboot", "--", "true"], "invalid host 'node1;reboot'"),
@@ -57,7 +62,9 @@ def test_version_and_help():
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(args, message, tmp_path):
-    result = mlpstorage(*args, "--results-dir", str(tmp_path)) if args[:1] == ["exec"] else mlpstorage(*args)
+    if args[:1] == ["exec"]:
+        args = ["exec", "--results-dir", str(tmp_path), *args[1:]]
+    result = mlpstorage(*args)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("mlpstorage: error: ") and message in last, result.stderr
@@ -188,3 +195,25 @@ def test_replay_to_jsonl_is_the_identity(tmp_path):
     recording = Path(__file__).parent / "golden" / "failed.events.jsonl"
     result = mlpstorage("events", "replay", str(recording), "--render", "jsonl")
     assert [json.loads(l) for l in result.stdout.splitlines()] == [json.loads(l) for l in recording.read_text().splitlines()]
+
+
+def test_a_program_killed_by_a_signal_is_named_so(tmp_path):
+    result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path), "--", "sh", "-c", "kill -9 $$")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == "mlpstorage: error: sh was killed by SIGKILL"
+
+
+def test_output_of_a_left_behind_grandchild_is_kept(tmp_path):
+    script = "echo first; (sleep 1; echo late) & exit 0"
+    result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path), "--", "sh", "-c", script)
+    assert result.returncode == 0
+    [run_dir] = run_dirs(tmp_path)
+    assert (run_dir / "stdout.log").read_text() == "first\nlate\n"
+
+
+def test_malformed_otlp_headers_are_refused_without_showing_them(tmp_path):
+    env = cli_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_EXPORTER_OTLP_HEADERS="Bearer%20s3cr3t")
+    result = mlpstorage("exec", "--render", "plain,otlp", "--results-dir", str(tmp_path), "--", "true", env=env)
+    assert result.returncode == 2
+    assert "OTEL_EXPORTER_OTLP_HEADERS is not a comma-separated list of key=value pairs" in result.stderr
+    assert "s3cr3t" not in result.stderr + result.stdout

@@ -217,7 +217,8 @@ def _run_args(tmp_path, data):
             "--results-dir", str(tmp_path / "results"), "--render", "plain", *TINY_RUN]
 
 
-@pytest.mark.parametrize("case", ["missing", "too-few", "no-mpirun", "results-not-writable", "tensorflow"])
+@pytest.mark.parametrize("case", ["missing", "too-few", "no-mpirun", "results-not-writable", "tensorflow",
+                                  "bad-param", "checkpoint-folder"])
 def test_validation_failures(case, tmp_path, dataset):
     env = None
     args = _run_args(tmp_path, dataset / "data")
@@ -231,12 +232,18 @@ def test_validation_failures(case, tmp_path, dataset):
         env = base_env(PATH=str(Path(sys.executable).parent))
         expected = "mpirun not found"
     elif case == "results-not-writable":
-        (tmp_path / "file").write_text("")
-        args[args.index("--results-dir") + 1] = str(tmp_path / "file" / "results")
-        expected = "is not writable"
-    else:
+        args[args.index("--results-dir") + 1] = "/proc/mlpstorage-results"  # refused even to root
+        expected = "results directory /proc/mlpstorage-results is not writable"
+    elif case == "tensorflow":
         args[args.index("unet3d")] = "resnet50"
         expected = "resnet50 reads tfrecord files through tensorflow: pip install tensorflow-cpu"
+    elif case == "bad-param":
+        args += ["reader.batch_size=two"]
+        expected = "--params reader.batch_size=two: expected a number"
+    else:
+        args = ["checkpointing", "run", "--model", "llama3-8b", "-np", "2", "--checkpoint-folder", "/proc/ck",
+                "--results-dir", str(tmp_path / "results")]
+        expected = "checkpoint folder /proc/ck is not writable"
     before = sorted(p.name for p in tmp_path.iterdir())
     result = mlpstorage(*args, env=env)
     assert result.returncode == 2, result.stderr
@@ -295,7 +302,7 @@ def test_progress_parser_on_recorded_dlio_output(mlpstorage_capture):
         progress.close()
     tasks = [(e["name"], e["status"]) for e in mlpstorage_capture.of_type("task.finished")]
     assert tasks == [("checkpoint 1", "ok"), ("epoch 1/2", "ok"), ("checkpoint 2", "ok"), ("epoch 2/2", "ok")]
-    assert len(progress.checkpoints) == 2 and progress.epochs_done == 2
+    assert len(progress.checkpoints) == 2
 
 
 def test_progress_parser_follows_datagen(mlpstorage_capture):
@@ -315,3 +322,27 @@ def test_tensorflow_stand_in_only_when_tensorflow_is_missing(monkeypatch):
     assert installed == (sys.modules.get("tensorflow") is not None)
     assert dlio_rank.install_tensorflow_stub() is False  # never twice, never over a real one
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+
+
+def test_override_values_survive_hydras_grammar():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from mlpstorage.engines.dlio import hydra_value
+
+    parser = OverridesParser.create()
+    for value in ["/data/a,b", "/data/with space", "it's", "back\\slash", "/plain/path", 12, 0.5, "[1,2]"]:
+        parsed = parser.parse_override(f"++workload.dataset.data_folder={hydra_value(value)}").value()
+        assert parsed == (value if isinstance(value, str) else value), value
+
+
+def test_loops_give_each_run_its_own_directory_and_events(tmp_path, dataset):
+    result = mlpstorage(*_run_args(tmp_path, dataset / "data"), "train.epochs=1", "--loops", "2", "--skip-timeseries")
+    assert result.returncode == 0, result.stderr
+    run_dirs = sorted((tmp_path / "results").glob("training/unet3d/run/*"))
+    assert len(run_dirs) == 2
+    for run_dir in run_dirs:
+        events = events_of(run_dir)
+        assert [e["type"] for e in events].count("run.started") == 1
+        assert events[-1]["type"] == "run.finished" and events[-1]["status"] == "ok"
+        metadata = json.loads(next(run_dir.glob("*_metadata.json")).read_text())
+        assert metadata["run_id"].endswith(run_dir.name)

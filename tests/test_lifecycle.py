@@ -5,6 +5,7 @@ import io
 import json
 import re
 import threading
+from pathlib import Path
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -148,13 +149,28 @@ def test_results_and_metadata_are_written(mlpstorage_capture, tmp_path):
     assert metadata["cluster"]["total_memory_bytes"] > 0
 
 
-def test_a_results_dir_that_cannot_be_written_fails_validation(mlpstorage_capture, tmp_path):
+@pytest.mark.parametrize("where, message", [("under-a-file", "cannot be created: .* is not a directory"),
+                                            ("proc", "is not writable")])
+def test_a_results_dir_that_cannot_be_written_fails_validation(mlpstorage_capture, tmp_path, where, message):
     from mlpstorage.errors import ValidationError
 
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ValidationError, match="not writable"):
-        SleepyBenchmark(options(blocker / "results")).run()
+    # /proc refuses new entries even to root, whose permission bits say yes everywhere
+    results = blocker / "results" if where == "under-a-file" else Path("/proc/mlpstorage-results")
+    with pytest.raises(ValidationError, match=message):
+        SleepyBenchmark(options(results)).run()
     assert mlpstorage_capture.of_type("stage.finished")[0]["status"] == "error"
     assert list(tmp_path.iterdir()) == [blocker]
+
+
+def test_runs_started_together_get_directories_of_their_own(mlpstorage_capture, tmp_path):
+    benches = [SleepyBenchmark(options(tmp_path)) for _ in range(3)]
+    for bench in benches[1:]:  # as if started in the same second: the same planned name
+        bench.run_dir, bench.run_datetime = benches[0].run_dir, benches[0].run_datetime
+    for bench in benches:
+        bench.run()
+    assert len({b.run_dir for b in benches}) == 3 and all(b.run_dir.is_dir() for b in benches)
+    assert sorted(p.name for p in benches[0].run_dir.parent.iterdir())[1:] == [
+        f"{benches[0].run_dir.name}_2", f"{benches[0].run_dir.name}_3"]
 

@@ -9,7 +9,7 @@ through the emitter and never knows how the run is displayed.
 
 from __future__ import annotations
 
-import os
+import datetime
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +21,8 @@ from ..collectors.ssh import SshOptions, collect_via_ssh
 from ..collectors.timeseries import Timeseries
 from ..emitter import Emitter, current_emitter
 from ..engines.mpi import MpiOptions
-from ..errors import ValidationError
 from ..hosts import Host, is_local_host
-from ..results import new_run_dir, write_json
+from ..results import check_writable, claim_run_dir, run_dir_base, write_json
 
 STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
 
@@ -63,8 +62,10 @@ class Benchmark:
         self.model = model
         self.command = command
         self.emitter = emitter or current_emitter()
-        self.run_dir, self.run_datetime = new_run_dir(Path(options.results_dir).absolute(), self.BENCHMARK_TYPE,
-                                                      model, command)
+        # The run's directory is claimed (created) once validation has passed; until then it is
+        # the planned name, which --what-if shows.
+        self.run_datetime = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+        self.run_dir = run_dir_base(options.results_dir, self.BENCHMARK_TYPE, model, command) / self.run_datetime
         self.run_id = f"{self.BENCHMARK_TYPE}-{model}-{command}-{self.run_datetime}"
         self.runtime: float | None = None
         self.cluster_info_start: dict | None = None
@@ -89,9 +90,12 @@ class Benchmark:
         emitter = self.emitter
         with emitter.run(f"mlpstorage {self.BENCHMARK_TYPE} {self.command}", self.run_attributes()):
             with emitter.create_stage_progress(STAGES) as advance_stage:
-                self._validate_results_dir()
+                check_writable(self.options.results_dir, "results directory")
                 self._validate()
-                self.run_dir.mkdir(parents=True)
+                self.run_dir = claim_run_dir(self.run_dir.parent, self.run_datetime)
+                self.run_datetime = self.run_dir.name
+                self.run_id = f"{self.BENCHMARK_TYPE}-{self.model}-{self.command}-{self.run_datetime}"
+                emitter.set_run_attributes({"mlpstorage.run_id": self.run_id, "mlpstorage.results_dir": str(self.run_dir)})
                 emitter.info("Environment validation passed")
                 emitter.info(f"Results in {self.run_dir}", results_dir=str(self.run_dir))
                 advance_stage()
@@ -111,13 +115,6 @@ class Benchmark:
                     self._write_timeseries()
                 self._process_results()
                 advance_stage()
-
-    def _validate_results_dir(self) -> None:
-        existing = Path(self.options.results_dir).absolute()
-        while not existing.exists():
-            existing = existing.parent
-        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-            raise ValidationError(f"results directory {self.options.results_dir} is not writable ({existing})")
 
     # ----- hooks for subclasses --------------------------------------------------------
     def _validate(self) -> None:
@@ -188,7 +185,7 @@ class Benchmark:
 
         def as_span(host: str, work) -> dict:
             span = self.emitter.start_task(f"host {host}", {"host.name": host}, parent=spinner.span)
-            info = work()
+            info = collect_local(data_dir) if is_local_host(host) else work()  # no ssh to ourselves
             self.emitter.end_task(span, {"mlpstorage.hostname": info.get("hostname", host)}, error=info.get("error"))
             return info
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from ..results import check_writable
 from .base import RunOptions
 from .dlio import DlioBenchmark, DlioOptions
 
@@ -49,12 +50,12 @@ LLAMA3 = {
 class CheckpointingBenchmark(DlioBenchmark):
     BENCHMARK_TYPE = "checkpointing"
 
-    def __init__(self, options: RunOptions, model: str, dlio: DlioOptions, checkpoint_folder: Path | None,
+    def __init__(self, options: RunOptions, model: str, dlio: DlioOptions, checkpoint_folder: Path,
                  num_checkpoints: int = 10, emitter=None):
         if model not in LLAMA3:
             raise UsageError(f"unknown model {model!r} (choose from {', '.join(LLAMA3)})")
         self.arch = LLAMA3[model]
-        self.checkpoint_folder = Path(checkpoint_folder).absolute() if checkpoint_folder else None
+        self.checkpoint_folder = Path(checkpoint_folder).absolute()
         self.num_checkpoints = num_checkpoints
         super().__init__(options, model, "run", dlio, emitter=emitter)
 
@@ -62,15 +63,17 @@ class CheckpointingBenchmark(DlioBenchmark):
         return "llama3_checkpointing"
 
     def forced_overrides(self) -> dict[str, object]:
-        folder = self.checkpoint_folder or self.run_dir / "checkpoints"
         return {
             "model": self.model.replace("-", "_"),
-            "checkpoint.checkpoint_folder": str(folder),
+            "checkpoint.checkpoint_folder": str(self.checkpoint_folder),
             "checkpoint.model_size": self.arch.checkpoint_bytes() // self.dlio.processes,
             "train.epochs": self.num_checkpoints,
             "dataset.num_files_train": self.dlio.processes,
             "dataset.data_folder": str(self.run_dir / "driver-data"),
         }
+
+    def _validate_data(self) -> None:
+        check_writable(self.checkpoint_folder, "checkpoint folder")
 
     def metrics(self) -> dict:
         durations = self.progress.checkpoints if self.progress else []

@@ -39,12 +39,16 @@ class DlioBenchmark(Benchmark):
         self.dlio = dlio
         self.hosts = parse_hosts(options.hosts)
         self.workload = self.workload_name()
-        self.config = apply_params(load_workload(self.workload), self.overrides())
         self.summary: dict | None = None
         self.progress: DlioProgress | None = None
         self.returncode: int | None = None
 
     # ----- what runs ---------------------------------------------------------------------
+    @property
+    def config(self) -> dict:
+        """The workload as DLIO will see it (recomputed: it names the run's directory)."""
+        return apply_params(load_workload(self.workload), self.overrides())
+
     def workload_name(self) -> str:
         raise NotImplementedError
 
@@ -106,7 +110,7 @@ class DlioBenchmark(Benchmark):
             self.progress.close(error)
             adopt_rank_spans(self.emitter, ranks)
         if self.returncode != 0:
-            raise CommandFailed(argv[0], self.returncode)
+            raise CommandFailed(argv[0], self.returncode, self.progress.last_error)
 
     # ----- results -----------------------------------------------------------------------
     def metrics(self) -> dict:

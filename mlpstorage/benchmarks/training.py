@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import os
+import shlex
 from pathlib import Path
 
 from ..errors import ValidationError
+from ..results import check_writable
 from ..workloads import workload_name
 from .base import RunOptions
 from .dlio import DlioBenchmark, DlioOptions, count_files
 
 
-def datagen_hint(model: str, data_dir: Path, processes: int, files: int) -> str:
-    return (f"mlpstorage training datagen --model {model} --data-dir {data_dir} --num-processes {processes} "
-            f"--params dataset.num_files_train={files}")
+def datagen_hint(model: str, data_dir: Path, processes: int, files: int, params: list[str] = ()) -> str:
+    """The datagen command line to run next, quoted for a shell."""
+    return shlex.join(["mlpstorage", "training", "datagen", "--model", model, "--data-dir", str(data_dir),
+                       "--num-processes", str(processes), "--params", f"dataset.num_files_train={files}", *params])
 
 
 class TrainingBenchmark(DlioBenchmark):
@@ -33,11 +35,7 @@ class TrainingBenchmark(DlioBenchmark):
         dataset = self.config["dataset"]
         needed = int(dataset["num_files_train"])
         if self.command == "datagen":
-            existing = self.data_dir
-            while not existing.exists():
-                existing = existing.parent
-            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-                raise ValidationError(f"data directory {self.data_dir} cannot be created ({existing} is not writable)")
+            check_writable(self.data_dir, "data directory")
             return
         hint = datagen_hint(self.model, self.data_dir, self.dlio.processes, needed)
         train = self.data_dir / "train"

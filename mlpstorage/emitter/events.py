@@ -54,16 +54,3 @@ def ns_from_iso(text: str) -> int:
     moment = _dt.datetime.strptime(text.rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f")
     moment = moment.replace(tzinfo=_dt.timezone.utc)
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
-
-
-def is_started(event: dict) -> bool:
-    return event["type"].endswith(".started")
-
-
-def is_finished(event: dict) -> bool:
-    return event["type"].endswith(".finished")
-
-
-def kind_of(event: dict) -> str:
-    """'stage' for 'stage.started', and so on."""
-    return event["type"].split(".", 1)[0]

@@ -27,8 +27,9 @@ from . import events as ev
 from .spans import COMPLETED, DESCRIPTION, KIND, STAGE_COUNT, STAGE_INDEX, TOTAL, SpanEvents
 
 
-# Time-series samples travel as span events of the running stage: room for a long run's worth.
-MAX_SPAN_EVENTS = 100_000
+# Time-series samples travel as span events of the running stage, up to this many (a span is
+# exported whole, and OTLP receivers limit a request's size); the event stream keeps them all.
+MAX_SPAN_EVENTS = 4096
 
 
 class Renderer(Protocol):
@@ -89,11 +90,6 @@ class Emitter:
     def add_renderer(self, renderer: Renderer) -> None:
         with self._lock:
             self._renderers.append(renderer)
-
-    def remove_renderer(self, renderer: Renderer) -> None:
-        with self._lock:
-            if renderer in self._renderers:
-                self._renderers.remove(renderer)
 
     def close(self) -> None:
         """Closes every renderer (each flushes and restores what it took over)."""
@@ -183,6 +179,7 @@ class Emitter:
         """The root span of one benchmark run; attributes say what ran (benchmark, model...)."""
         with self._span(name, "run", dict(attributes or {})) as span:
             self._run = span
+            self._stage_durations = {}
             try:
                 yield span
             finally:

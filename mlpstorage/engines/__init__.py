@@ -1,1 +1,2 @@
-"""Engines: how a benchmark's workload is started (a child process, later DLIO under MPI)."""
+"""Engines: how a benchmark's work is started: a child process with its output passed through
+(process.py), mpirun command lines (mpi.py), and DLIO under MPI (dlio.py, dlio_rank.py)."""

@@ -24,16 +24,30 @@ _CKPT_START = re.compile(r"Starting checkpoint (\d+) after total step (\d+) for 
 _CKPT_END = re.compile(r"Ending checkpoint (\d+) for epoch (\d+)")
 _GENERATING = re.compile(r"Generating \w+ Data: .*?([\d.]+)% (\d+) of (\d+)")
 _GENERATED = re.compile(r"\bGeneration done\b")
+# The last line of a Python traceback, e.g. "FileNotFoundError: [Errno 2] ... '/data/train'"
+_ERROR = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception)\b:? .+")
 
 RANK_MODULE = "mlpstorage.engines.dlio_rank"
+
+
+_PLAIN = re.compile(r"^[\w./:+@-]*$")
+
+
+def hydra_value(value: object) -> str:
+    """A value as hydra's override grammar reads it back unchanged: plain paths and numbers as
+    they are, anything else (a comma, a space, brackets...) single-quoted and escaped."""
+    text = str(value)
+    if _PLAIN.match(text):
+        return text
+    return "'" + text.replace("'", "\\'") + "'"  # in hydra's quoted strings only quotes are escaped
 
 
 def dlio_program(workload: str, run_dir: Path, overrides: dict[str, object], python: str = sys.executable) -> list[str]:
     """The per-rank program: hydra overrides first, then --config-path (hydra wants the
     overrides contiguous)."""
     argv = [python, "-m", RANK_MODULE, f"workload={workload}",
-            f"++hydra.run.dir={run_dir}", "++hydra.output_subdir=dlio_config"]
-    argv += [f"++workload.{key}={value}" for key, value in overrides.items()]
+            f"++hydra.run.dir={hydra_value(run_dir)}", "++hydra.output_subdir=dlio_config"]
+    argv += [f"++workload.{key}={hydra_value(value)}" for key, value in overrides.items()]
     return argv + [f"--config-path={CONFIG_PATH}"]
 
 
@@ -47,7 +61,7 @@ class DlioProgress:
         self._epoch = None
         self._checkpoint = None
         self.checkpoints: list[float] = []  # seconds each checkpoint took, from its span
-        self.epochs_done = 0
+        self.last_error: str | None = None  # the last exception line DLIO printed
         self._generation = None
 
     def observe(self, stream: str, line: str) -> None:
@@ -60,7 +74,6 @@ class DlioProgress:
                 self._epoch = self._emitter.start_task(
                     f"epoch {epoch}{total}", {"dlio.epoch": epoch, "dlio.steps_expected": int(match.group(2))})
             elif match := _EPOCH_END.search(text):
-                self.epochs_done += 1
                 self._end_epoch({"dlio.steps_completed": int(match.group(2)), "dlio.duration_s": float(match.group(3))})
             elif match := _CKPT_START.search(text):
                 self._end_checkpoint()
@@ -76,6 +89,8 @@ class DlioProgress:
                 self._generating(int(match.group(2)), int(match.group(3)))
             elif _GENERATED.search(text):
                 self._end_generation()
+            elif stream == "stderr" and _ERROR.match(text):
+                self.last_error = text.strip()[:300]
 
     def _end_epoch(self, attributes: dict | None = None, error: str | None = None) -> None:
         self._end_checkpoint(error=error)

@@ -10,7 +10,8 @@ Two jobs, both impossible from outside the rank:
    tensorflow and needs no directory on every host.
 2. The rank's own work joins the launcher's trace: a span parented to TRACEPARENT is written
    as a task.finished event to $MLPSTORAGE_RANK_EVENTS/rank-<N>.json, which the launcher
-   adopts into its event stream (and so into events.jsonl and the OTLP export).
+   adopts into its event stream (and so into events.jsonl and the OTLP export). Ranks on
+   other hosts reach that folder only if the results directory is on a shared file system.
 
 Kept to the standard library (plus DLIO) so that a rank starts as fast as DLIO alone.
 """
@@ -83,12 +84,24 @@ def main() -> int:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        folder, parent = os.environ.get("MLPSTORAGE_RANK_EVENTS"), os.environ.get("TRACEPARENT", "")
-        event = rank_span_event(parent, _rank(), start_ns, time.time_ns(), error) if folder else None
-        if event is not None:
-            with open(os.path.join(folder, f"rank-{_rank()}.json"), "w") as handle:
-                json.dump(event, handle)
+        write_rank_span(start_ns, error)
     return code
+
+
+def write_rank_span(start_ns: int, error: str | None) -> None:
+    """Best effort: the folder is on the launcher's disk, which a rank on another host sees
+    only through a shared file system. A rank span that cannot be written is lost, never the
+    rank's exit code."""
+    folder, parent = os.environ.get("MLPSTORAGE_RANK_EVENTS"), os.environ.get("TRACEPARENT", "")
+    event = rank_span_event(parent, _rank(), start_ns, time.time_ns(), error) if folder else None
+    if event is None:
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"rank-{_rank()}.json"), "w") as handle:
+            json.dump(event, handle)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -20,20 +20,25 @@ from ..emitter import Emitter
 # How long a child gets to exit after SIGTERM before it is killed (mpirun needs a moment
 # to take its ranks down with it).
 TERMINATE_GRACE_S = 10.0
+# How long the output of an exited child is still read (see run_command).
+OUTPUT_DRAIN_S = 5.0
 
 
 LineObserver = Callable[[str, str], None]  # (stream, line) -> None
 
 
-def _pump(pipe: IO[bytes], log: IO[bytes], emitter: Emitter, stream: str, source: str,
+def _pump(pipe: IO[bytes], log_path: Path, emitter: Emitter, stream: str, source: str,
           observer: LineObserver | None) -> None:
-    for raw in iter(pipe.readline, b""):
-        log.write(raw)
-        log.flush()
-        line = raw.decode("utf-8", errors="replace").rstrip("\n")
-        emitter.output(line, stream=stream, source=source)
-        if observer is not None:
-            observer(stream, line)
+    # The pump owns its log file: output that a left-behind grandchild writes after the
+    # launcher stopped waiting still lands whole in the log, never in a closed file.
+    with open(log_path, "ab") as log:
+        for raw in iter(pipe.readline, b""):
+            log.write(raw)
+            log.flush()
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            emitter.output(line, stream=stream, source=source)
+            if observer is not None:
+                observer(stream, line)
     pipe.close()
 
 
@@ -104,25 +109,27 @@ def run_command(
     is stopped before the exception goes on, so no child outlives the launcher."""
     log_dir.mkdir(parents=True, exist_ok=True)
     source = source or Path(argv[0]).name
-    with open(log_dir / "stdout.log", "ab") as out_log, open(log_dir / "stderr.log", "ab") as err_log:
-        # A session of its own: a Ctrl-C at the terminal reaches only the launcher, which
-        # then ends the child in order (and the child cannot write to the terminal directly).
-        proc = subprocess.Popen(
-            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=cwd, start_new_session=True,
-        )
-        pumps = [
-            threading.Thread(target=_pump, args=(proc.stdout, out_log, emitter, "stdout", source, observer), daemon=True),
-            threading.Thread(target=_pump, args=(proc.stderr, err_log, emitter, "stderr", source, observer), daemon=True),
-        ]
+    # A session of its own: a Ctrl-C at the terminal reaches only the launcher, which then
+    # ends the child in order (and the child cannot write to the terminal directly).
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, cwd=cwd, start_new_session=True,
+    )
+    pumps = [
+        threading.Thread(target=_pump, args=(pipe, log_dir / f"{name}.log", emitter, name, source, observer),
+                         name=f"pump-{name}", daemon=True)
+        for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))
+    ]
+    for pump in pumps:
+        pump.start()
+    try:
+        proc.wait()
+    except BaseException:
+        stop_process_tree(proc)
+        raise
+    finally:
+        # Output still in the pipes is read to the end; a background grandchild that keeps
+        # them open is not waited for beyond this.
         for pump in pumps:
-            pump.start()
-        try:
-            proc.wait()
-        except BaseException:
-            stop_process_tree(proc)
-            raise
-        finally:
-            for pump in pumps:
-                pump.join(timeout=5)
+            pump.join(timeout=OUTPUT_DRAIN_S)
     return proc.returncode

@@ -46,17 +46,36 @@ def _coerce(text):
     return value if isinstance(value, (int, float, bool, str)) or value is None else text
 
 
-def apply_params(config: dict, params: dict[str, str]) -> dict:
-    """The workload with dotted overrides applied, as DLIO will see it."""
+# DLIO 2.0.0's top-level configuration sections (a --params key must start with one).
+SECTIONS = ("model", "framework", "workflow", "dataset", "reader", "train", "evaluation", "checkpoint", "output",
+            "profiling", "metric")
+# Keys whose value must be a positive number.
+POSITIVE = ("dataset.num_files_train", "dataset.num_samples_per_file", "dataset.record_length",
+            "reader.batch_size", "train.epochs")
+
+
+def apply_params(config: dict, params: dict[str, object]) -> dict:
+    """The workload with dotted overrides applied, as DLIO will see it. A value must keep the
+    kind the workload gives the key (a number stays a number, a section stays a section)."""
     resolved = copy.deepcopy(config)
     for key, value in params.items():
         node = resolved
         *path, last = key.split(".")
+        if path and path[0] not in SECTIONS or not path and last not in SECTIONS:
+            raise UsageError(f"--params {key}: unknown section {key.split('.')[0]!r} (one of {', '.join(SECTIONS)})")
         for part in path:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UsageError(f"--params {key}: {part} is not a section")
-        node[last] = _coerce(value)
+        new, old = _coerce(value), node.get(last)
+        if isinstance(old, dict):
+            raise UsageError(f"--params {key}: {last} is a section; set one of its keys (e.g. {key}.{next(iter(old), 'x')}=...)")
+        numeric = isinstance(old, (int, float)) and not isinstance(old, bool)
+        if numeric and (isinstance(new, bool) or not isinstance(new, (int, float))):
+            raise UsageError(f"--params {key}={value}: expected a number")
+        if key in POSITIVE and (not isinstance(new, (int, float)) or new <= 0):
+            raise UsageError(f"--params {key}={value}: expected a number greater than 0")
+        node[last] = new
     return resolved
 
 
@@ -68,6 +87,8 @@ def parse_params(items: list[str]) -> dict[str, str]:
         key = key.strip()
         if not sep or not key or not all(part.replace("_", "a").isalnum() for part in key.split(".")):
             raise UsageError(f"--params {item!r}: expected key=value with a dotted key such as reader.batch_size=2")
+        if not value.strip():
+            raise UsageError(f"--params {item!r}: no value after '='")
         params[key] = value
     return params
 
