@@ -135,3 +135,14 @@ def test_the_collector_script_runs_with_python_alone(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["schema"] == hostinfo.SCHEMA
+
+
+def test_mpi_host_list_spreads_ranks_and_counts_slots():
+    from mlpstorage.engines.mpi import host_list
+
+    assert host_list(parse_hosts(["node1", "node2"]), 4) == "node1:2,node2:2"
+    assert host_list(parse_hosts(["node1:1", "node2"]), 4) == "node1:1,node2:3"
+    assert host_list(parse_hosts(["node1:3", "node2:3"]), 4) == "node1:3,node2:3"
+    with pytest.raises(UsageError, match="the hosts offer 3 slots for 4 processes"):
+        host_list(parse_hosts(["node1:1", "node2:2"]), 4)
+    assert host_list(parse_hosts(["node1:1", "node2:2"]), 4, oversubscribe=True) == "node1:1,node2:2"

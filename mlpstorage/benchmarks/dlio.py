@@ -73,6 +73,7 @@ class DlioBenchmark(Benchmark):
 
     # ----- validation --------------------------------------------------------------------
     def _validate(self) -> None:
+        self.command_line()  # the host slots must hold the processes
         mpi_bin = self.dlio.mpi.mpi_bin
         if shutil.which(mpi_bin) is None:
             raise ValidationError(f"{mpi_bin} not found: install OpenMPI (apt-get install openmpi-bin)")

@@ -6,32 +6,40 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from ..hosts import Host
+from ..errors import UsageError
+from ..hosts import Host, is_local_host
 
 
 @dataclass
 class MpiOptions:
     mpi_bin: str = "mpirun"  # or mpiexec
-    oversubscribe: bool | None = None  # None: when the ranks outnumber this machine's cores
+    oversubscribe: bool | None = None  # None: when all hosts are this one and the ranks outnumber its cores
     allow_run_as_root: bool | None = None  # None: when running as root
     map_by: str = "socket"  # MLPerf Storage uses node or socket
     export_env: list[str] = field(default_factory=list)  # names forwarded to every rank with -x
 
 
-def host_list(hosts: list[Host], processes: int) -> str:
-    """h1:s1,h2:s2: given slots are kept; hosts without slots share the ranks evenly."""
-    per_host = math.ceil(processes / len(hosts))
+def host_list(hosts: list[Host], processes: int, oversubscribe: bool = False) -> str:
+    """h1:s1,h2:s2: given slots are kept; hosts without slots share the remaining ranks evenly.
+    Fewer slots than ranks is an error unless oversubscribing."""
+    given = sum(h.slots for h in hosts if h.slots)
+    unslotted = [h for h in hosts if not h.slots]
+    per_host = max(1, math.ceil((processes - given) / len(unslotted))) if unslotted else 0
+    total = given + per_host * len(unslotted)
+    if total < processes and not oversubscribe:
+        raise UsageError(f"the hosts offer {total} slots for {processes} processes: add slots (host:slots) "
+                         "or pass --oversubscribe")
     return ",".join(f"{h.name}:{h.slots or per_host}" for h in hosts)
 
 
 def mpi_command(options: MpiOptions, hosts: list[Host], processes: int, program: list[str]) -> list[str]:
     oversubscribe = options.oversubscribe
-    if oversubscribe is None:
-        oversubscribe = processes > (os.cpu_count() or 1)
+    if oversubscribe is None:  # this machine's cores say nothing about other hosts
+        oversubscribe = all(is_local_host(h.name) for h in hosts) and processes > (os.cpu_count() or 1)
     as_root = options.allow_run_as_root
     if as_root is None:
         as_root = os.geteuid() == 0
-    argv = [options.mpi_bin, "-n", str(processes), "-host", host_list(hosts, processes),
+    argv = [options.mpi_bin, "-n", str(processes), "-host", host_list(hosts, processes, bool(oversubscribe)),
             "--bind-to", "none", "--map-by", options.map_by]
     if oversubscribe:
         argv.append("--oversubscribe")
