@@ -8,6 +8,7 @@ knows which renderers run: the CLI chooses them at the edge.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
 import time
@@ -297,23 +298,13 @@ class Emitter:
             raise ValueError(f"unknown level {level!r}")
         self._logger.msg(ev.LOG, level=level, message=message, **fields)
 
-    def debug(self, message: str, **fields) -> None:
-        self.log("debug", message, **fields)
-
-    def info(self, message: str, **fields) -> None:
-        self.log("info", message, **fields)
-
-    def status(self, message: str, **fields) -> None:
-        self.log("status", message, **fields)
-
-    def warning(self, message: str, **fields) -> None:
-        self.log("warning", message, **fields)
-
-    def error(self, message: str, **fields) -> None:
-        self.log("error", message, **fields)
-
-    def result(self, message: str, **fields) -> None:
-        self.log("result", message, **fields)
+    # emitter.info("...", key=value) and so on, one per level
+    debug = functools.partialmethod(log, "debug")
+    info = functools.partialmethod(log, "info")
+    status = functools.partialmethod(log, "status")
+    warning = functools.partialmethod(log, "warning")
+    error = functools.partialmethod(log, "error")
+    result = functools.partialmethod(log, "result")
 
     def output(self, line: str, stream: str = "stdout", source: str | None = None) -> None:
         """One line of a child process's output, passed through unchanged."""
