@@ -33,14 +33,18 @@ def read_events(path: Path):
 def replay_file(path: Path, renderers: list) -> list[str]:
     """Feeds every readable event to every renderer; returns the problems found, in order."""
     problems = []
+    replayed = 0
     for event, problem in read_events(path):
         if problem is not None:
             problems.append(problem)
             continue
+        replayed += 1
         for renderer in renderers:
             try:
                 renderer.handle(event)
             except Exception as exc:  # a hand-edited or foreign file: say which event, go on
                 problems.append(f"{path}: an event of type {event.get('type')!r} could not be rendered ({exc!r})")
                 break
+    if not replayed:
+        problems.append(f"{path}: no events to replay")
     return problems

@@ -217,3 +217,10 @@ def test_malformed_otlp_headers_are_refused_without_showing_them(tmp_path):
     assert result.returncode == 2
     assert "OTEL_EXPORTER_OTLP_HEADERS is not a comma-separated list of key=value pairs" in result.stderr
     assert "s3cr3t" not in result.stderr + result.stdout
+
+
+def test_replay_of_an_empty_file_says_so(tmp_path):
+    empty = tmp_path / "events.jsonl"
+    empty.write_text("")
+    result = mlpstorage("events", "replay", str(empty), "--render", "plain")
+    assert result.returncode == 0 and result.stderr.strip() == f"mlpstorage: warning: {empty}: no events to replay"
