@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_training(commands) -> None:
-    from .workloads import ACCELERATORS, TRAINING_MODELS
+    from .models import ACCELERATORS, TRAINING_MODELS
 
     training = commands.add_parser("training", help="MLPerf Storage training workloads (DLIO)",
                                    description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
@@ -232,7 +232,7 @@ def _add_training(commands) -> None:
 
 
 def _add_checkpointing(commands) -> None:
-    from .benchmarks.checkpointing import LLAMA3
+    from .models import LLAMA3
 
     checkpointing = commands.add_parser("checkpointing", help="MLPerf Storage checkpointing workloads (DLIO)")
     actions = checkpointing.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
@@ -396,7 +396,8 @@ def _cmd_training(args) -> int:
 
 
 def _cmd_checkpointing(args) -> int:
-    from .benchmarks.checkpointing import LLAMA3, CheckpointingBenchmark
+    from .benchmarks.checkpointing import CheckpointingBenchmark
+    from .models import LLAMA3
 
     options = _run_options_from(args)
     dlio = _dlio_options_from(args, args.num_processes or LLAMA3[args.model].closed_processes)

@@ -161,7 +161,7 @@ def test_checkpointing_writes_checkpoints_as_spans(tmp_path):
 
 
 def test_checkpoint_size_follows_the_llama3_architecture():
-    from mlpstorage.benchmarks.checkpointing import LLAMA3
+    from mlpstorage.models import LLAMA3
 
     # 8.03e9 parameters x 14 bytes (fp16 weights + fp32 master weights and two Adam moments)
     assert LLAMA3["llama3-8b"].parameters() == 8_030_261_248

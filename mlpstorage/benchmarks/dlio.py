@@ -15,7 +15,8 @@ from ..engines.mpi import MpiOptions, mpi_command
 from ..engines.process import run_command
 from ..errors import CommandFailed, ValidationError
 from ..hosts import parse_hosts
-from ..workloads import TENSORFLOW_MODELS, apply_params, load_workload
+from ..models import TENSORFLOW_MODELS
+from ..workloads import apply_params, load_workload
 from .base import Benchmark, RunOptions
 
 # Forwarded to every rank with -x: the trace context, where ranks leave their spans, and

@@ -17,10 +17,6 @@ from ..errors import UsageError
 
 CONFIG_PATH = Path(__file__).parent / "configs"
 
-TRAINING_MODELS = ("unet3d", "resnet50", "cosmoflow")
-ACCELERATORS = ("h100", "a100")
-# Frameworks that need a real tensorflow (DLIO's tfrecord reader and generator).
-TENSORFLOW_MODELS = ("resnet50", "cosmoflow")
 
 
 def workload_name(model: str, command: str, accelerator: str = "h100") -> str:
