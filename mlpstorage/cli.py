@@ -358,7 +358,6 @@ def _dlio_options_from(args, processes: int):
         processes=processes,
         accelerator=getattr(args, "accelerator_type", "h100"),
         params=parse_params(args.params),
-        mpi=_mpi_options_from(args),
     )
 
 

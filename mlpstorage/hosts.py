@@ -45,6 +45,11 @@ def parse_hosts(values: list[str]) -> list[Host]:
     return hosts
 
 
+def host_names(hosts: list[str]) -> list[str]:
+    """The distinct names of host strings, without their slots: [a:4, b, a] -> [a, b]."""
+    return list(dict.fromkeys(host.split(":", 1)[0] for host in hosts))
+
+
 def is_local_host(host: str) -> bool:
     """Is host (name or name:slots) this machine? localhost, its loopback address, or one of
     its own names. Other loopback addresses (127.0.0.2...) count as other hosts."""

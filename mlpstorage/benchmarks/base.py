@@ -21,7 +21,7 @@ from ..collectors.ssh import SshOptions, collect_via_ssh
 from ..collectors.timeseries import Timeseries
 from ..emitter import Emitter, current_emitter
 from ..engines.mpi import MpiOptions
-from ..hosts import Host, is_local_host
+from ..hosts import Host, host_names, is_local_host
 from ..results import check_writable, claim_run_dir, run_dir_base, write_json
 
 STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
@@ -66,7 +66,6 @@ class Benchmark:
         # the planned name, which --what-if shows.
         self.run_datetime = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
         self.run_dir = run_dir_base(options.results_dir, self.BENCHMARK_TYPE, model, command) / self.run_datetime
-        self.run_id = f"{self.BENCHMARK_TYPE}-{model}-{command}-{self.run_datetime}"
         self.runtime: float | None = None
         self.cluster_info_start: dict | None = None
         self.cluster_info_end: dict | None = None
@@ -74,6 +73,10 @@ class Benchmark:
         self.timeseries: dict[str, list[dict]] = {}
         # method -> callable(hosts, data_dir, spinner) -> {host: info}; see _collect_cluster.
         self.collectors = {"local": self._collect_locally, "ssh": self._collect_via_ssh, "mpi": self._collect_via_mpi}
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.BENCHMARK_TYPE}-{self.model}-{self.command}-{self.run_datetime}"
 
     # ----- the lifecycle ---------------------------------------------------------------
     def run_attributes(self) -> dict:
@@ -94,7 +97,6 @@ class Benchmark:
                 self._validate()
                 self.run_dir = claim_run_dir(self.run_dir.parent, self.run_datetime)
                 self.run_datetime = self.run_dir.name
-                self.run_id = f"{self.BENCHMARK_TYPE}-{self.model}-{self.command}-{self.run_datetime}"
                 emitter.set_run_attributes({"mlpstorage.run_id": self.run_id, "mlpstorage.results_dir": str(self.run_dir)})
                 emitter.info("Environment validation passed")
                 emitter.info(f"Results in {self.run_dir}", results_dir=str(self.run_dir))
@@ -151,7 +153,7 @@ class Benchmark:
         return "local" if all(is_local_host(h) for h in self.options.hosts) else self.REMOTE_COLLECTION
 
     def _collect_cluster(self, when: str) -> dict:
-        hosts = list(dict.fromkeys(h.split(":", 1)[0] for h in self.options.hosts))
+        hosts = host_names(self.options.hosts)
         method = self.collection_method()
         if method == "none":
             return {}
@@ -209,7 +211,7 @@ class Benchmark:
         if self.options.skip_timeseries:
             return
         self.sampler = Timeseries(
-            [h.split(":", 1)[0] for h in self.options.hosts],
+            host_names(self.options.hosts),
             self.options.timeseries_interval,
             self.options.max_timeseries_samples,
             on_sample=self.emitter.sample,

@@ -3,6 +3,7 @@ passed through, epochs and checkpoints as spans, and results from DLIO's summary
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..engines.dlio import DlioProgress, adopt_rank_spans, dlio_program, read_summary
-from ..engines.mpi import MpiOptions, mpi_command
+from ..engines.mpi import mpi_command
 from ..engines.process import run_command
 from ..errors import CommandFailed, ValidationError
 from ..hosts import parse_hosts
@@ -29,7 +30,6 @@ class DlioOptions:
     processes: int = 1
     accelerator: str = "h100"
     params: dict[str, str] = field(default_factory=dict)
-    mpi: MpiOptions = field(default_factory=MpiOptions)
 
 
 class DlioBenchmark(Benchmark):
@@ -61,7 +61,7 @@ class DlioBenchmark(Benchmark):
         return {**self.forced_overrides(), **self.dlio.params}
 
     def command_line(self) -> list[str]:
-        mpi = MpiOptions(**{**self.dlio.mpi.__dict__, "export_env": list(RANK_ENV)})
+        mpi = dataclasses.replace(self.options.mpi, export_env=list(RANK_ENV))
         program = dlio_program(self.workload, self.run_dir, self.overrides())
         return mpi_command(mpi, self.hosts, self.dlio.processes, program)
 
@@ -75,7 +75,7 @@ class DlioBenchmark(Benchmark):
     # ----- validation --------------------------------------------------------------------
     def _validate(self) -> None:
         self.command_line()  # the host slots must hold the processes
-        mpi_bin = self.dlio.mpi.mpi_bin
+        mpi_bin = self.options.mpi.mpi_bin
         if shutil.which(mpi_bin) is None:
             raise ValidationError(f"{mpi_bin} not found: install OpenMPI (apt-get install openmpi-bin)")
         if importlib.util.find_spec("dlio_benchmark") is None:

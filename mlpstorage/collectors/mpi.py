@@ -7,6 +7,7 @@ gathers every host's information and prints it as one JSON list.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ class MpiCollectionError(Exception):
 
 def collect_via_mpi(hosts: list[Host], data_dir: str | None, options: MpiOptions, timeout_s: float) -> dict[str, dict]:
     unique = list(dict.fromkeys(h.name for h in hosts))
-    mpi = MpiOptions(**{**options.__dict__, "map_by": "node", "export_env": []})
+    mpi = dataclasses.replace(options, map_by="node", export_env=[])
     program = [sys.executable, "-m", __name__] + ([data_dir] if data_dir else [])
     argv = mpi_command(mpi, [Host(name, 1) for name in unique], len(unique), program)
     try:
