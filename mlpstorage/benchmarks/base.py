@@ -103,13 +103,16 @@ class Benchmark:
                 advance_stage()
 
                 self.cluster_info_start = self._collect_cluster_start()
-                self._start_timeseries()
                 advance_stage()
 
+                # The sampler covers exactly "Running benchmark": started once it is open and
+                # stopped before it ends, so every sample belongs to that stage.
+                self._start_timeseries()
                 try:
                     started = time.perf_counter()
                     self._run()
                     self.runtime = time.perf_counter() - started
+                    self._stop_timeseries()
                     advance_stage()
                 finally:
                     self._stop_timeseries()
@@ -221,7 +224,7 @@ class Benchmark:
         self.sampler.start()
 
     def _stop_timeseries(self) -> None:
-        if self.sampler is not None:
+        if self.sampler is not None and not self.sampler.stopped:
             self.timeseries = self.sampler.stop()
             for host, error in self.sampler.errors().items():
                 self.emitter.warning(f"No time series from {host}: {error}", host=host)

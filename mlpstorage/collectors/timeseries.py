@@ -93,6 +93,7 @@ class Timeseries:
         self.interval_s, self.max_samples = interval_s, max_samples
         self._on_limit = on_limit
         self._limit_reported = False
+        self.stopped = False
         self._lock = threading.Lock()
 
         def counted(host: str, sample: dict) -> None:
@@ -117,6 +118,7 @@ class Timeseries:
             sampler.start()
 
     def stop(self) -> dict[str, list[dict]]:
+        self.stopped = True
         for sampler in self.samplers:
             sampler.stop()
         return {s.host: s.samples for s in self.samplers}
