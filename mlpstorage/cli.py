@@ -286,12 +286,10 @@ def _make_renderers(args, *, replaying: bool) -> list:
 
 @contextlib.contextmanager
 def _telemetry(args):
-    """An emitter wired to the chosen renderers (and to the run's own events.jsonl)."""
-    from renderers.jsonl import RunEventsFile
-
+    """An emitter wired to the chosen renderers (each run attaches its own events.jsonl)."""
     from .emitter import Emitter, use_emitter
 
-    emitter = Emitter([*_make_renderers(args, replaying=False), RunEventsFile()])
+    emitter = Emitter(_make_renderers(args, replaying=False))
     with use_emitter(emitter):
         try:
             yield emitter
@@ -436,12 +434,7 @@ def _cmd_datasize(args) -> int:
 def _cmd_replay(args) -> int:
     from .replay import replay_file
 
-    renderers = _make_renderers(args, replaying=True)
-    try:
-        problems = replay_file(args.file, renderers)
-    finally:
-        for renderer in renderers:
-            renderer.close()
+    problems = replay_file(args.file, _make_renderers(args, replaying=True))
     for problem in problems:
         print(f"mlpstorage: warning: {problem}", file=sys.stderr)
     return 0

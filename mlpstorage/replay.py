@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .emitter.events import EVENT_TYPES
+from .emitter.events import validate
+from .emitter.fanout import Fanout
 from .errors import UsageError
 
 
 def read_events(path: Path):
-    """Yields (event, None) for each good line and (None, problem) for each bad one."""
+    """Yields (event, None) for each good line and (None, problem) for each bad one; every
+    line is checked against the schema (mlpstorage/emitter/events.py)."""
     try:
         handle = open(path, encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -24,27 +26,28 @@ def read_events(path: Path):
             except json.JSONDecodeError as exc:
                 yield None, f"{path}:{number}: skipped a line that is not JSON ({exc.msg}; truncated?)"
                 continue
-            if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES or "timestamp" not in event:
-                yield None, f"{path}:{number}: skipped a line that is not an mlpstorage event"
+            problem = validate(event)
+            if problem is not None:
+                yield None, f"{path}:{number}: skipped a line that is not an mlpstorage event ({problem})"
                 continue
             yield event, None
 
 
 def replay_file(path: Path, renderers: list) -> list[str]:
-    """Feeds every readable event to every renderer; returns the problems found, in order."""
-    problems = []
+    """Feeds every valid event to every renderer, then closes them; returns the problems
+    found, in order. A renderer that fails is dropped with one problem (as in a live run)."""
+    problems: list[str] = []
+    fanout = Fanout(renderers, warn=problems.append)
     replayed = 0
-    for event, problem in read_events(path):
-        if problem is not None:
-            problems.append(problem)
-            continue
-        replayed += 1
-        for renderer in renderers:
-            try:
-                renderer.handle(event)
-            except Exception as exc:  # a hand-edited or foreign file: say which event, go on
-                problems.append(f"{path}: an event of type {event.get('type')!r} could not be rendered ({exc!r})")
-                break
+    try:
+        for event, problem in read_events(path):
+            if problem is not None:
+                problems.append(problem)
+                continue
+            replayed += 1
+            fanout.publish(event)
+    finally:
+        fanout.close()
     if not replayed:
         problems.append(f"{path}: no events to replay")
     return problems

@@ -1,8 +1,9 @@
 """The otlp renderer: exports the run's spans to a tracing backend over OTLP.
 
-It rebuilds each span from its finished event (ids, times, attributes, status, span events),
-so a live run and `mlpstorage events replay` of a recorded events.jsonl export the very same
-trace, with the original timestamps and trace ids.
+Live, it is a BatchSpanProcessor with the OTLP exporter on the emitter's own TracerProvider
+(span_processor()), so the SDK's spans are exported as they are. Replaying a recording
+(`mlpstorage events replay`), where spans exist only as their finished events, it rebuilds
+each span from its event, with the original timestamps and trace ids.
 
 Configuration is the standard OTEL_* environment: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT,
 _HEADERS, _TIMEOUT (seconds; 5 when unset, so a dead endpoint costs little), _PROTOCOL
@@ -19,14 +20,12 @@ import sys
 import threading
 from typing import Callable, Sequence
 
-from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from mlpstorage import __version__
+from mlpstorage.emitter.core import default_resource
 from mlpstorage.emitter.events import KINDS
+from mlpstorage.emitter.rebuild import span_from_event
 from mlpstorage.errors import UsageError
 
 from . import sdk_disabled
@@ -84,50 +83,6 @@ def export_timeout_s() -> float:
     return value
 
 
-def resource_for_run(run_attributes: dict) -> Resource:
-    """service.name=mlpstorage plus what ran; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win."""
-    attributes = {"service.name": "mlpstorage"}
-    attributes.update({k: v for k, v in run_attributes.items() if k != "mlpstorage.kind"})
-    attributes.update(OTELResourceDetector().detect().attributes)
-    return Resource.create(attributes)
-
-
-def _ids(event: dict, key: str) -> int:
-    return int(event[key], 16)
-
-
-def span_from_event(event: dict, resource: Resource) -> ReadableSpan:
-    """The ReadableSpan a finished event describes."""
-    flags = TraceFlags(TraceFlags.SAMPLED)
-    context = SpanContext(_ids(event, "trace_id"), _ids(event, "span_id"), is_remote=False, trace_flags=flags)
-    parent = None
-    if event.get("parent_span_id"):
-        parent = SpanContext(_ids(event, "trace_id"), _ids(event, "parent_span_id"), is_remote=False, trace_flags=flags)
-    if event.get("status") == "error":
-        status = Status(StatusCode.ERROR, event.get("error"))
-    else:
-        status = Status(StatusCode.OK)
-    events = [
-        Event(e["name"], {k: tuple(v) if isinstance(v, list) else v for k, v in e.get("attributes", {}).items()},
-              e["unix_nano"])
-        for e in event.get("span_events", [])
-    ]
-    attributes = {k: tuple(v) if isinstance(v, list) else v for k, v in event.get("attributes", {}).items()}
-    return ReadableSpan(
-        name=event["name"],
-        context=context,
-        parent=parent,
-        resource=resource,
-        attributes=attributes,
-        events=events,
-        kind=SpanKind.INTERNAL,
-        status=status,
-        start_time=event["start_unix_nano"],
-        end_time=event["end_unix_nano"],
-        instrumentation_scope=InstrumentationScope("mlpstorage", __version__),
-    )
-
-
 class _CountingExporter(SpanExporter):
     """Remembers whether any export failed, so the renderer can warn once at the end."""
 
@@ -161,13 +116,23 @@ class _CountingExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
+class _CountingProcessor(BatchSpanProcessor):
+    """Counts the spans handed to it, to say at the end how many were not delivered."""
+
+    handed = 0
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.handed += 1
+        super().on_end(span)
+
+
 class OtlpRenderer:
     def __init__(self, exporter: SpanExporter | None = None, description: str = "", warn: Callable[[str], None] | None = None,
                  flush_timeout_s: float | None = None):
         self.disabled = exporter is None and sdk_disabled()
         self._warn = warn or (lambda message: print(f"mlpstorage: warning: {message}", file=sys.stderr))
-        self._resource = resource_for_run({})
-        self._pending = 0
+        self._live = False  # True once the emitter took span_processor(): events are then not rebuilt
+        self._resource = None
         if self.disabled:
             return
         if exporter is None:
@@ -178,22 +143,28 @@ class OtlpRenderer:
             logging.getLogger(logger).setLevel(logging.CRITICAL)
         self._description = description
         self._exporter = _CountingExporter(exporter)
-        self._processor = BatchSpanProcessor(self._exporter, schedule_delay_millis=1000)
+        self._processor = _CountingProcessor(self._exporter, schedule_delay_millis=1000)
         self._flush_timeout_s = flush_timeout_s or export_timeout_s() + 1.0
 
     @classmethod
     def from_options(cls, options) -> "OtlpRenderer":
         return cls()
 
-    def handle(self, event: dict) -> None:
+    def span_processor(self) -> BatchSpanProcessor | None:
+        """For a live run: the processor to hang on the emitter's TracerProvider."""
         if self.disabled:
+            return None
+        self._live = True
+        return self._processor
+
+    def handle(self, event: dict) -> None:
+        if self.disabled or self._live:
             return
         kind, _, what = event["type"].partition(".")
-        if kind == "run" and what == "started":
-            self._resource = resource_for_run(event.get("attributes", {}))
         if kind in KINDS and what == "finished":
+            if self._resource is None:
+                self._resource = default_resource()
             self._processor.on_end(span_from_event(event, self._resource))
-            self._pending += 1
 
     def close(self) -> None:
         if self.disabled:
@@ -217,6 +188,7 @@ class OtlpRenderer:
             except Exception:
                 pass
             threading.Thread(target=self._processor.shutdown, name="mlpstorage-otlp-shutdown", daemon=True).start()
-        lost = self._pending - self._exporter.sent_spans
+        handed = self._processor.handed
+        lost = handed - self._exporter.sent_spans
         if lost > 0 or not flushed:
-            self._warn(f"OTLP export to {self._description} failed: {lost} of {self._pending} spans not delivered")
+            self._warn(f"OTLP export to {self._description} failed: {lost} of {handed} spans not delivered")

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import IO
 
-from mlpstorage.emitter.events import iso_from_ns
+from mlpstorage.emitter.events import iso_from_ns, output_lines
 
 from .board import Board, SpanRow, describe_sample, format_seconds, without_trailing_dots
 
@@ -57,6 +57,12 @@ class PlainRenderer:
 
     # ----- events ----------------------------------------------------------------------
     def handle(self, event: dict) -> None:
+        if event["type"] == "output":  # the hot path: a batch of lines, written as they came
+            text = "\n".join(output_lines(event)) + "\n"
+            with self._lock:
+                self._stream.write(text)
+                self._stream.flush()
+            return
         with self._lock:
             row = self._board.apply(event)
             line = self._line(event, row)
@@ -83,8 +89,6 @@ class PlainRenderer:
 
     def _line(self, event: dict, row: SpanRow | None) -> str | None:
         kind = event["type"]
-        if kind == "output":
-            return event["line"]
         if kind == "sample":
             return self._format(event, event.get("level", "info"), f"{event['host']}: {describe_sample(event['values'])}")
         if kind == "log":

@@ -22,7 +22,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from mlpstorage.emitter.events import ns_from_iso
+from mlpstorage.emitter.events import ns_from_iso, output_lines
 
 from .board import Board, SpanRow, clock, describe_sample, format_seconds, without_trailing_dots
 
@@ -105,7 +105,8 @@ class RichRenderer:
         with self._lock:
             row = self._board.apply(event)
         if kind == "output":
-            self._print(visible_text(event["line"]))
+            for line in output_lines(event):
+                self._print(visible_text(line))
         elif kind == "log":
             if event["level"] != "debug" or self._show_debug:
                 self._print(self._log_text(event))

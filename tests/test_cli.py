@@ -102,7 +102,7 @@ def test_child_gets_the_trace_context(tmp_path):
     script = "import os; print(os.environ.get('TRACEPARENT'))"
     result = mlpstorage("exec", "--render", "jsonl", "--results-dir", str(tmp_path), "--", PYTHON, "-c", script)
     events = [json.loads(l) for l in result.stdout.splitlines()]
-    traceparent = next(e["line"] for e in events if e["type"] == "output")
+    traceparent = next(e["lines"][0] for e in events if e["type"] == "output")
     stage = next(e for e in events if e["type"] == "stage.started" and e["name"] == "Running benchmark")
     assert traceparent.startswith(f"00-{stage['trace_id']}-{stage['span_id']}-")
 
@@ -123,7 +123,7 @@ def test_jsonl_on_stdout_and_events_file_tee(tmp_path):
     assert result.returncode == 0
     stdout_events = [json.loads(l) for l in result.stdout.splitlines()]
     assert stdout_events == [json.loads(l) for l in tee.read_text().splitlines()]
-    assert all(e["schema"] == 1 and "type" in e for e in stdout_events)
+    assert all(e["schema"] == 2 and "type" in e for e in stdout_events)
     assert result.stderr == ""
 
 
@@ -173,8 +173,11 @@ def test_signals_stop_the_child_end_spans_and_exit(sig, code, tmp_path):
     [run_dir] = run_dirs(tmp_path)
     events = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
     assert events[-1]["type"] == "run.finished" and events[-1]["status"] == "error"
-    stage = [e for e in events if e["type"] == "stage.finished"][-1]
-    assert stage["name"] == "Running benchmark" and stage["status"] == "error"
+    stages = {e["name"]: e for e in events if e["type"] == "stage.finished"}
+    assert stages["Running benchmark"]["status"] == "error"
+    assert list(stages)[-1] == "Processing results"  # reached, with the end-of-run collection skipped
+    started = {e["span_id"] for e in events if e["type"].endswith(".started")}
+    assert started == {e["span_id"] for e in events if e["type"].endswith(".finished")}
 
 
 def test_replay_renders_a_recording_and_warns_on_bad_lines(tmp_path):

@@ -6,7 +6,8 @@ import threading
 import pytest
 from opentelemetry.trace import StatusCode
 
-from mlpstorage.emitter.events import ns_from_iso
+from mlpstorage.emitter.events import ns_from_iso, validate
+from mlpstorage.progress import create_stage_progress, progress_context
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -14,7 +15,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 def test_stages_advance_in_order_and_end_on_the_last_advance(mlpstorage_capture):
     em = mlpstorage_capture.emitter
     with em.run("r"):
-        with em.create_stage_progress(["a", "b", "c"]) as advance_stage:
+        with create_stage_progress(["a", "b", "c"]) as advance_stage:
             advance_stage("b renamed")
             advance_stage()
             advance_stage()  # ends the last stage
@@ -30,7 +31,7 @@ def test_stages_advance_in_order_and_end_on_the_last_advance(mlpstorage_capture)
 
 
 def test_empty_stage_list_is_a_no_op(mlpstorage_capture):
-    with mlpstorage_capture.emitter.create_stage_progress([]) as advance_stage:
+    with create_stage_progress([]) as advance_stage:
         advance_stage()
         advance_stage("x")
     assert mlpstorage_capture.events == []
@@ -38,7 +39,7 @@ def test_empty_stage_list_is_a_no_op(mlpstorage_capture):
 
 
 def test_open_stage_ends_when_the_block_ends(mlpstorage_capture):
-    with mlpstorage_capture.emitter.create_stage_progress(["a", "b"]):
+    with create_stage_progress(["a", "b"]):
         pass
     assert [e["name"] for e in mlpstorage_capture.of_type("stage.finished")] == ["a"]
 
@@ -46,14 +47,15 @@ def test_open_stage_ends_when_the_block_ends(mlpstorage_capture):
 def test_every_event_has_schema_timestamp_and_trace_ids(mlpstorage_capture):
     em = mlpstorage_capture.emitter
     with em.run("r"):
-        with em.create_stage_progress(["a"]):
+        with create_stage_progress(["a"]):
             em.info("hello")
-            em.output("raw line", stream="stderr")
-            with em.progress_context("spin") as (update, _):
+            em.output(["raw line", "another"], stream="stderr")
+            with progress_context("spin") as (update, _):
                 update()
     trace_ids = set()
     for event in mlpstorage_capture.events:
-        assert event["schema"] == 1
+        assert event["schema"] == 2
+        assert validate(event) is None, event
         assert ISO.match(event["timestamp"]), event
         assert re.fullmatch(r"[0-9a-f]{32}", event["trace_id"])
         assert re.fullmatch(r"[0-9a-f]{16}", event["span_id"])
@@ -62,13 +64,13 @@ def test_every_event_has_schema_timestamp_and_trace_ids(mlpstorage_capture):
     log = mlpstorage_capture.of_type("log")[0]
     assert (log["stage_index"], log["stage_count"], log["message"]) == (1, 1, "hello")
     output = mlpstorage_capture.of_type("output")[0]
-    assert (output["line"], output["stream"]) == ("raw line", "stderr")
+    assert (output["lines"], output["stream"]) == (["raw line", "another"], "stderr")
 
 
 def test_finished_events_carry_the_span_duration(mlpstorage_capture):
     em = mlpstorage_capture.emitter
     with em.run("r"):
-        with em.progress_context("spin"):
+        with progress_context("spin"):
             pass
     finished = {e["name"]: e for e in mlpstorage_capture.of_type("spinner.finished", "run.finished")}
     spans = {s.name: s for s in mlpstorage_capture.spans}
@@ -84,7 +86,7 @@ def test_finished_events_carry_the_span_duration(mlpstorage_capture):
 
 def test_spinner_total_none_is_indeterminate_and_updates_are_events(mlpstorage_capture):
     em = mlpstorage_capture.emitter
-    with em.progress_context("Collecting cluster info (2 hosts)...") as (update, set_description):
+    with progress_context("Collecting cluster info (2 hosts)...") as (update, set_description):
         set_description("Collecting via SSH...")
         update(advance=2)
         update(completed=5)
@@ -99,7 +101,7 @@ def test_spinner_total_none_is_indeterminate_and_updates_are_events(mlpstorage_c
 
 
 def test_determinate_bar_has_its_total(mlpstorage_capture):
-    with mlpstorage_capture.emitter.progress_context("hosts", total=8) as (update, _):
+    with progress_context("hosts", total=8) as (update, _):
         update()
     assert mlpstorage_capture.of_type("spinner.started")[0]["total"] == 8
     assert mlpstorage_capture.of_type("spinner.updated")[0]["total"] == 8
@@ -108,8 +110,8 @@ def test_determinate_bar_has_its_total(mlpstorage_capture):
 def test_spans_nest_run_stage_spinner(mlpstorage_capture):
     em = mlpstorage_capture.emitter
     with em.run("r"):
-        with em.create_stage_progress(["a"]):
-            with em.progress_context("spin"):
+        with create_stage_progress(["a"]):
+            with progress_context("spin"):
                 with em.span("task"):
                     pass
     spans = {s.name: s for s in mlpstorage_capture.spans}
@@ -123,11 +125,11 @@ def test_spinners_from_worker_threads_belong_to_the_open_stage(mlpstorage_captur
     em = mlpstorage_capture.emitter
 
     def work(i):
-        with em.progress_context(f"worker {i}") as (update, _):
+        with progress_context(f"worker {i}") as (update, _):
             update()
 
     with em.run("r"):
-        with em.create_stage_progress(["a"]):
+        with create_stage_progress(["a"]):
             threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
             for t in threads:
                 t.start()
@@ -145,9 +147,9 @@ def test_an_exception_ends_every_open_span_with_error_and_reraises(mlpstorage_ca
     em = mlpstorage_capture.emitter
     with pytest.raises(RuntimeError, match="boom"):
         with em.run("r"):
-            with em.create_stage_progress(["a", "b"]) as advance_stage:
+            with create_stage_progress(["a", "b"]) as advance_stage:
                 advance_stage()
-                with em.progress_context("spin"):
+                with progress_context("spin"):
                     raise RuntimeError("boom")
     spans = {s.name: s for s in mlpstorage_capture.spans}
     assert set(spans) == {"r", "a", "b", "spin"}
@@ -167,7 +169,7 @@ def test_keyboard_interrupt_also_ends_spans_in_error(mlpstorage_capture):
     em = mlpstorage_capture.emitter
     with pytest.raises(KeyboardInterrupt):
         with em.run("r"):
-            with em.create_stage_progress(["a"]):
+            with create_stage_progress(["a"]):
                 raise KeyboardInterrupt
     assert {e["status"] for e in mlpstorage_capture.of_type("stage.finished", "run.finished")} == {"error"}
 
@@ -184,7 +186,7 @@ def test_levels_are_checked_and_result_is_a_level(mlpstorage_capture):
 def test_trace_environment_points_children_at_the_current_stage(mlpstorage_capture):
     em = mlpstorage_capture.emitter
     with em.run("r"):
-        with em.create_stage_progress(["a"]):
+        with create_stage_progress(["a"]):
             env = em.trace_environment()
     stage = mlpstorage_capture.of_type("stage.started")[0]
     assert re.fullmatch(f"00-{stage['trace_id']}-{stage['span_id']}-0[0-9a-f]", env["TRACEPARENT"])

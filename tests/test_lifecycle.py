@@ -1,11 +1,13 @@
 """Benchmark.run(): the behaviours users of the existing launcher rely on, checked on the
 captured event stream (not on mocks of a display)."""
 
+import contextlib
 import io
 import json
 import re
 import threading
 from pathlib import Path
+from unittest.mock import MagicMock, patch
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -37,30 +39,18 @@ def options(tmp_path, **overrides):
     return RunOptions(**values)
 
 
-def test_four_stages_in_order_with_four_advances(mlpstorage_capture, tmp_path):
-    emitter = mlpstorage_capture.emitter
+def test_four_stages_in_order_with_four_advances(mlpstorage_capture, tmp_path, monkeypatch):
+    import mlpstorage.benchmarks.base as base
+
     advances = []
-    real = emitter.create_stage_progress
+    real = base.create_stage_progress
 
-    def counting(stages):
-        manager = real(stages)
+    @contextlib.contextmanager
+    def counting(stages, logger=None, transient=True):
+        with real(stages, logger, transient) as advance:
+            yield lambda stage_name=None: advances.append(stage_name) or advance(stage_name)
 
-        class Counted:
-            def __enter__(self):
-                advance = manager.__enter__()
-
-                def counted(stage_name=None):
-                    advances.append(stage_name)
-                    advance(stage_name)
-
-                return counted
-
-            def __exit__(self, *exc):
-                return manager.__exit__(*exc)
-
-        return Counted()
-
-    emitter.create_stage_progress = counting
+    monkeypatch.setattr(base, "create_stage_progress", counting)
     SleepyBenchmark(options(tmp_path)).run()
     assert len(advances) == 4
     assert mlpstorage_capture.stage_names() == list(STAGES)
@@ -69,6 +59,77 @@ def test_four_stages_in_order_with_four_advances(mlpstorage_capture, tmp_path):
     run = mlpstorage_capture.of_type("run.finished")[0]
     assert run["status"] == "ok"
     assert run["attributes"]["mlpstorage.benchmark"] == "test"
+
+
+def _patched_progress():
+    """Stand-ins for the two progress functions, in the shape tests of the existing launcher use."""
+    advance_stage = MagicMock(name="advance_stage")
+    stages = MagicMock(name="stage_progress")
+    stages.__enter__.return_value = advance_stage
+    stages.__exit__.return_value = False
+    update, set_description = MagicMock(name="update"), MagicMock(name="set_description")
+    spinner = MagicMock(name="spinner")
+    spinner.__enter__.return_value = (update, set_description)
+    spinner.__exit__.return_value = False
+    return advance_stage, stages, spinner, set_description
+
+
+def test_lifecycle_with_the_progress_functions_patched(tmp_path):
+    advance_stage, stages, spinner, set_description = _patched_progress()
+    bench = SleepyBenchmark(options(tmp_path, hosts=["node1", "node2"], cluster_collection="ssh"))
+    bench.collectors["ssh"] = lambda hosts, data_dir, s: {h: {"hostname": h} for h in hosts}
+    with patch("mlpstorage.benchmarks.base.create_stage_progress", return_value=stages) as create_stage_progress, \
+            patch("mlpstorage.benchmarks.base.progress_context", return_value=spinner) as progress_context:
+        bench.run()
+    create_stage_progress.assert_called_once()
+    assert list(create_stage_progress.call_args.args[0]) == list(STAGES)
+    assert advance_stage.call_count == 4
+    assert progress_context.call_count == 2  # at the start and at the end of the run
+    assert all(c.kwargs.get("total", None) is None for c in progress_context.call_args_list)
+    set_description.assert_any_call("Collecting via SSH...")
+
+
+def test_an_exception_in_run_still_cleans_up_with_the_progress_functions_patched(tmp_path):
+    advance_stage, stages, spinner, _ = _patched_progress()
+    bench = SleepyBenchmark(options(tmp_path, skip_timeseries=False, timeseries_interval=0.05),
+                            fail_with=RuntimeError("DLIO exploded"))
+    with patch("mlpstorage.benchmarks.base.create_stage_progress", return_value=stages), \
+            patch("mlpstorage.benchmarks.base.progress_context", return_value=spinner):
+        with pytest.raises(RuntimeError, match="DLIO exploded"):
+            bench.run()
+    assert advance_stage.call_count == 4  # on to "Processing results", as in the existing launcher
+    stages.__exit__.assert_called_once()
+    assert bench.sampler.stopped and not any(s._thread.is_alive() for s in bench.sampler.samplers)
+    assert bench.cluster_info_end
+    assert list(bench.run_dir.glob("*_timeseries.json"))
+    metadata = json.loads(next(bench.run_dir.glob("*_metadata.json")).read_text())
+    assert (metadata["status"], metadata["error"]) == ("failed", "RuntimeError: DLIO exploded")
+
+
+def test_a_failing_run_still_has_its_processing_stage(mlpstorage_capture, tmp_path):
+    with pytest.raises(RuntimeError):
+        SleepyBenchmark(options(tmp_path), fail_with=RuntimeError("DLIO exploded")).run()
+    finished = {e["name"]: e for e in mlpstorage_capture.of_type("stage.finished")}
+    assert list(finished) == list(STAGES)
+    assert (finished["Running benchmark"]["status"], finished["Running benchmark"]["error"]) == (
+        "error", "RuntimeError: DLIO exploded")
+    assert finished["Processing results"]["status"] == "ok"
+    end = [s for s in mlpstorage_capture.of_type("spinner.started") if s["stage_index"] == 4]
+    assert len(end) == 1  # the end-of-run collection ran in "Processing results"
+    spans = {s.name: s for s in mlpstorage_capture.spans}
+    assert spans["mlpstorage test run"].status.status_code is StatusCode.ERROR
+    assert spans["Processing results"].status.status_code is not StatusCode.ERROR
+
+
+def test_an_interrupted_run_skips_the_end_of_run_collection(mlpstorage_capture, tmp_path):
+    bench = SleepyBenchmark(options(tmp_path), fail_with=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        bench.run()
+    assert bench.cluster_info_end is None
+    assert [s["stage_index"] for s in mlpstorage_capture.of_type("spinner.started")] == [2]
+    assert any("skipped" in m for m in mlpstorage_capture.messages("warning"))
+    metadata = json.loads(next(bench.run_dir.glob("*_metadata.json")).read_text())
+    assert metadata["status"] == "interrupted"
 
 
 def test_plain_output_has_a_status_line_per_stage(mlpstorage_capture, tmp_path):
@@ -125,12 +186,12 @@ def test_exception_in_run_ends_every_span_and_stops_the_display(mlpstorage_captu
     by_name = {s.name: s for s in spans}
     assert by_name["Running benchmark"].status.status_code is StatusCode.ERROR
     assert by_name["mlpstorage test run"].status.status_code is StatusCode.ERROR
-    assert "Processing results" not in by_name
+    assert by_name["Processing results"].status.status_code is not StatusCode.ERROR
     assert not rich._live.is_started  # the live display stopped: the terminal is restored
     screen = console.file.getvalue()
     assert "\x1b[?25h" in screen  # cursor shown again
     assert "failed after" in screen and "DLIO exploded" in screen
-    # the finally block still ran: sampler stopped, cluster info collected, samples written
+    # "Processing results" still ran: sampler stopped, cluster info collected, samples written
     assert not any(s._thread.is_alive() for s in bench.sampler.samplers)
     assert bench.cluster_info_end
     timeseries = json.loads(next(bench.run_dir.glob("*_timeseries.json")).read_text())

@@ -109,15 +109,18 @@ def test_run_exports_span_tree(sink, tmp_path):
         assert span.status_code == STATUS_OK, (span.name, span.status_code)
         assert run.start <= span.start and span.end <= run.end, span.name
 
+    # The resource is the service; what ran is on the run span (a process may run several).
     resource = run.resource
     assert all(s.resource == resource for s in spans)
     assert resource["service.name"] == "mlpstorage"
-    assert resource["mlpstorage.benchmark"] == "exec"
-    assert resource["mlpstorage.command"] == "run"
-    assert resource["mlpstorage.model"] == Path(sys.executable).name
-    assert resource["mlpstorage.hosts"] == ["localhost"]
-    assert resource["mlpstorage.run_id"].startswith(f"exec-{Path(sys.executable).name}-run-")
-    assert "mlpstorage.kind" not in resource
+    assert resource["service.version"]
+    assert not [key for key in resource if key.startswith("mlpstorage.")]
+    what = run.attributes
+    assert what["mlpstorage.benchmark"] == "exec"
+    assert what["mlpstorage.command"] == "run"
+    assert what["mlpstorage.model"] == Path(sys.executable).name
+    assert what["mlpstorage.hosts"] == ["localhost"]
+    assert what["mlpstorage.run_id"].startswith(f"exec-{Path(sys.executable).name}-run-")
 
     # The exported trace is the one the run recorded: same trace id, span ids and times.
     events = read_events(events_file(tmp_path))
@@ -129,7 +132,9 @@ def test_run_exports_span_tree(sink, tmp_path):
         assert (event["name"], event["start_unix_nano"], event["end_unix_nano"]) == (span.name, span.start, span.end)
         assert (event["parent_span_id"] or "") == span.parent_span_id
     run_started = next(e for e in events if e["type"] == "run.started")
-    assert run_started["attributes"]["mlpstorage.run_id"] == resource["mlpstorage.run_id"]
+    run_finished = next(e for e in events if e["type"] == "run.finished")
+    assert run_finished["attributes"]["mlpstorage.run_id"] == what["mlpstorage.run_id"]
+    assert run_started["attributes"]["mlpstorage.benchmark"] == "exec"
 
     if sink.protocol == "http":  # uncompressed protobuf, as the HTTP sink needs
         headers = {k.lower(): v for k, v in sink.requests[0].headers.items()}
@@ -151,9 +156,10 @@ def test_failing_program_exports_error_status(sink, tmp_path):
         assert span.status_code == STATUS_ERROR, span.name
         assert "exited with code 3" in span.status_message
         assert "exception" in span.events
-    for name in ("Validating environment", "Collecting cluster info"):
-        assert only(spans, name).status_code == STATUS_OK
-    assert not [s for s in spans if s.name == "Processing results"]
+    for name in ("Validating environment", "Collecting cluster info", "Processing results"):
+        assert only(spans, name).status_code == STATUS_OK  # results are processed after a failure too
+    processing = only(spans, "Processing results")
+    assert processing.parent_span_id == run.span_id and processing.start >= running.end
     assert {s.trace_id for s in spans} == {run.trace_id}
     assert warning_lines(proc.stderr) == [], proc.stderr
 
@@ -168,7 +174,7 @@ def test_service_name_and_resource_attributes_are_honoured(sink, tmp_path):
     for span in spans:
         assert span.resource["service.name"] == "custom"
         assert span.resource["deployment.environment"] == "test"
-        assert span.resource["mlpstorage.benchmark"] == "exec"
+        assert span.resource["service.version"]
 
 
 @pytest.mark.parametrize("render", ["plain,otlp", "auto"])
@@ -313,7 +319,7 @@ def test_replay_exports_original_ids_and_times(sink, tmp_path):
         assert span.parent_span_id == (event["parent_span_id"] or "")
         assert span.status_code == STATUS_OK
     run = only(spans, RUN_NAME)
-    assert run.resource["mlpstorage.run_id"] == finished[run.span_id]["attributes"]["mlpstorage.run_id"]
+    assert run.attributes["mlpstorage.run_id"] == finished[run.span_id]["attributes"]["mlpstorage.run_id"]
     assert run.resource["service.name"] == "mlpstorage"
 
 
@@ -380,3 +386,36 @@ def test_headers_stay_secret_when_export_fails(tmp_path, protocol):
     assert proc.returncode == 0, proc.stderr
     assert len(warning_lines(proc.stderr)) == 1, proc.stderr
     assert_no_secret(proc, tmp_path)
+
+
+# ----- 6. two runs in one second, in one process ------------------------------------------------
+def test_two_runs_in_one_second_export_their_own_run_ids(sink, tmp_path, monkeypatch):
+    """The second run's directory gets the _2 suffix; its exported run span says so, and no
+    resource carries the first run's id (the resource holds no run id at all)."""
+    from mlpstorage.benchmarks.base import RunOptions
+    from mlpstorage.benchmarks.exec import ExecBenchmark
+    from mlpstorage.emitter import Emitter
+    from renderers.otlp import OtlpRenderer
+
+    for key, value in sink.env().items():
+        if key.startswith("OTEL_"):
+            monkeypatch.setenv(key, value)
+    emitter = Emitter([OtlpRenderer()])
+    options = RunOptions(results_dir=tmp_path, skip_timeseries=True)
+    first = ExecBenchmark(options, ["true"], emitter=emitter)
+    second = ExecBenchmark(options, ["true"], emitter=emitter)
+    second.run_datetime, second.run_dir = first.run_datetime, first.run_dir  # the same second
+    first.run()
+    second.run()
+    emitter.close()
+    assert second.run_dir.name == f"{first.run_dir.name}_2"
+
+    runs = [s for s in sink.spans() if s.name == RUN_NAME]
+    assert sorted(r.attributes["mlpstorage.run_id"] for r in runs) == sorted([first.run_id, second.run_id])
+    assert first.run_id != second.run_id
+    for run in runs:
+        bench = first if run.attributes["mlpstorage.run_id"] == first.run_id else second
+        assert run.attributes["mlpstorage.results_dir"] == str(bench.run_dir)
+        assert not [key for key in run.resource if key.startswith("mlpstorage.")]
+        assert run.resource["service.name"] == "mlpstorage"
+    assert len({r.trace_id for r in runs}) == 2

@@ -19,9 +19,11 @@ from ..collectors.hostinfo import collect_local
 from ..collectors.mpi import MpiCollectionError, collect_via_mpi
 from ..collectors.ssh import SshOptions, collect_via_ssh
 from ..collectors.timeseries import Timeseries
-from ..emitter import Emitter, current_emitter
+from ..emitter import Emitter, current_emitter, use_emitter
+from ..errors import Terminated
 from ..engines.mpi import MpiOptions
 from ..hosts import Host, host_names, is_local_host
+from ..progress import create_stage_progress, progress_context
 from ..results import check_writable, claim_run_dir, run_dir_base, write_json
 
 STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
@@ -71,6 +73,7 @@ class Benchmark:
         self.cluster_info_end: dict | None = None
         self.sampler: Timeseries | None = None
         self.timeseries: dict[str, list[dict]] = {}
+        self.failure: BaseException | None = None  # what ended "Running benchmark", if it failed
         # method -> callable(hosts, data_dir, spinner) -> {host: info}; see _collect_cluster.
         self.collectors = {"local": self._collect_locally, "ssh": self._collect_via_ssh, "mpi": self._collect_via_mpi}
 
@@ -91,12 +94,14 @@ class Benchmark:
 
     def run(self) -> None:
         emitter = self.emitter
-        with emitter.run(f"mlpstorage {self.BENCHMARK_TYPE} {self.command}", self.run_attributes()):
-            with emitter.create_stage_progress(STAGES) as advance_stage:
+        with use_emitter(emitter), emitter.run(f"mlpstorage {self.BENCHMARK_TYPE} {self.command}",
+                                                 self.run_attributes()):
+            with create_stage_progress(STAGES) as advance_stage:
                 check_writable(self.options.results_dir, "results directory")
                 self._validate()
                 self.run_dir = claim_run_dir(self.run_dir.parent, self.run_datetime)
                 self.run_datetime = self.run_dir.name
+                emitter.attach_recording(self.run_dir)
                 emitter.set_run_attributes({"mlpstorage.run_id": self.run_id, "mlpstorage.results_dir": str(self.run_dir)})
                 emitter.info("Environment validation passed")
                 emitter.info(f"Results in {self.run_dir}", results_dir=str(self.run_dir))
@@ -108,18 +113,44 @@ class Benchmark:
                 # The sampler covers exactly "Running benchmark": started once it is open and
                 # stopped before it ends, so every sample belongs to that stage.
                 self._start_timeseries()
+                failure = None
                 try:
                     started = time.perf_counter()
                     self._run()
                     self.runtime = time.perf_counter() - started
-                    self._stop_timeseries()
-                    advance_stage()
-                finally:
-                    self._stop_timeseries()
-                    self.cluster_info_end = self._collect_cluster_end()
-                    self._write_timeseries()
-                self._process_results()
+                except BaseException as exc:
+                    failure = self.failure = exc
+                    emitter.fail_stage(exc)
+                self._stop_timeseries()
                 advance_stage()
+
+                # "Processing results" runs after a failure too, with what the run left; on
+                # Ctrl-C or SIGTERM the end-of-run collection is skipped, so stopping is quick.
+                if failure is None:
+                    self._finish_run(interrupted=False)
+                    self._process_results()
+                else:
+                    self._salvage(failure)
+                advance_stage()
+                if failure is not None:
+                    raise failure
+
+    def _finish_run(self, interrupted: bool) -> None:
+        if interrupted:
+            self.emitter.warning("End-of-run cluster information skipped: the run was interrupted")
+        else:
+            self.cluster_info_end = self._collect_cluster_end()
+        self._write_timeseries()
+
+    def _salvage(self, failure: BaseException) -> None:
+        """What a failed run can still keep (time series, metadata); a problem here is a
+        warning, so it never hides the failure itself."""
+        interrupted = isinstance(failure, (KeyboardInterrupt, Terminated))
+        for step in (lambda: self._finish_run(interrupted), lambda: Benchmark._process_results(self)):
+            try:
+                step()
+            except Exception as exc:
+                self.emitter.warning(f"While keeping what the failed run left: {type(exc).__name__}: {exc}")
 
     # ----- hooks for subclasses --------------------------------------------------------
     def _validate(self) -> None:
@@ -138,6 +169,8 @@ class Benchmark:
             "command": self.command,
             "run_id": self.run_id,
             "hosts": list(self.options.hosts),
+            "status": run_status(self.failure),
+            **({"error": f"{type(self.failure).__name__}: {self.failure}".rstrip(": ")} if self.failure else {}),
             "runtime_s": self.runtime,
             "stage_durations_s": self.emitter.stage_durations(),
             "cluster": summarise_hosts(self.cluster_info_start or {}),
@@ -162,7 +195,7 @@ class Benchmark:
             return {}
         count = len(hosts)
         plural = "s" if count != 1 else ""
-        with self.emitter.progress_context(f"Collecting cluster info ({count} host{plural})...") as (
+        with progress_context(f"Collecting cluster info ({count} host{plural})...", total=None) as (
             update,
             set_description,
         ):
@@ -236,6 +269,12 @@ class Benchmark:
                 {"interval_s": self.sampler.interval_s, "max_samples": self.sampler.max_samples,
                  "hosts": self.timeseries, "errors": self.sampler.errors()},
             )
+
+
+def run_status(failure: BaseException | None) -> str:
+    if failure is None:
+        return "ok"
+    return "interrupted" if isinstance(failure, (KeyboardInterrupt, Terminated)) else "failed"
 
 
 def summarise_hosts(infos: dict) -> dict:

@@ -1,18 +1,29 @@
-"""The event schema shared by the emitter, every renderer and `events replay`.
+"""The event schema: the one place that says what an event is.
 
-Every event is a flat JSON-able dict with at least:
-  schema     SCHEMA_VERSION
+Standard library only, so that what an MPI rank runs (engines/dlio_rank.py) can import it
+without paying for structlog or OpenTelemetry. The emitter builds its events with these
+constructors, the rank launcher builds its span with them, and `events replay` checks every
+line of a recording with validate().
+
+Every event is a flat JSON-able dict that starts with:
+  schema     the version that wrote it (1 or 2; see SCHEMA_VERSION)
   type       one of EVENT_TYPES
   timestamp  ISO-8601 UTC with microseconds and a trailing "Z"
-  level      debug | info | status | warning | error | result
+  level      one of LEVELS
 and, inside a run, trace_id (32 hex) and span_id (16 hex) of the span the event belongs to.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json as _json
+import time as _time
 
-SCHEMA_VERSION = 1
+# Version 2 added one thing: an `output` event may carry a batch of lines (`lines`, a list)
+# instead of one `line`. A reader of version 1 cannot read such an event, hence the bump.
+# Every version-1 recording is a valid version-2 recording.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 RUN_STARTED = "run.started"
 RUN_FINISHED = "run.finished"
@@ -35,18 +46,41 @@ EVENT_TYPES = frozenset(
     }
 )
 
-# Span kinds, stored on each span as the attribute "mlpstorage.kind". A task is any
-# other child span (an epoch, a host in a collection) shown like a spinner.
+# Span kinds, stored on each span as the attribute KIND. A task is any other child span
+# (an epoch, a host in a collection, an MPI rank) shown like a spinner.
 KINDS = ("run", "stage", "spinner", "task")
-
 LEVELS = ("debug", "info", "status", "warning", "error", "result")
+
+# Span attributes with a meaning of their own.
+KIND = "mlpstorage.kind"
+STAGE_INDEX = "mlpstorage.stage.index"
+STAGE_COUNT = "mlpstorage.stage.count"
+TOTAL = "mlpstorage.total"
+COMPLETED = "mlpstorage.completed"
+DESCRIPTION = "mlpstorage.description"
+
+# Span attributes lifted to top-level event fields, for renderers and grep.
+LIFTED = {
+    STAGE_INDEX: "stage_index",
+    STAGE_COUNT: "stage_count",
+    TOTAL: "total",
+    COMPLETED: "completed",
+    DESCRIPTION: "description",
+}
+
+
+# ----- time and ids ------------------------------------------------------------------------
+_second_cache: list = [None, ""]  # [unix second, "YYYY-MM-DDTHH:MM:SS"]: one strftime per second
 
 
 def iso_from_ns(unix_nano: int) -> str:
     """2026-11-27T10:01:30.123456Z from nanoseconds since the epoch."""
     seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    moment = _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos // 1000:06d}Z"
+    cache = _second_cache
+    if cache[0] != seconds:
+        cache[1] = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(seconds))
+        cache[0] = seconds
+    return f"{cache[1]}.{nanos // 1000:06d}Z"
 
 
 def ns_from_iso(text: str) -> int:
@@ -54,3 +88,154 @@ def ns_from_iso(text: str) -> int:
     moment = _dt.datetime.strptime(text.rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f")
     moment = moment.replace(tzinfo=_dt.timezone.utc)
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def now_iso() -> str:
+    return iso_from_ns(_time.time_ns())
+
+
+def trace_id_hex(trace_id: int) -> str:
+    return format(trace_id, "032x")
+
+
+def span_id_hex(span_id: int) -> str:
+    return format(span_id, "016x")
+
+
+def parse_traceparent(value: str) -> tuple[str, str] | None:
+    """(trace_id, parent span_id) in hex from a W3C traceparent header, or None."""
+    parts = value.strip().split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or not _is_hex(parts[1] + parts[2]):
+        return None
+    if int(parts[1], 16) == 0 or int(parts[2], 16) == 0:
+        return None
+    return parts[1], parts[2]
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+# ----- constructors ------------------------------------------------------------------------
+def event(type_: str, timestamp: str | None = None, level: str = "info", **fields) -> dict:
+    """An event with the common head in its documented order, then the given fields."""
+    head = {"schema": SCHEMA_VERSION, "type": type_, "timestamp": timestamp or now_iso(), "level": level}
+    head.update(fields)
+    return head
+
+
+def plain_value(value):
+    """An attribute value as JSON holds it (OpenTelemetry keeps sequences as tuples)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def span_started(*, name: str, trace_id: str, span_id: str, parent_span_id: str | None, attributes: dict,
+                 start_unix_nano: int) -> dict:
+    """`<kind>.started` for a span, stamped with the span's own start time."""
+    kind = attributes.get(KIND, "task")
+    fields = {"name": name, "trace_id": trace_id, "span_id": span_id, "parent_span_id": parent_span_id}
+    for key, field in LIFTED.items():
+        if key in attributes:
+            fields[field] = attributes[key]
+    fields["attributes"] = {k: plain_value(v) for k, v in attributes.items()}
+    fields["start_unix_nano"] = start_unix_nano
+    return event(f"{kind}.started", iso_from_ns(start_unix_nano), **fields)
+
+
+def span_finished(*, name: str, trace_id: str, span_id: str, parent_span_id: str | None, attributes: dict,
+                  start_unix_nano: int, end_unix_nano: int, error: str | None = None,
+                  span_events: list[dict] | None = None) -> dict:
+    """`<kind>.finished` for a span: its end time, its duration, ok or error."""
+    started = span_started(name=name, trace_id=trace_id, span_id=span_id, parent_span_id=parent_span_id,
+                           attributes=attributes, start_unix_nano=start_unix_nano)
+    started.update(
+        type=started["type"].replace(".started", ".finished"),
+        timestamp=iso_from_ns(end_unix_nano),
+        end_unix_nano=end_unix_nano,
+        duration_s=round((end_unix_nano - start_unix_nano) / 1e9, 6),
+        status="error" if error is not None else "ok",
+    )
+    if error is not None:
+        started["level"] = "error"
+        started["error"] = error or "error"
+    started["span_events"] = span_events or []
+    return started
+
+
+def log(level: str, message: str, **fields) -> dict:
+    return event(LOG, fields.pop("timestamp", None), level, message=message, **fields)
+
+
+def output(lines: list[str], stream: str = "stdout", source: str | None = None, timestamp: str | None = None) -> dict:
+    """A batch of a program's output lines (without their newlines), unchanged."""
+    fields = {"stream": stream, "lines": lines}
+    if source:
+        fields["source"] = source
+    return event(OUTPUT, timestamp, **fields)
+
+
+def output_lines(evt: dict) -> list[str]:
+    """The lines of an output event of either version (`line` in 1, `lines` in 2)."""
+    lines = evt.get("lines")
+    return lines if lines is not None else [evt["line"]]
+
+
+def sample(host: str, values: dict, timestamp: str | None = None) -> dict:
+    return event(SAMPLE, timestamp, host=host, values=values)
+
+
+def spinner_updated(*, name: str, trace_id: str, span_id: str, description: str, completed: int,
+                    total: int | None, start_unix_nano: int, **fields) -> dict:
+    return event(SPINNER_UPDATED, None, name=name, trace_id=trace_id, span_id=span_id, description=description,
+                 completed=completed, total=total, start_unix_nano=start_unix_nano, **fields)
+
+
+# ----- validation --------------------------------------------------------------------------
+_SPAN_FIELDS = {"name": str, "trace_id": str, "span_id": str, "start_unix_nano": int}
+_FINISHED_FIELDS = {"end_unix_nano": int, "duration_s": (int, float), "status": str}
+_TYPE_FIELDS = {LOG: {"message": str}, SAMPLE: {"host": str, "values": dict}}
+
+
+def validate(evt) -> str | None:
+    """What is wrong with evt as an event of a readable version, or None when it is fine."""
+    if not isinstance(evt, dict):
+        return "not a JSON object"
+    if evt.get("schema") not in READABLE_VERSIONS:
+        return f"schema {evt.get('schema')!r} is not one this version reads ({', '.join(map(str, READABLE_VERSIONS))})"
+    type_ = evt.get("type")
+    if type_ not in EVENT_TYPES:
+        return f"unknown event type {type_!r}"
+    timestamp = evt.get("timestamp")
+    if not isinstance(timestamp, str):
+        return "no timestamp"
+    try:
+        ns_from_iso(timestamp)
+    except ValueError:
+        return f"timestamp {timestamp!r} is not ISO-8601 UTC"
+    if evt.get("level") not in LEVELS:
+        return f"unknown level {evt.get('level')!r}"
+    required = dict(_TYPE_FIELDS.get(type_, {}))
+    kind, _, what = type_.partition(".")
+    if kind in KINDS:
+        required.update(_SPAN_FIELDS)
+        if what == "finished":
+            required.update(_FINISHED_FIELDS)
+    for field, kinds in required.items():
+        if not isinstance(evt.get(field), kinds) or isinstance(evt.get(field), bool):
+            return f"{type_} without a valid {field!r}"
+    if kind in KINDS:
+        for field, length in (("trace_id", 32), ("span_id", 16)):
+            if len(evt[field]) != length or not _is_hex(evt[field]):
+                return f"{type_} with a malformed {field!r}"
+        if not isinstance(evt.get("attributes", {}), dict):
+            return f"{type_} with attributes that are not an object"
+    if type_ == OUTPUT:
+        lines = evt.get("lines", [evt.get("line")])
+        if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+            return "output without its line(s)"
+    return None
+
+
+def to_json_line(evt: dict) -> str:
+    """One event as a line of a recording (compact JSON, UTF-8 kept as it is)."""
+    return _json.dumps(evt, separators=(",", ":"), ensure_ascii=False, default=str) + "\n"

@@ -137,6 +137,6 @@ def adopt_rank_spans(emitter: Emitter, folder: Path) -> int:
         try:
             emitter.adopt_span(json.loads(path.read_text()))
             count += 1
-        except (OSError, json.JSONDecodeError):
-            emitter.warning(f"could not read the rank span in {path}")
+        except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError, as is a bad event
+            emitter.warning(f"could not read the rank span in {path}: {exc}")
     return count

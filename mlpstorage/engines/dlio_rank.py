@@ -13,7 +13,7 @@ Two jobs, both impossible from outside the rank:
    adopts into its event stream (and so into events.jsonl and the OTLP export). Ranks on
    other hosts reach that folder only if the results directory is on a shared file system.
 
-Kept to the standard library (plus DLIO) so that a rank starts as fast as DLIO alone.
+Kept to the standard library (plus DLIO and the schema module, itself standard library only) so that a rank starts as fast as DLIO alone.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import socket
 import sys
 import time
 import types
+
+from mlpstorage.emitter import events
 
 
 def install_tensorflow_stub() -> bool:
@@ -46,25 +48,17 @@ def _rank() -> int:
     return 0
 
 
-def _iso(unix_nano: int) -> str:
-    seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1000:06d}Z"
-
-
 def rank_span_event(traceparent: str, rank: int, start_ns: int, end_ns: int, error: str | None) -> dict | None:
-    """A task.finished event (schema 1) for this rank's span, or None without a valid parent."""
-    parts = traceparent.split("-")
-    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16:
+    """The task.finished event for this rank's span, or None without a valid parent."""
+    parent = events.parse_traceparent(traceparent)
+    if parent is None:
         return None
-    attributes = {"mlpstorage.kind": "task", "mlpstorage.rank": rank, "host.name": socket.gethostname(),
+    trace_id, parent_span_id = parent
+    attributes = {events.KIND: "task", "mlpstorage.rank": rank, "host.name": socket.gethostname(),
                   "process.pid": os.getpid()}
-    return {
-        "schema": 1, "type": "task.finished", "timestamp": _iso(end_ns), "level": "error" if error else "info",
-        "name": f"dlio rank {rank}", "trace_id": parts[1], "span_id": f"{random.getrandbits(64) or 1:016x}",
-        "parent_span_id": parts[2], "attributes": attributes, "start_unix_nano": start_ns, "end_unix_nano": end_ns,
-        "duration_s": round((end_ns - start_ns) / 1e9, 6), "status": "error" if error else "ok",
-        **({"error": error} if error else {}), "span_events": [],
-    }
+    return events.span_finished(name=f"dlio rank {rank}", trace_id=trace_id,
+                                span_id=events.span_id_hex(random.getrandbits(64) or 1), parent_span_id=parent_span_id,
+                                attributes=attributes, start_unix_nano=start_ns, end_unix_nano=end_ns, error=error)
 
 
 def main() -> int:

@@ -1,8 +1,10 @@
-"""Runs a child process with its output passed through, line by line, and kept on disk.
+"""Runs a child process with its output passed through, and kept on disk byte for byte.
 
-Nothing here draws a progress bar: each line becomes an `output` event (renderers print it
-above any live display, or unchanged in plain mode) and is written, byte for byte, to
-stdout.log / stderr.log in the run's directory.
+Nothing here draws a progress bar. Output is read in chunks of whatever the pipe holds: each
+chunk is written to stdout.log / stderr.log in the run's directory as it came, and its
+complete lines become one `output` event (renderers print them above any live display, or
+unchanged in plain mode). A chatty child thus costs one event per pipe-full, not per line,
+and nothing waits in a buffer: a crash loses no output the launcher has read.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
+import psutil
+
 from ..emitter import Emitter
 
 # How long a child gets to exit after SIGTERM before it is killed (mpirun needs a moment
@@ -22,6 +26,10 @@ from ..emitter import Emitter
 TERMINATE_GRACE_S = 10.0
 # How long the output of an exited child is still read (see run_command).
 OUTPUT_DRAIN_S = 5.0
+# Bytes per read: a full pipe (64 KiB on Linux) in one go.
+CHUNK_BYTES = 65536
+# A "line" that never ends (a progress bar redrawn with \r forever) is passed on at this size.
+MAX_LINE_BYTES = 1 << 20
 
 
 LineObserver = Callable[[str, str], None]  # (stream, line) -> None
@@ -31,52 +39,42 @@ def _pump(pipe: IO[bytes], log_path: Path, emitter: Emitter, stream: str, source
           observer: LineObserver | None) -> None:
     # The pump owns its log file: output that a left-behind grandchild writes after the
     # launcher stopped waiting still lands whole in the log, never in a closed file.
-    with open(log_path, "ab") as log:
-        for raw in iter(pipe.readline, b""):
-            log.write(raw)
-            log.flush()
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            emitter.output(line, stream=stream, source=source)
-            if observer is not None:
-                observer(stream, line)
+    fd = pipe.fileno()
+    partial = b""
+    with open(log_path, "ab", buffering=0) as log:
+        while chunk := os.read(fd, CHUNK_BYTES):
+            log.write(chunk)
+            data = partial + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0 and len(data) < MAX_LINE_BYTES:
+                partial = data
+                continue
+            complete, partial = (data[:cut], data[cut + 1:]) if cut >= 0 else (data, b"")
+            _emit(complete, emitter, stream, source, observer)
+        if partial:
+            _emit(partial, emitter, stream, source, observer)
     pipe.close()
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below pid, from /proc (MPI ranks live in process groups of their own,
-    so signalling the launcher's group alone does not reach them)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                stat = handle.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+def _emit(data: bytes, emitter: Emitter, stream: str, source: str, observer: LineObserver | None) -> None:
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    emitter.output(lines, stream=stream, source=source)
+    if observer is not None:
+        for line in lines:
+            observer(stream, line)
 
 
 def stop_process_tree(proc: subprocess.Popen, grace_s: float = TERMINATE_GRACE_S) -> None:
     """SIGTERM to the child's process group (mpirun takes its ranks down), then SIGKILL to
-    anything of the tree still alive after the grace period."""
-    tree = descendants(proc.pid)
+    anything of the tree still alive after the grace period.
+
+    The tree is found with psutil rather than by walking /proc by hand: MPI ranks live in
+    process groups of their own, so the group alone does not reach them, and psutil checks a
+    process's start time before signalling it, so a recycled pid is never hit."""
+    try:
+        tree = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        tree = []
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -84,13 +82,22 @@ def stop_process_tree(proc: subprocess.Popen, grace_s: float = TERMINATE_GRACE_S
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and (proc.poll() is None or any(_alive(p) for p in tree)):
         time.sleep(0.05)
-    for pid in [proc.pid, *tree]:
-        if _alive(pid):
+    if proc.poll() is None:
+        proc.kill()
+    for process in tree:
+        if _alive(process):
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                process.kill()
+            except psutil.Error:
                 pass
     proc.wait()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def run_command(

@@ -1,0 +1,459 @@
+"""The emitter: the one place benchmark code reports what it does.
+
+Benchmark code opens spans (a run, its stages, spinners, tasks) on the emitter's own
+TracerProvider and logs messages through structlog. A SpanProcessor turns each span's start
+and end into an event, structlog turns each message into one, and a Fanout hands every event
+to the attached renderers and to the run's recording. The emitter never knows which renderers
+run: the CLI chooses them at the edge. Renderers that export spans (OTLP) hang a
+SpanProcessor of their own on the provider.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator, NamedTuple
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import inject
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import Status, StatusCode
+
+from .. import __version__
+from . import events as ev
+from . import logs
+from .fanout import Fanout, Renderer
+from .rebuild import span_from_event
+from .recording import RunRecording
+from .spans import SpanEvents
+
+# Time-series samples travel as span events of the running stage, up to this many (a span is
+# exported whole, and OTLP receivers limit a request's size); the event stream keeps them all.
+MAX_SPAN_EVENTS = 4096
+
+
+class Scope(NamedTuple):
+    """The run and the stage that work in one context belongs to."""
+
+    run: trace.Span | None = None
+    stage: trace.Span | None = None
+
+
+def _tracer_provider(resource: Resource) -> TracerProvider:
+    """A provider that records every span whatever OTEL_SDK_DISABLED or OTEL_TRACES_SAMPLER
+    say: these spans are the event stream itself. Those variables govern export only (the
+    otlp renderer attaches no exporter when the SDK is disabled). The SDK reads
+    OTEL_SDK_DISABLED once, when a provider is made, so it is hidden for that moment."""
+    hidden = os.environ.pop("OTEL_SDK_DISABLED", None)
+    try:
+        return TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False,
+                              span_limits=SpanLimits(max_events=MAX_SPAN_EVENTS))
+    finally:
+        if hidden is not None:
+            os.environ["OTEL_SDK_DISABLED"] = hidden
+
+
+def default_resource() -> Resource:
+    """service.name=mlpstorage and the version; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    win. What a run did (benchmark, model, run id...) is on its run span, not here: one
+    process may run several benchmarks (--loops), each with its own run id."""
+    attributes = {"service.name": "mlpstorage", "service.version": __version__}
+    attributes.update(OTELResourceDetector().detect().attributes)
+    return Resource.create(attributes)
+
+
+class Emitter:
+    """Spans and events for one process (or one test): see the module docstring."""
+
+    def __init__(self, renderers: Iterable[Renderer] = (), span_processors: Iterable[SpanProcessor] = (),
+                 resource: Resource | None = None, min_level: str = "debug"):
+        renderers = list(renderers)
+        self.recording = RunRecording()
+        self._fanout = Fanout([*renderers, self.recording])
+        self._scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(f"mlpstorage-scope-{id(self)}",
+                                                                                  default=None)
+        self._latest = Scope()  # for threads started without this context (they land on the open stage)
+        self._open: dict[int, tuple[trace.Span, dict]] = {}  # span id -> (span, its id fields)
+        self._stage_durations: dict[str, float] = {}
+        self._provider = _tracer_provider(resource or default_resource())
+        self._provider.add_span_processor(SpanEvents(self._publish_span_event))
+        # Processors that see spans built from events (adopted rank spans) as well.
+        self._exporting: list[SpanProcessor] = []
+        for renderer in renderers:
+            processor = renderer.span_processor() if hasattr(renderer, "span_processor") else None
+            if processor is not None:
+                self._exporting.append(processor)
+        self._own_processors = list(span_processors)  # renderers shut down their own
+        self._exporting.extend(self._own_processors)
+        for processor in self._exporting:
+            self._provider.add_span_processor(processor)
+        self._tracer = self._provider.get_tracer("mlpstorage", __version__)
+        self.min_level = min_level
+        self._logger = structlog.wrap_logger(
+            logs.EmitterSink(self), processors=logs.processors(current_emitter),
+            wrapper_class=structlog.make_filtering_bound_logger(logs.LEVEL_NUMBERS[min_level]), context_class=dict)
+
+    @property
+    def resource(self) -> Resource:
+        return self._provider.resource
+
+    # ----- renderers -------------------------------------------------------------------
+    def add_renderer(self, renderer: Renderer) -> None:
+        self._fanout.add(renderer)
+
+    def publish(self, event: dict) -> None:
+        """Hands a finished event to every renderer (the emitter's methods build them)."""
+        self._fanout.publish(event)
+
+    def _publish_span_event(self, event: dict) -> None:
+        """A span's started/finished event, with the stage the span belongs to."""
+        if "stage_index" not in event and event["type"] not in (ev.RUN_STARTED, ev.RUN_FINISHED):
+            entry = self._open.get(int(event["span_id"], 16))
+            stage = entry[1].get("stage") if entry else self._stage_fields()
+            if stage:
+                event.update(stage)
+        self._fanout.publish(event)
+
+    def _stage_fields(self) -> dict | None:
+        stage = self.scope().stage
+        entry = self._open.get(stage.get_span_context().span_id) if stage is not None else None
+        return {"stage_index": entry[1]["stage_index"], "stage_count": entry[1]["stage_count"]} if entry else None
+
+    def attach_recording(self, run_dir: Path) -> Path:
+        """Starts the open run's events.jsonl in run_dir, with every event of the run so far."""
+        return self.recording.attach(run_dir)
+
+    def close(self, reason: str = "interrupted") -> None:
+        """Ends any span still open (with error status `reason`), then closes every renderer."""
+        for span, _ in sorted(self._open.values(), key=lambda item: -item[0].start_time):
+            self._end(span, error=reason)
+        self._fanout.close()
+        for processor in self._own_processors:
+            processor.shutdown()
+
+    # ----- where work belongs ----------------------------------------------------------
+    def scope(self) -> Scope:
+        return self._scope.get() or self._latest
+
+    def _set_scope(self, scope: Scope) -> contextvars.Token:
+        self._latest = scope
+        return self._scope.set(scope)
+
+    def current_span(self) -> trace.Span | None:
+        """The span new work in this context belongs to: the caller's current span when it is
+        one of ours (and not the run itself), else the open stage, else the run."""
+        scope = self.scope()
+        current = trace.get_current_span()
+        if current.get_span_context().span_id in self._open and current is not scope.run:
+            return current
+        return scope.stage or scope.run
+
+    def context_fields(self) -> dict:
+        """trace_id, span_id, stage_index and stage_count for an event made now."""
+        span = self.current_span()
+        entry = self._open.get(span.get_span_context().span_id) if span is not None else None
+        if entry is None:
+            return {}
+        fields = {"trace_id": entry[1]["trace_id"], "span_id": entry[1]["span_id"]}
+        stage = self._stage_fields()
+        if stage:
+            fields.update(stage)
+        return fields
+
+    # ----- spans -----------------------------------------------------------------------
+    def _start(self, name: str, kind: str, attributes: dict, parent: trace.Span | None = None) -> trace.Span:
+        parent = parent or self.current_span()
+        parent_ctx = trace.set_span_in_context(parent) if parent is not None else otel_context.Context()
+        span = self._tracer.start_span(name, context=parent_ctx, attributes={ev.KIND: kind, **attributes})
+        ctx = span.get_span_context()
+        fields = {"trace_id": ev.trace_id_hex(ctx.trace_id), "span_id": ev.span_id_hex(ctx.span_id)}
+        if kind == "stage":
+            fields.update(stage_index=attributes[ev.STAGE_INDEX], stage_count=attributes[ev.STAGE_COUNT])
+        elif kind != "run":
+            fields["stage"] = self._stage_fields()
+        self._open[ctx.span_id] = (span, fields)
+        return span
+
+    def _end(self, span: trace.Span, exc: BaseException | None = None, error: str | None = None) -> None:
+        span_id = span.get_span_context().span_id
+        if span_id not in self._open:
+            return  # ended already
+        if exc is not None:
+            span.record_exception(exc)
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        elif span.status.status_code is StatusCode.UNSET:
+            span.set_status(Status(StatusCode.OK))  # as its finished event says: ok
+        span.end()  # its finished event still finds the span's stage in _open
+        self._open.pop(span_id, None)
+        if span.attributes.get(ev.KIND) == "stage":
+            self._stage_durations[span.name] = (span.end_time - span.start_time) / 1e9
+
+    def fail_stage(self, exc: BaseException) -> None:
+        """Marks the open stage as failed by exc; it still ends when the stages advance."""
+        stage = self.scope().stage
+        if stage is not None:
+            stage.record_exception(exc)
+            stage.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}".rstrip(": ")))
+
+    def stage_durations(self) -> dict[str, float]:
+        """Seconds each finished stage of the current run took, from its span."""
+        return dict(self._stage_durations)
+
+    @contextlib.contextmanager
+    def _span(self, name: str, kind: str, attributes: dict) -> Iterator[trace.Span]:
+        span = self._start(name, kind, attributes)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield span
+        except BaseException as exc:
+            self._end(span, exc)
+            raise
+        else:
+            self._end(span)
+        finally:
+            otel_context.detach(token)
+
+    @contextlib.contextmanager
+    def run(self, name: str, attributes: dict | None = None) -> Iterator[trace.Span]:
+        """The root span of one benchmark run; its attributes say what ran (benchmark, model...)."""
+        with self._span(name, "run", dict(attributes or {})) as span:
+            self._stage_durations = {}
+            token = self._set_scope(Scope(run=span))
+            try:
+                yield span
+            finally:
+                self._scope.reset(token)
+                self._latest = Scope()
+
+    @contextlib.contextmanager
+    def span(self, name: str, attributes: dict | None = None) -> Iterator[trace.Span]:
+        """A child span for a unit of work (an epoch, a host): shown like a spinner."""
+        with self._span(name, "task", dict(attributes or {})) as span:
+            yield span
+
+    def start_task(self, name: str, attributes: dict | None = None, parent: trace.Span | None = None) -> trace.Span:
+        """Opens a task span that ends with end_task(): for work whose start and end are seen
+        at different places (an epoch announced by one output line and ended by another)."""
+        return self._start(name, "task", dict(attributes or {}), parent=parent)
+
+    def end_task(self, span: trace.Span, attributes: dict | None = None, error: str | None = None) -> None:
+        if attributes:
+            span.set_attributes(attributes)
+        self._end(span, error=error)
+
+    def set_run_attributes(self, attributes: dict) -> None:
+        """Adds attributes (final metrics, the run id) to the open run span; they travel with
+        its finished event and its export."""
+        run = self.scope().run
+        if run is not None:
+            run.set_attributes(attributes)
+
+    def adopt_span(self, event: dict) -> None:
+        """A span recorded elsewhere (an MPI rank joining the run's trace through TRACEPARENT),
+        given as its task.finished event: published, and handed to the exporting processors."""
+        problem = ev.validate(event)
+        if problem is not None or event["type"] != ev.TASK_FINISHED:
+            raise ValueError(problem or f"a {event['type']} event is not a finished task")
+        self.publish(event)
+        span = span_from_event(event, self.resource)
+        for processor in self._exporting:
+            processor.on_end(span)
+
+    def stages(self, names: Iterable[str]) -> "StageProgress":
+        """The run's stages, as a context manager: see StageProgress."""
+        return StageProgress(self, list(names))
+
+    @contextlib.contextmanager
+    def spinner(self, description: str, total: int | None = None) -> Iterator["SpinnerHandle"]:
+        """A spinner (total None) or a bar (total a number) as a span; yields its handle."""
+        attributes = {ev.DESCRIPTION: description, ev.COMPLETED: 0}
+        if total is not None:
+            attributes[ev.TOTAL] = total
+        with self._span(description, "spinner", attributes) as span:
+            yield SpinnerHandle(self, span, description, total)
+
+    # ----- messages --------------------------------------------------------------------
+    def log(self, level: str, message: str, **fields) -> None:
+        if level not in ev.LEVELS:
+            raise ValueError(f"unknown level {level!r}")
+        method = "info" if level in ("status", "result") else level
+        getattr(self._logger, method)(message, level=level, **fields)
+
+    # emitter.info("...", key=value) and so on, one per level
+    debug = functools.partialmethod(log, "debug")
+    info = functools.partialmethod(log, "info")
+    status = functools.partialmethod(log, "status")
+    warning = functools.partialmethod(log, "warning")
+    error = functools.partialmethod(log, "error")
+    result = functools.partialmethod(log, "result")
+
+    def publish_log(self, fields: dict) -> None:
+        """The last step of the structlog pipeline: a `log` event with the current context."""
+        level = fields.pop("level", "info")
+        event = ev.event(ev.LOG, fields.pop("timestamp", None), level if level in ev.LEVELS else "info",
+                         message=fields.pop("message"))
+        event.update(self.context_fields())
+        event.update(fields)
+        self._fanout.publish(event)
+
+    def output(self, lines: list[str] | str, stream: str = "stdout", source: str | None = None) -> None:
+        """A batch of a child process's output lines (or one line), passed through unchanged."""
+        event = ev.output([lines] if isinstance(lines, str) else lines, stream, source)
+        event.update(self.context_fields())
+        self._fanout.publish(event)
+
+    def sample(self, host: str, values: dict) -> None:
+        """One time-series sample of a host: a `sample` event, and a "timeseries.sample" span
+        event on the open stage, so the exported trace carries the series too."""
+        numbers = {k: v for k, v in values.items() if isinstance(v, (int, float)) and k != "timestamp_ns"}
+        stage = self.scope().stage
+        if stage is not None:
+            stage.add_event("timeseries.sample", {"host": host, **numbers}, timestamp=values.get("timestamp_ns"))
+        stamp = ev.iso_from_ns(values["timestamp_ns"]) if "timestamp_ns" in values else None
+        event = ev.sample(host, numbers, stamp)
+        event.update(self.context_fields())
+        self._fanout.publish(event)
+
+    # ----- propagation -----------------------------------------------------------------
+    def trace_environment(self) -> dict[str, str]:
+        """TRACEPARENT (and TRACESTATE) for a child process, so its work joins this trace."""
+        carrier: dict[str, str] = {}
+        parent = self.current_span()
+        if parent is not None:
+            inject(carrier, context=trace.set_span_in_context(parent))
+        return {key.upper(): value for key, value in carrier.items()}
+
+
+class StageProgress:
+    """The run's stages in order, each a span. Entering starts the first; advance() ends the
+    current stage and starts the next (optionally renamed); the last advance ends the last
+    stage, and advancing past it does nothing. Leaving ends an open stage, with the error
+    that ended the block if there was one."""
+
+    def __init__(self, emitter: Emitter, names: list[str]):
+        self._emitter = emitter
+        self.names = names
+        self.index = -1
+        self.stage: trace.Span | None = None
+        self._token: contextvars.Token | None = None
+
+    def __enter__(self) -> "StageProgress":
+        if self.names:
+            self._start(0, self.names[0])
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._finish(exc)
+        if self._token is not None:
+            self._emitter._scope.reset(self._token)
+            self._emitter._latest = self._emitter.scope()
+
+    def advance(self, stage_name: str | None = None) -> None:
+        if self.stage is None:
+            return
+        self._finish()
+        if self.index + 1 < len(self.names):
+            self._start(self.index + 1, stage_name or self.names[self.index + 1])
+
+    __call__ = advance  # the stage progress is itself the advance_stage callable
+
+    def _start(self, index: int, name: str) -> None:
+        emitter = self._emitter
+        self.index = index
+        self.stage = emitter._start(name, "stage", {ev.STAGE_INDEX: index + 1, ev.STAGE_COUNT: len(self.names)},
+                                    parent=emitter.scope().run)
+        token = emitter._set_scope(emitter.scope()._replace(stage=self.stage))
+        self._token = self._token or token
+
+    def _finish(self, exc: BaseException | None = None) -> None:
+        stage, self.stage = self.stage, None
+        if stage is not None:
+            self._emitter._set_scope(self._emitter.scope()._replace(stage=None))
+            self._emitter._end(stage, exc)
+
+
+class SpinnerHandle:
+    """An open spinner or bar: update() counts, set_description() retitles; each change is a
+    spinner.updated event."""
+
+    def __init__(self, emitter: Emitter, span: trace.Span, description: str, total: int | None):
+        self._emitter = emitter
+        self.span = span
+        self.description = description
+        self.total = total
+        self.completed = 0
+
+    def update(self, advance: int = 1, completed: int | None = None, description: str | None = None) -> None:
+        self.completed = completed if completed is not None else self.completed + advance
+        if description is not None:
+            self.description = description
+        self._changed()
+
+    def set_description(self, text: str) -> None:
+        self.description = text
+        self._changed()
+
+    def _changed(self) -> None:
+        span = self.span
+        span.set_attribute(ev.COMPLETED, self.completed)
+        span.set_attribute(ev.DESCRIPTION, self.description)
+        ctx = span.get_span_context()
+        event = ev.spinner_updated(name=span.name, trace_id=ev.trace_id_hex(ctx.trace_id),
+                                   span_id=ev.span_id_hex(ctx.span_id), description=self.description,
+                                   completed=self.completed, total=self.total, start_unix_nano=span.start_time)
+        stage = self._emitter.context_fields()
+        for key in ("stage_index", "stage_count"):
+            if key in stage:
+                event[key] = stage[key]
+        self._emitter.publish(event)
+
+
+# ----- the current emitter -----------------------------------------------------------------
+_current: contextvars.ContextVar[Emitter | None] = contextvars.ContextVar("mlpstorage-emitter", default=None)
+_installed: list[Emitter] = []  # use_emitter() blocks open in any context, innermost last
+_fallback: list[Emitter] = []
+
+
+def current_emitter() -> Emitter:
+    """The emitter installed with use_emitter() in this context; in a thread started without
+    that context, the one installed last in the process. Code that never installs one gets,
+    once per process, an emitter printing plain lines on stderr: never silence."""
+    emitter = _current.get()
+    if emitter is not None:
+        return emitter
+    if _installed:
+        return _installed[-1]
+    if not _fallback:
+        from renderers.plain import PlainRenderer
+
+        _fallback.append(Emitter([PlainRenderer(sys.stderr, heartbeat_s=0)]))
+    return _fallback[0]
+
+
+@contextlib.contextmanager
+def use_emitter(emitter: Emitter) -> Iterator[Emitter]:
+    """Makes `emitter` the current one for the block, and routes structlog
+    (structlog.get_logger()) and the stdlib logging root logger into it."""
+    token = _current.set(emitter)
+    _installed.append(emitter)
+    previous = logs.configure(current_emitter, emitter.min_level)
+    bridge = logs.StdlibBridge(current_emitter)
+    logging.getLogger().addHandler(bridge)
+    try:
+        yield emitter
+    finally:
+        logging.getLogger().removeHandler(bridge)
+        structlog.configure(**previous)
+        _installed.remove(emitter)
+        _current.reset(token)
