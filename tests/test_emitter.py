@@ -157,7 +157,7 @@ def test_an_exception_ends_every_open_span_with_error_and_reraises(mlpstorage_ca
         assert spans[name].status.status_code is StatusCode.ERROR
         assert [e.name for e in spans[name].events] == ["exception"]
         assert spans[name].end_time is not None
-    assert spans["a"].status.status_code is StatusCode.UNSET
+    assert spans["a"].status.status_code is StatusCode.OK
     finished = mlpstorage_capture.of_type("stage.finished")
     assert finished[-1]["status"] == "error"
     assert finished[-1]["error"] == "RuntimeError: boom"

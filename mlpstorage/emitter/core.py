@@ -199,6 +199,20 @@ class Emitter:
         if span.attributes.get(ev.KIND) == "stage":
             self._stage_durations[span.name] = (span.end_time - span.start_time) / 1e9
 
+    def start_stage(self, name: str, index: int, count: int) -> tuple[trace.Span, contextvars.Token]:
+        """Opens stage `index` (1-based) of `count` under the run and makes it the context's
+        stage; returns the span and the token that restores the scope before it."""
+        stage = self._start(name, "stage", {ev.STAGE_INDEX: index, ev.STAGE_COUNT: count}, parent=self.scope().run)
+        return stage, self._set_scope(self.scope()._replace(stage=stage))
+
+    def end_stage(self, stage: trace.Span, exc: BaseException | None = None) -> None:
+        self._set_scope(self.scope()._replace(stage=None))
+        self._end(stage, exc)
+
+    def restore_scope(self, token: contextvars.Token) -> None:
+        self._scope.reset(token)
+        self._latest = self.scope()
+
     def fail_stage(self, exc: BaseException) -> None:
         """Marks the open stage as failed by exc; it still ends when the stages advance."""
         stage = self.scope().stage
@@ -356,8 +370,7 @@ class StageProgress:
     def __exit__(self, exc_type, exc, tb) -> None:
         self._finish(exc)
         if self._token is not None:
-            self._emitter._scope.reset(self._token)
-            self._emitter._latest = self._emitter.scope()
+            self._emitter.restore_scope(self._token)
 
     def advance(self, stage_name: str | None = None) -> None:
         if self.stage is None:
@@ -369,18 +382,14 @@ class StageProgress:
     __call__ = advance  # the stage progress is itself the advance_stage callable
 
     def _start(self, index: int, name: str) -> None:
-        emitter = self._emitter
         self.index = index
-        self.stage = emitter._start(name, "stage", {ev.STAGE_INDEX: index + 1, ev.STAGE_COUNT: len(self.names)},
-                                    parent=emitter.scope().run)
-        token = emitter._set_scope(emitter.scope()._replace(stage=self.stage))
-        self._token = self._token or token
+        self.stage, token = self._emitter.start_stage(name, index + 1, len(self.names))
+        self._token = self._token or token  # the first one restores the scope from before the stages
 
     def _finish(self, exc: BaseException | None = None) -> None:
         stage, self.stage = self.stage, None
         if stage is not None:
-            self._emitter._set_scope(self._emitter.scope()._replace(stage=None))
-            self._emitter._end(stage, exc)
+            self._emitter.end_stage(stage, exc)
 
 
 class SpinnerHandle:
