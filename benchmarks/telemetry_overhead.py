@@ -69,10 +69,10 @@ def emitter_costs(n: int) -> list[tuple[str, float, float]]:
     for name in ("none", "plain", "jsonl", "rich", "otlp"):
         emitter = emitter_with(name)
         with emitter.run("bench"):
-            with emitter.create_stage_progress(["stage"]):
+            with emitter.stages(["stage"]):
                 log_us = per_call_us(lambda i: emitter.info("message", i=i), n)
-                with emitter.progress_context("spinner", total=n) as (update, _):
-                    update_us = per_call_us(lambda i: update(), n)
+                with emitter.spinner("spinner", total=n) as spinner:
+                    update_us = per_call_us(lambda i: spinner.update(), n)
                 span_us = per_call_us(lambda i: open_and_close(emitter), n // 10)
         emitter.close()
         rows.append((name, log_us, update_us, span_us))
@@ -96,8 +96,8 @@ def idle_live_cpu(seconds: float) -> float:
     open stage with one spinner and nothing else happens."""
     emitter = Emitter([RichRenderer(terminal_console())])
     with emitter.run("idle"):
-        with emitter.create_stage_progress(["Running benchmark"]):
-            with emitter.progress_context("waiting..."):
+        with emitter.stages(["Running benchmark"]):
+            with emitter.spinner("waiting..."):
                 time.sleep(0.5)
                 cpu0, wall0 = time.process_time(), time.perf_counter()
                 time.sleep(seconds)

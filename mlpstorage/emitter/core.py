@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import logging
 import os
 import sys
@@ -42,10 +41,15 @@ MAX_SPAN_EVENTS = 4096
 
 
 class Scope(NamedTuple):
-    """The run and the stage that work in one context belongs to."""
+    """What work in one context belongs to: the run, its open stage, and the innermost spinner
+    or task opened with a `with` block; with the fields events made here carry (precomputed,
+    since every event needs them)."""
 
     run: trace.Span | None = None
     stage: trace.Span | None = None
+    span: trace.Span | None = None
+    fields: dict = {}  # trace_id, span_id, stage_index, stage_count
+    stage_fields: dict = {}  # stage_index, stage_count
 
 
 def _tracer_provider(resource: Resource) -> TracerProvider:
@@ -100,7 +104,8 @@ class Emitter:
         self.min_level = min_level
         self._logger = structlog.wrap_logger(
             logs.EmitterSink(self), processors=logs.processors(current_emitter),
-            wrapper_class=structlog.make_filtering_bound_logger(logs.LEVEL_NUMBERS[min_level]), context_class=dict)
+            wrapper_class=structlog.make_filtering_bound_logger(logs.LEVEL_NUMBERS[min_level]), context_class=dict,
+        ).bind()  # bound once: wrap_logger's lazy proxy would build a logger per call
 
     @property
     def resource(self) -> Resource:
@@ -123,10 +128,8 @@ class Emitter:
                 event.update(stage)
         self._fanout.publish(event)
 
-    def _stage_fields(self) -> dict | None:
-        stage = self.scope().stage
-        entry = self._open.get(stage.get_span_context().span_id) if stage is not None else None
-        return {"stage_index": entry[1]["stage_index"], "stage_count": entry[1]["stage_count"]} if entry else None
+    def _stage_fields(self) -> dict:
+        return self.scope().stage_fields
 
     def attach_recording(self, run_dir: Path) -> Path:
         """Starts the open run's events.jsonl in run_dir, with every event of the run so far."""
@@ -144,30 +147,38 @@ class Emitter:
     def scope(self) -> Scope:
         return self._scope.get() or self._latest
 
-    def _set_scope(self, scope: Scope) -> contextvars.Token:
-        self._latest = scope
-        return self._scope.set(scope)
+    def _ids(self, span: trace.Span | None) -> dict | None:
+        entry = self._open.get(span.get_span_context().span_id) if span is not None else None
+        return entry[1] if entry else None
+
+    def _scoped(self, run: trace.Span | None, stage: trace.Span | None, span: trace.Span | None) -> Scope:
+        """A scope with its fields; spans that have ended meanwhile are left out."""
+        run, stage, span = (s if self._ids(s) else None for s in (run, stage, span))
+        stage_fields = {}
+        if stage is not None:
+            ids = self._ids(stage)
+            stage_fields = {"stage_index": ids["stage_index"], "stage_count": ids["stage_count"]}
+        ids = self._ids(span or stage or run)
+        fields = {"trace_id": ids["trace_id"], "span_id": ids["span_id"], **stage_fields} if ids else {}
+        return Scope(run, stage, span, fields, stage_fields)
+
+    def _set_scope(self, run: trace.Span | None, stage: trace.Span | None) -> contextvars.Token:
+        """A new run or stage for this context (an open spinner of the same run stays the
+        innermost span); threads started without this context see it too."""
+        self._latest = self._scoped(run, stage, None)
+        scope = self.scope()
+        span = scope.span if scope.run is run else None
+        return self._scope.set(self._latest if span is None else self._scoped(run, stage, span))
 
     def current_span(self) -> trace.Span | None:
-        """The span new work in this context belongs to: the caller's current span when it is
-        one of ours (and not the run itself), else the open stage, else the run."""
+        """The span new work in this context belongs to: the innermost spinner or task open in
+        a `with` block, else the open stage, else the run."""
         scope = self.scope()
-        current = trace.get_current_span()
-        if current.get_span_context().span_id in self._open and current is not scope.run:
-            return current
-        return scope.stage or scope.run
+        return scope.span or scope.stage or scope.run
 
     def context_fields(self) -> dict:
-        """trace_id, span_id, stage_index and stage_count for an event made now."""
-        span = self.current_span()
-        entry = self._open.get(span.get_span_context().span_id) if span is not None else None
-        if entry is None:
-            return {}
-        fields = {"trace_id": entry[1]["trace_id"], "span_id": entry[1]["span_id"]}
-        stage = self._stage_fields()
-        if stage:
-            fields.update(stage)
-        return fields
+        """trace_id, span_id, stage_index and stage_count for an event made now (do not modify)."""
+        return self.scope().fields
 
     # ----- spans -----------------------------------------------------------------------
     def _start(self, name: str, kind: str, attributes: dict, parent: trace.Span | None = None) -> trace.Span:
@@ -179,7 +190,7 @@ class Emitter:
         if kind == "stage":
             fields.update(stage_index=attributes[ev.STAGE_INDEX], stage_count=attributes[ev.STAGE_COUNT])
         elif kind != "run":
-            fields["stage"] = self._stage_fields()
+            fields["stage"] = self._stage_fields() or None
         self._open[ctx.span_id] = (span, fields)
         return span
 
@@ -202,16 +213,18 @@ class Emitter:
     def start_stage(self, name: str, index: int, count: int) -> tuple[trace.Span, contextvars.Token]:
         """Opens stage `index` (1-based) of `count` under the run and makes it the context's
         stage; returns the span and the token that restores the scope before it."""
-        stage = self._start(name, "stage", {ev.STAGE_INDEX: index, ev.STAGE_COUNT: count}, parent=self.scope().run)
-        return stage, self._set_scope(self.scope()._replace(stage=stage))
+        run = self.scope().run
+        stage = self._start(name, "stage", {ev.STAGE_INDEX: index, ev.STAGE_COUNT: count}, parent=run)
+        return stage, self._set_scope(run, stage)
 
     def end_stage(self, stage: trace.Span, exc: BaseException | None = None) -> None:
-        self._set_scope(self.scope()._replace(stage=None))
+        self._set_scope(self.scope().run, None)
         self._end(stage, exc)
 
     def restore_scope(self, token: contextvars.Token) -> None:
         self._scope.reset(token)
-        self._latest = self.scope()
+        scope = self.scope()
+        self._latest = self._scoped(scope.run, scope.stage, None)
 
     def fail_stage(self, exc: BaseException) -> None:
         """Marks the open stage as failed by exc; it still ends when the stages advance."""
@@ -226,8 +239,15 @@ class Emitter:
 
     @contextlib.contextmanager
     def _span(self, name: str, kind: str, attributes: dict) -> Iterator[trace.Span]:
+        """A span that is current for the block, in our scope and in OpenTelemetry's context
+        (so other OpenTelemetry instrumentation in the block nests under it)."""
         span = self._start(name, kind, attributes)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        scope = self.scope()
+        if kind == "run":
+            token = self._set_scope(span, None)
+        else:
+            token = self._scope.set(self._scoped(scope.run, scope.stage, span))
+        otel_token = otel_context.attach(trace.set_span_in_context(span))
         try:
             yield span
         except BaseException as exc:
@@ -236,19 +256,15 @@ class Emitter:
         else:
             self._end(span)
         finally:
-            otel_context.detach(token)
+            otel_context.detach(otel_token)
+            self.restore_scope(token)
 
     @contextlib.contextmanager
     def run(self, name: str, attributes: dict | None = None) -> Iterator[trace.Span]:
         """The root span of one benchmark run; its attributes say what ran (benchmark, model...)."""
+        self._stage_durations = {}
         with self._span(name, "run", dict(attributes or {})) as span:
-            self._stage_durations = {}
-            token = self._set_scope(Scope(run=span))
-            try:
-                yield span
-            finally:
-                self._scope.reset(token)
-                self._latest = Scope()
+            yield span
 
     @contextlib.contextmanager
     def span(self, name: str, attributes: dict | None = None) -> Iterator[trace.Span]:
@@ -301,23 +317,16 @@ class Emitter:
     def log(self, level: str, message: str, **fields) -> None:
         if level not in ev.LEVELS:
             raise ValueError(f"unknown level {level!r}")
-        method = "info" if level in ("status", "result") else level
-        getattr(self._logger, method)(message, level=level, **fields)
+        getattr(self._logger, _METHOD_OF_LEVEL[level])(message, level=level, **fields)
 
-    # emitter.info("...", key=value) and so on, one per level
-    debug = functools.partialmethod(log, "debug")
-    info = functools.partialmethod(log, "info")
-    status = functools.partialmethod(log, "status")
-    warning = functools.partialmethod(log, "warning")
-    error = functools.partialmethod(log, "error")
-    result = functools.partialmethod(log, "result")
+    # emitter.info("...", key=value) and so on, one per level (made by _at_level, below)
 
     def publish_log(self, fields: dict) -> None:
         """The last step of the structlog pipeline: a `log` event with the current context."""
         level = fields.pop("level", "info")
-        event = ev.event(ev.LOG, fields.pop("timestamp", None), level if level in ev.LEVELS else "info",
-                         message=fields.pop("message"))
-        event.update(self.context_fields())
+        event = {"schema": ev.SCHEMA_VERSION, "type": ev.LOG, "timestamp": fields.pop("timestamp", None) or ev.now_iso(),
+                 "level": level if level in ev.LEVELS else "info", "message": fields.pop("message")}
+        event.update(self.scope().fields)
         event.update(fields)
         self._fanout.publish(event)
 
@@ -347,6 +356,25 @@ class Emitter:
         if parent is not None:
             inject(carrier, context=trace.set_span_in_context(parent))
         return {key.upper(): value for key, value in carrier.items()}
+
+
+# structlog has no status or result method: those go through info (and pass an info filter).
+_METHOD_OF_LEVEL = {level: "info" if level in ("status", "result") else level for level in ev.LEVELS}
+
+
+def _at_level(level: str):
+    method = _METHOD_OF_LEVEL[level]
+
+    def log_at(self: Emitter, message: str, **fields) -> None:
+        getattr(self._logger, method)(message, level=level, **fields)
+
+    log_at.__name__ = log_at.__qualname__ = level
+    log_at.__doc__ = f"Logs message at level {level!r}, with any extra fields."
+    return log_at
+
+
+for _level in ev.LEVELS:  # bound methods, not partialmethods: each call is one hop shorter on the hot path
+    setattr(Emitter, _level, _at_level(_level))
 
 
 class StageProgress:

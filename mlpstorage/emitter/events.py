@@ -236,6 +236,10 @@ def validate(evt) -> str | None:
     return None
 
 
+# Built once: json.dumps() with any non-default argument builds a new encoder on every call.
+_ENCODER = _json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def to_json_line(evt: dict) -> str:
     """One event as a line of a recording (compact JSON, UTF-8 kept as it is)."""
-    return _json.dumps(evt, separators=(",", ":"), ensure_ascii=False, default=str) + "\n"
+    return _ENCODER.encode(evt) + "\n"

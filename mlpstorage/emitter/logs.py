@@ -36,8 +36,11 @@ class EmitterSink:
         self.emitter = emitter
 
 
-def to_log_event(_logger, method: str, event_dict: dict) -> dict:
-    """structlog's event dict -> the fields of a `log` event (its `event` is the message)."""
+def to_log_event(logger, method: str, event_dict: dict) -> dict:
+    """structlog's event dict -> the fields of a `log` event (its `event` is the message; an
+    exc_info becomes the formatted `exception`)."""
+    if "exc_info" in event_dict:
+        event_dict = structlog.processors.format_exc_info(logger, method, event_dict)
     event_dict["message"] = str(event_dict.pop("event", ""))
     event_dict.setdefault("level", _LEVEL_OF_METHOD.get(method, "info"))
     return event_dict
@@ -53,8 +56,7 @@ def make_route(current: Callable[[], object]):
 
 
 def processors(current: Callable[[], object]) -> list:
-    return [structlog.contextvars.merge_contextvars, structlog.processors.format_exc_info, to_log_event,
-            make_route(current)]
+    return [structlog.contextvars.merge_contextvars, to_log_event, make_route(current)]
 
 
 def configure(current: Callable[[], object], min_level: str = "debug") -> dict:
