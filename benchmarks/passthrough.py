@@ -12,6 +12,8 @@ below runs --repeat times, the modes alternating within each round:
     mlpstorage plain -> pty      `mlpstorage exec --render plain --skip-timeseries -- cat FILE`,
                                  stderr (and stdout) on a pseudo-terminal
     mlpstorage plain -> pipe     the same with stderr into a pipe
+    mlpstorage plain -> null     the same with stdout and stderr on /dev/null (lines/s from the
+                                 first and last output event of the run's events.jsonl)
     mlpstorage rich -> pty       `--render rich`, stderr on a pseudo-terminal
                                  (TERM=xterm-256color, NO_COLOR and TTY_INTERACTIVE unset)
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import filecmp
+import json
 import os
 import pty
 import random
@@ -143,7 +146,10 @@ def measure(mode: str, target: str, data: Path, lines: int, work: Path, rows: in
     else:
         argv = [*launcher(), "exec", "--render", mode, "--skip-timeseries", "--results-dir", str(results),
                 "--", "cat", str(data)]
-    if target == "pty":
+    if target == "null":
+        read_fd = slave = None
+        out = err = subprocess.DEVNULL
+    elif target == "pty":
         master, slave = open_pty(rows, columns)
         out, err, read_fd = slave, slave, master
     else:
@@ -152,17 +158,20 @@ def measure(mode: str, target: str, data: Path, lines: int, work: Path, rows: in
         slave = write_fd
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=child_env())
-    os.close(slave)  # the child holds the only writing end now: EOF when it (and cat) exit
-    try:
-        reading = drain(read_fd)
-    finally:
-        os.close(read_fd)
+    if target == "null":
+        reading = Reading(newlines=lines)
+    else:
+        os.close(slave)  # the child holds the only writing end now: EOF when it (and cat) exit
+        try:
+            reading = drain(read_fd)
+        finally:
+            os.close(read_fd)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited with {proc.returncode}; terminal ended with {reading.tail!r}")
-    if reading.first is None or reading.last is None:
+    if target != "null" and (reading.first is None or reading.last is None):
         raise SystemExit(f"{mode} -> {target}: the first or last data line never reached the terminal")
     assert reading.newlines >= lines, f"{mode} -> {target}: {reading.newlines} lines arrived, {lines} sent"
     check = "-"
@@ -171,6 +180,8 @@ def measure(mode: str, target: str, data: Path, lines: int, work: Path, rows: in
         assert len(logs) == 1, f"expected one stdout.log under {results}, found {logs}"
         assert filecmp.cmp(logs[0], data, shallow=False), f"{logs[0]} differs from {data}"
         check = "identical"
+        if target == "null":  # nothing to watch: the run's own output events say when the lines came
+            reading.first, reading.last = output_span(logs[0].with_name("events.jsonl"))
         shutil.rmtree(results)
     return Measure(
         lines_per_s=(lines - 1) / (reading.last - reading.first) if reading.last > reading.first else float("inf"),
@@ -182,7 +193,16 @@ def measure(mode: str, target: str, data: Path, lines: int, work: Path, rows: in
     )
 
 
-MODES = [("cat", "pty"), ("cat", "pipe"), ("plain", "pty"), ("plain", "pipe"), ("rich", "pty")]
+def output_span(events: Path) -> tuple[float, float]:
+    """Seconds (since the epoch) of the first and the last output event of a recording."""
+    from mlpstorage.emitter.events import ns_from_iso
+
+    stamps = [ns_from_iso(e["timestamp"]) / 1e9 for e in map(json.loads, events.read_text().splitlines())
+              if e["type"] == "output"]
+    return stamps[0], stamps[-1]
+
+
+MODES = [("cat", "pty"), ("cat", "pipe"), ("plain", "pty"), ("plain", "pipe"), ("plain", "null"), ("rich", "pty")]
 
 
 def label(mode: str, target: str) -> str:

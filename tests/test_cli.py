@@ -227,3 +227,25 @@ def test_replay_of_an_empty_file_says_so(tmp_path):
     empty.write_text("")
     result = mlpstorage("events", "replay", str(empty), "--render", "plain")
     assert result.returncode == 0 and result.stderr.strip() == f"mlpstorage: warning: {empty}: no events to replay"
+
+
+@pytest.mark.slow
+def test_output_is_on_disk_while_the_child_still_runs(tmp_path):
+    """Nothing waits in a buffer: a line is in stdout.log and events.jsonl while the child is
+    still running (so a crash of the launcher would lose none of it), and lines written in one
+    go arrive as one batched output event."""
+    code = "import sys, time; sys.stdout.write('line 1\\nline 2\\n'); sys.stdout.flush(); time.sleep(30)"
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen([PYTHON, "-m", "mlpstorage", "exec", "--render", "plain", "--results-dir", str(tmp_path),
+                                 "--skip-timeseries", "--", PYTHON, "-c", code], stderr=err, env=cli_env())
+        try:
+            _wait_for(tmp_path / "stderr.txt", "line 2")
+            [run_dir] = run_dirs(tmp_path)
+            assert (run_dir / "stdout.log").read_bytes() == b"line 1\nline 2\n"
+            events = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
+            outputs = [e for e in events if e["type"] == "output"]
+            assert [line for e in outputs for line in e["lines"]] == ["line 1", "line 2"]
+            assert len(outputs) == 1 and outputs[0]["schema"] == 2
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
