@@ -1,7 +1,7 @@
 """How fast the launcher passes a child's output to the terminal, measured side by side in one
 run next to `cat` of the same data (ratios matter; absolute figures move with the machine).
 
-    .venv/bin/python benchmarks/passthrough.py [--lines 200000] [--repeat 3] [--columns 200]
+    .venv/bin/python perf/passthrough.py [--lines 200000] [--repeat 3] [--columns 200]
 
 A data file of DLIO-shaped log lines (about 150 characters each; every tenth a progress line
 with a '\\r' inside, as DLIO's data generation prints them) is written once, then each mode

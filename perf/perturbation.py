@@ -2,7 +2,7 @@
 mpirun and under mlpstorage with every observer on, alternating, in one run (ratios matter;
 absolute figures move with the machine).
 
-    .venv/bin/python benchmarks/perturbation.py [--repeat 3] [--data-dir DIR] [--keep]
+    .venv/bin/python perf/perturbation.py [--repeat 3] [--data-dir DIR] [--keep]
 
 The workload is the quickstart's: unet3d, 16 files of 1 MiB (made once with
 `mlpstorage training datagen`, or taken from --data-dir when it already holds them), 2 ranks,

@@ -1,7 +1,7 @@
 """Cluster collection and sampling costs (run as root: it starts real sshd hosts on
 127.0.0.2.. with tests/sshd_hosts.py).
 
-    .venv/bin/python benchmarks/collection.py [--repeat 5] [--samples 2000]
+    .venv/bin/python perf/collection.py [--repeat 5] [--samples 2000]
 
 (a) SSH collection time for 1, 4 and 8 hosts, measured alternating in one run (goal: 8 hosts
     within 1.5x the time of 1, since hosts are collected in parallel), with the machine's CPU

@@ -1,4 +1,4 @@
-"""The benchmarks' stand-in for a person's terminal: reading a pty master until every slave
+"""The perf scripts' stand-in for a person's terminal: reading a pty master until every slave
 side is closed."""
 
 from __future__ import annotations
