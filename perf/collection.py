@@ -1,5 +1,5 @@
 """Cluster collection and sampling costs (run as root: it starts real sshd hosts on
-127.0.0.2.. with tests/sshd_hosts.py).
+127.0.0.2.. with mlpstorage.testing.sshd_hosts).
 
     .venv/bin/python perf/collection.py [--repeat 5] [--samples 2000]
 
@@ -16,17 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from sshd_hosts import start_hosts  # noqa: E402
-
-from mlpstorage.collectors import hostinfo  # noqa: E402
-from mlpstorage.collectors.ssh import SshOptions, collect_via_ssh  # noqa: E402
+from mlpstorage.collectors import hostinfo
+from mlpstorage.collectors.ssh import SshOptions, collect_via_ssh
+from mlpstorage.testing.sshd_hosts import start_hosts
 
 
 def machine_cpu_s() -> float:

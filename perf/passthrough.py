@@ -27,23 +27,19 @@ byte for byte (asserted). Figures are medians.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import filecmp
 import os
-import pty
 import random
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from terminal import pty_chunks
+from mlpstorage.testing.pty_reader import open_pty, pty_chunks
 
 BEGIN = b"PASSTHROUGH-BEGIN"
 END = b"PASSTHROUGH-END"
@@ -86,12 +82,6 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in drop}
     env["TERM"] = "xterm-256color"
     return env
-
-
-def open_pty(rows: int, columns: int) -> tuple[int, int]:
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    return master, slave
 
 
 @dataclass

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from otlp_sink import base_env, by_name, free_port, only, start_sink
+
+from mlpstorage.testing.otlp_sink import base_env, by_name, free_port, only, start_sink
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["Validating environment", "Collecting cluster info", "Running benchmark", "Processing results"]
