@@ -28,7 +28,6 @@ run, the medians and the ratio b/a.
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import shlex
@@ -42,7 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlpstorage.testing.otlp_sink import Sink, start_sink
+from mlpstorage.testing.otlp_sink import Sink, quiet_http_log, start_sink
 from mlpstorage.testing.pty_reader import open_pty, pty_chunks
 
 MODEL = "unet3d"
@@ -70,10 +69,6 @@ def base_env() -> dict[str, str]:
 
 
 # ----- the OTLP receiver (mlpstorage.testing.otlp_sink, as the tests start it) --------------
-# oteltest's request handler logs every POST to stderr; the figures are what matter here.
-http.server.BaseHTTPRequestHandler.log_message = lambda self, *args: None
-
-
 def spans_received(sink: Sink) -> int:
     return len(sink.spans())
 
@@ -217,6 +212,7 @@ def main() -> None:
         print(f"data: {ensure_data(data_dir, work)}")
         command, what_if_dir = bare_command(data_dir, work)
         print(f"bare command: {shlex.join(command)}")
+        quiet_http_log()
         server, sink = start_sink("http")
         print(f"OTLP sink: {sink.endpoint}; {args.repeat} runs of each kind, alternating bare/observed, after one warm-up")
         warm = run_bare(command, what_if_dir, work / "bare" / "warm-up", work)

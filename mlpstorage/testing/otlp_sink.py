@@ -3,6 +3,7 @@ received as plain Python values. Everything is sent to 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import http.server
 import logging
 import os
 import socket
@@ -13,6 +14,11 @@ from oteltest.sink import GrpcSink, HttpSink
 from oteltest.sink.handler import AccumulatingHandler
 
 _log = logging.getLogger("oteltest-sink")
+
+
+def quiet_http_log() -> None:
+    """oteltest's HTTP handler logs every request to stderr; scripts that print figures turn it off."""
+    http.server.BaseHTTPRequestHandler.log_message = lambda self, *args: None
 
 
 def free_port() -> int:
