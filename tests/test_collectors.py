@@ -115,6 +115,7 @@ def test_samples_are_events_span_events_and_a_file(mlpstorage_capture, tmp_path)
     assert len(written["hosts"]["localhost"]) == len(samples) and written["interval_s"] == 0.05
 
 
+@pytest.mark.slow
 def test_collection_under_real_mpi(mlpstorage_capture, tmp_path):
     bench = Quick(RunOptions(results_dir=tmp_path, cluster_collection="mpi", skip_timeseries=True))
     bench.run()

@@ -1,8 +1,10 @@
 """Real OTLP export: the CLI (in a subprocess) sends spans to oteltest's in-process sinks.
 
-Nothing here mocks the exporter: every test runs `python -m mlpstorage` with the standard
-OTEL_* environment and reads back the ExportTraceServiceRequests the sink received, over
-OTLP/HTTP (protobuf) and OTLP/gRPC. Everything is sent to 127.0.0.1 only.
+Nothing here mocks the exporter: the end-to-end tests run `python -m mlpstorage` with the
+standard OTEL_* environment and read back the ExportTraceServiceRequests the sink received,
+over OTLP/HTTP (protobuf) and OTLP/gRPC, or export to an endpoint that is dead or never
+answers; they are marked slow. The unmarked ones check the renderer's own bounds and the
+configuration in-process. Everything is sent to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def warning_lines(stderr: str) -> list[str]:
 
 
 # ----- 1. the span tree, over HTTP and gRPC ------------------------------------------------------
+@pytest.mark.slow
 def test_run_exports_span_tree(sink, tmp_path):
     proc = run_cli(exec_args(tmp_path), sink.env())
     assert proc.returncode == 0, proc.stderr
@@ -136,6 +139,7 @@ def test_run_exports_span_tree(sink, tmp_path):
 
 
 # ----- 2. a failing program ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_failing_program_exports_error_status(sink, tmp_path):
     proc = run_cli(exec_args(tmp_path, "import sys; sys.exit(3)"), sink.env())
     assert proc.returncode == 1, proc.stderr
@@ -157,6 +161,7 @@ def test_failing_program_exports_error_status(sink, tmp_path):
 
 
 # ----- 3. the standard OTEL_* resource and on/off switches --------------------------------------
+@pytest.mark.slow
 def test_service_name_and_resource_attributes_are_honoured(sink, tmp_path):
     env = sink.env(OTEL_SERVICE_NAME="custom", OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test")
     proc = run_cli(exec_args(tmp_path), env)
@@ -169,6 +174,7 @@ def test_service_name_and_resource_attributes_are_honoured(sink, tmp_path):
         assert span.resource["mlpstorage.benchmark"] == "exec"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("render", ["plain,otlp", "auto"])
 def test_sdk_disabled_exports_nothing(sink, tmp_path, render):
     proc = run_cli(exec_args(tmp_path, render=render), sink.env(OTEL_SDK_DISABLED="true"))
@@ -179,24 +185,28 @@ def test_sdk_disabled_exports_nothing(sink, tmp_path, render):
     events_file(tmp_path)  # the run's own record is kept regardless
 
 
-def test_auto_picks_otlp_only_when_configured_and_enabled(sink, tmp_path, monkeypatch):
+def test_auto_picks_otlp_only_when_configured_and_enabled(monkeypatch):
     from renderers import resolve
 
     for key in [k for k in os.environ if k.startswith("OTEL_")]:
         monkeypatch.delenv(key)
     assert resolve("auto", interactive=False) == ["plain"]
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", sink.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     assert resolve("auto", interactive=False) == ["plain", "otlp"]
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert resolve("auto", interactive=False) == ["plain"]
 
-    # And for real: --render auto with an endpoint (and the SDK enabled) exports the run.
+
+@pytest.mark.slow
+def test_auto_with_an_endpoint_exports_the_run(sink, tmp_path):
+    """And for real: --render auto with an endpoint (and the SDK enabled) exports the run."""
     proc = run_cli(exec_args(tmp_path, render="auto"), sink.env())
     assert proc.returncode == 0, proc.stderr
     assert len(sink.spans()) == 7
 
 
 # ----- 4. a dead endpoint never holds the run up -------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize("timeout", [None, "1"], ids=["default-timeout", "timeout-1s"])
 def test_dead_endpoint_warns_once_and_finishes(tmp_path, protocol, timeout):
@@ -219,6 +229,7 @@ def test_dead_endpoint_warns_once_and_finishes(tmp_path, protocol, timeout):
     events_file(tmp_path)  # the run itself completed and kept its record
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_silent_endpoint_is_bounded_by_the_timeout(tmp_path, protocol):
     """A listener that accepts connections and never answers (a hung collector)."""
@@ -328,6 +339,7 @@ def record(tmp_path: Path) -> Path:
     return events_file(tmp_path / "results")
 
 
+@pytest.mark.slow
 def test_replay_exports_original_ids_and_times(sink, tmp_path):
     recorded = record(tmp_path)
     assert sink.requests == []  # recording sent nothing
@@ -355,6 +367,7 @@ def test_replay_exports_original_ids_and_times(sink, tmp_path):
     assert run.resource["service.name"] == "mlpstorage"
 
 
+@pytest.mark.slow
 def test_replay_of_a_damaged_file_exports_the_rest(sink, tmp_path):
     lines = record(tmp_path).read_text().splitlines()
     garbage_at = len(lines) // 2  # 0-based index in the damaged file
@@ -391,6 +404,7 @@ def assert_no_secret(proc: subprocess.CompletedProcess, results_dir: Path) -> No
             assert SECRET not in path.read_text(errors="replace"), path
 
 
+@pytest.mark.slow
 def test_headers_are_sent_but_never_recorded(sink, tmp_path):
     env = sink.env(OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{SECRET}")
     proc = run_cli(exec_args(tmp_path), env)
@@ -408,6 +422,7 @@ def test_headers_are_sent_but_never_recorded(sink, tmp_path):
         assert SECRET not in json.dumps([span.attributes, span.resource, span.status_message])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_headers_stay_secret_when_export_fails(tmp_path, protocol):
     env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
