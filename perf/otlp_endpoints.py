@@ -16,7 +16,7 @@ median wall time and its excess over the baseline.
 from __future__ import annotations
 
 import argparse
-import socket
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlpstorage.testing.otlp_sink import base_env, free_port, quiet_http_log, start_sink
+from mlpstorage.testing.otlp_sink import (base_env, exporter_env, free_port, quiet_http_log, silent_endpoint,
+                                          start_sink)
 
 WARNING = "mlpstorage: warning: OTLP export to "
 
@@ -47,41 +48,32 @@ def main() -> None:
     args = parser.parse_args()
 
     quiet_http_log()
-    servers, receivers = [], {}
-    silent = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    silent.bind(("127.0.0.1", 0))
-    silent.listen(64)
     dead = f"http://127.0.0.1:{free_port()}"
-    try:
+    with contextlib.ExitStack() as stack:
+        silent = stack.enter_context(silent_endpoint())
+        receivers = {}
         for protocol in ("http", "grpc"):
             server, receivers[protocol] = start_sink(protocol)
-            servers.append(server)
+            stack.callback(server.stop)
         # case -> (render, env, warnings expected)
         cases: dict[str, tuple[str, dict[str, str], int]] = {"no OTLP (baseline)": ("plain", base_env(), 0)}
         for protocol in ("http", "grpc"):
             cases[f"{protocol} receiver"] = ("plain,otlp", receivers[protocol].env(), 0)
-            for name, endpoint in (("dead", dead), ("silent", f"http://127.0.0.1:{silent.getsockname()[1]}")):
+            for name, endpoint in (("dead", dead), ("silent", silent)):
                 for timeout in (None, "1"):
-                    env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
-                    if protocol == "grpc":
-                        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
-                    if timeout:
-                        env["OTEL_EXPORTER_OTLP_TIMEOUT"] = timeout
+                    timeout_env = {"OTEL_EXPORTER_OTLP_TIMEOUT": timeout} if timeout else {}
+                    env = exporter_env(endpoint, protocol, **timeout_env)
                     cases[f"{protocol} {name}, timeout {timeout or 'default'}"] = ("plain,otlp", env, 1)
 
         times: dict[str, list[float]] = {case: [] for case in cases}
-        with tempfile.TemporaryDirectory() as work:
-            for i in range(args.repeat):
-                for case, (render, env, expected) in cases.items():
-                    wall, warnings = run_once(Path(work) / f"{i}", render, env)
-                    if len(warnings) != expected:
-                        raise SystemExit(f"{case}: {len(warnings)} OTLP warnings, expected {expected}: {warnings}")
-                    times[case].append(wall)
-                print(f"    round {i + 1} of {args.repeat} done", flush=True)
-    finally:
-        for server in servers:
-            server.stop()
-        silent.close()
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        for i in range(args.repeat):
+            for case, (render, env, expected) in cases.items():
+                wall, warnings = run_once(work / f"{i}", render, env)
+                if len(warnings) != expected:
+                    raise SystemExit(f"{case}: {len(warnings)} OTLP warnings, expected {expected}: {warnings}")
+                times[case].append(wall)
+            print(f"    round {i + 1} of {args.repeat} done", flush=True)
 
     base = statistics.median(times["no OTLP (baseline)"])
     print(f"median of {args.repeat}                         wall s   over baseline")

@@ -169,22 +169,22 @@ def test_heartbeat_names_the_running_stage(tmp_path):
     assert all(named == open_stage for named, open_stage in beats), beats
 
 
-def _wait_for(path: Path, text: str, timeout=20):
+def _wait_until(condition, failure: str, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}")
-
-
-def _wait_for_process(command_line: str, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if subprocess.run(["pgrep", "-f", command_line], capture_output=True).returncode == 0:
+        if condition():
             return
         time.sleep(0.02)
-    raise AssertionError(f"no process {command_line!r} appeared")
+    raise AssertionError(failure)
+
+
+def _wait_for(path: Path, text: str):
+    _wait_until(lambda: path.exists() and text in path.read_text(), f"{text!r} never appeared in {path}")
+
+
+def _wait_for_process(command_line: str):
+    _wait_until(lambda: subprocess.run(["pgrep", "-f", command_line], capture_output=True).returncode == 0,
+                f"no process {command_line!r} appeared")
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

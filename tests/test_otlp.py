@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpstorage.testing.otlp_sink import base_env, by_name, free_port, only, start_sink
+from mlpstorage.testing.otlp_sink import base_env, by_name, exporter_env, free_port, only, silent_endpoint, start_sink
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["Validating environment", "Collecting cluster info", "Running benchmark", "Processing results"]
@@ -211,11 +210,8 @@ def test_auto_with_an_endpoint_exports_the_run(sink, tmp_path):
 @pytest.mark.parametrize("timeout", [None, "1"], ids=["default-timeout", "timeout-1s"])
 def test_dead_endpoint_warns_once_and_finishes(tmp_path, protocol, timeout):
     port = free_port()  # nothing listens here
-    env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}")
-    if protocol == "grpc":
-        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
-    if timeout:
-        env["OTEL_EXPORTER_OTLP_TIMEOUT"] = timeout
+    timeout_env = {"OTEL_EXPORTER_OTLP_TIMEOUT": timeout} if timeout else {}
+    env = exporter_env(f"http://127.0.0.1:{port}", protocol, **timeout_env)
     proc = run_cli(exec_args(tmp_path), env, timeout=60)
 
     assert proc.returncode == 0, proc.stderr
@@ -233,13 +229,8 @@ def test_dead_endpoint_warns_once_and_finishes(tmp_path, protocol, timeout):
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_silent_endpoint_is_bounded_by_the_timeout(tmp_path, protocol):
     """A listener that accepts connections and never answers (a hung collector)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(64)
-        port = silent.getsockname()[1]
-        env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}", OTEL_EXPORTER_OTLP_TIMEOUT="1")
-        if protocol == "grpc":
-            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+    with silent_endpoint() as endpoint:
+        env = exporter_env(endpoint, protocol, OTEL_EXPORTER_OTLP_TIMEOUT="1")
         proc = run_cli(exec_args(tmp_path), env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     warnings = warning_lines(proc.stderr)
@@ -280,12 +271,9 @@ def test_close_is_bounded_even_when_the_exporter_is_not():
 
     from renderers.otlp import OtlpRenderer
 
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(64)
-        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/v1/traces"
+    with silent_endpoint() as endpoint:
         warnings: list[str] = []
-        exporter = InFlight(OTLPSpanExporter(endpoint=endpoint, timeout=60))
+        exporter = InFlight(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", timeout=60))
         renderer = OtlpRenderer(exporter, "http/protobuf test", warn=warnings.append, flush_timeout_s=0.2)
         now = time.time_ns()
         renderer.handle({"type": "task.finished", "name": "t", "trace_id": "1" * 32, "span_id": "2" * 16,
@@ -425,10 +413,8 @@ def test_headers_are_sent_but_never_recorded(sink, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_headers_stay_secret_when_export_fails(tmp_path, protocol):
-    env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
-                   OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{SECRET}", OTEL_EXPORTER_OTLP_TIMEOUT="1")
-    if protocol == "grpc":
-        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
+    env = exporter_env(f"http://127.0.0.1:{free_port()}", protocol,
+                       OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer%20{SECRET}", OTEL_EXPORTER_OTLP_TIMEOUT="1")
     proc = run_cli(exec_args(tmp_path), env)
     assert proc.returncode == 0, proc.stderr
     assert len(warning_lines(proc.stderr)) == 1, proc.stderr
