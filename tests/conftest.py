@@ -1,6 +1,6 @@
 import pytest
 
-import sshd_hosts
+from mlpstorage.testing import sshd_hosts
 
 
 def pytest_addoption(parser):
@@ -12,6 +12,6 @@ def update_goldens(request) -> bool:
     return request.config.getoption("--update-goldens")
 
 
-# Real sshd hosts on 127.0.0.2.. for SSH tests (see tests/sshd_hosts.py).
+# Real sshd hosts on 127.0.0.2.. for SSH tests (see mlpstorage/testing/sshd_hosts.py).
 ssh_cluster = sshd_hosts.ssh_cluster
 make_ssh_cluster = sshd_hosts.make_ssh_cluster

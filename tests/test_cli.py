@@ -142,20 +142,49 @@ def test_force_color_colours_plain_lines_but_draws_no_frames(tmp_path):
 
 
 def test_heartbeat_names_the_running_stage(tmp_path):
-    result = mlpstorage("exec", "--render", "plain", "--heartbeat", "0.5", "--results-dir", str(tmp_path), "--",
-                        PYTHON, "-c", "import time; time.sleep(1.8)")
-    beats = [l for l in result.stderr.splitlines() if "still running after" in l]
-    assert len(beats) >= 2, result.stderr
-    assert all(LINE_PATTERN.match(b).group("stage") == "Running benchmark" for b in beats)
+    """--heartbeat reaches the plain renderer, whose thread writes "still running" lines that
+    name the open stage: the program runs until the test has read two such lines."""
+    release = tmp_path / "release"
+    program = (f"import os, time\n"
+               f"for _ in range(6000):  # 60 s at most, should the lines never come\n"
+               f"    if os.path.exists({str(release)!r}):\n"
+               f"        break\n"
+               f"    time.sleep(0.01)\n")
+    proc = subprocess.Popen([PYTHON, "-m", "mlpstorage", "exec", "--render", "plain", "--heartbeat", "0.1",
+                             "--results-dir", str(tmp_path / "results"), "--", PYTHON, "-c", program],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=cli_env())
+    lines, beats, stage = [], [], None  # beats: (the stage a beat names, the stage open then)
+    for line in proc.stderr:
+        lines.append(line.rstrip("\n"))
+        match = LINE_PATTERN.match(lines[-1])
+        if match and match.group("message") == "started" and match.group("stage"):
+            stage = match.group("stage")
+        elif match and match.group("message").startswith("still running after"):
+            beats.append((match.group("stage"), stage))
+            if [named for named, _ in beats].count("Running benchmark") == 2:
+                release.touch()
+    assert proc.wait(timeout=60) == 0, "\n".join(lines)
+    assert [named for named, _ in beats].count("Running benchmark") >= 2, "\n".join(lines)
+    assert all(named == open_stage for named, open_stage in beats), beats
 
 
-def _wait_for(path: Path, text: str, timeout=20):
+def _wait_until(condition, failure: str, timeout=20):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
+        if condition():
             return
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}")
+        time.sleep(0.02)
+    raise AssertionError(failure)
+
+
+def _wait_for(path: Path, text: str):
+    _wait_until(lambda: path.exists() and text in path.read_text(), f"{text!r} never appeared in {path}")
+
+
+def _wait_for_process(command_line: str):
+    _wait_until(lambda: subprocess.run(["pgrep", "-f", command_line], capture_output=True).returncode == 0,
+                f"no process {command_line!r} appeared")
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -166,7 +195,7 @@ def test_signals_stop_the_child_end_spans_and_exit(sig, code, tmp_path):
         proc = subprocess.Popen([PYTHON, "-m", "mlpstorage", "exec", "--render", "plain", "--results-dir", str(tmp_path),
                                  "--skip-timeseries", "--", "sleep", marker], stderr=err, env=cli_env())
         _wait_for(log, "[3/4 Running benchmark] started")
-        time.sleep(0.3)
+        _wait_for_process(f"sleep {marker}")
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == code
     assert subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True).returncode == 1  # no survivor
@@ -207,7 +236,9 @@ def test_a_program_killed_by_a_signal_is_named_so(tmp_path):
 
 
 def test_output_of_a_left_behind_grandchild_is_kept(tmp_path):
-    script = "echo first; (sleep 1; echo late) & exit 0"
+    # The grandchild writes only once the launcher has reaped the child ($$ is gone: a zombie
+    # still counts for kill -0), or after 10 s should that never happen.
+    script = "echo first; (i=0; while kill -0 $$ 2>/dev/null && [ $i -lt 1000 ]; do i=$((i+1)); sleep 0.01; done; echo late) & exit 0"
     result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path), "--", "sh", "-c", script)
     assert result.returncode == 0
     [run_dir] = run_dirs(tmp_path)

@@ -34,16 +34,59 @@ def test_local_host_information_has_the_schema(tmp_path):
     assert info["data_mount"]["mount_point"] in [p for p in ["/", *map(str, tmp_path.parents)] if p]
 
 
+class FakeTime:
+    """The sampler's clocks and its wait, moved by hand: time passes only while the sampler
+    waits, and each wait ends `late` seconds after it was due (scheduler jitter, a slow
+    sample)."""
+
+    WALL_START_NS = 1_800_000_000_000_000_000
+
+    def __init__(self, lateness: list[float]):
+        self.now = 500.0
+        self.lateness = list(lateness)
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall_ns(self) -> int:
+        return self.WALL_START_NS + round((self.now - 500.0) * 1e9)
+
+    def wait(self, timeout: float) -> bool:  # stop(timeout): never asked to stop
+        self.waits.append(timeout)
+        self.now += timeout + self.lateness.pop(0)
+        return False
+
+
 def test_samples_come_at_a_fixed_rate_without_drift():
     interval = 0.2
-    got = list(hostinfo.samples(interval, 8))
-    assert len(got) == 8
-    stamps = [s["timestamp_ns"] for s in got]
-    assert stamps == sorted(stamps) and len(set(stamps)) == 8
-    for k, sample in enumerate(got):
-        # scheduled at start + k * interval: never early, and late only by the sample's own work
-        assert k * interval - 0.001 <= sample["elapsed_s"] < k * interval + 0.15, (k, sample["elapsed_s"])
+    # the fifth wait overruns into the next tick, which then comes at once
+    fake = FakeTime([0.0, 0.05, 0.13, 0.0, 0.3, 0.02, 0.0])
+    got = list(hostinfo.samples(interval, 8, stop=fake.wait, clock=fake.monotonic, wall_clock_ns=fake.wall_ns))
+    assert len(got) == 8 and fake.lateness == []
+    # every wait aims at start + k * interval, not at the previous sample + interval ...
+    assert fake.waits == pytest.approx([0.2, 0.2, 0.15, 0.07, 0.2, 0.0, 0.08])
+    # ... so a sample is never early, late only by its own wait's lateness, and nothing adds up
+    elapsed = [s["elapsed_s"] for s in got]
+    assert elapsed == pytest.approx([0.0, 0.2, 0.45, 0.73, 0.8, 1.3, 1.32, 1.4])
+    assert [s["timestamp_ns"] for s in got] == [FakeTime.WALL_START_NS + round(e * 1e9) for e in elapsed]
     assert got[0]["read_Bps"] == 0.0 and all(s["read_Bps"] >= 0 for s in got)
+
+
+def test_sample_rates_are_per_second_since_the_previous_sample(monkeypatch):
+    reads = iter(range(0, 10_000, 1000))
+    monkeypatch.setattr(hostinfo, "snapshot", lambda: {"read_bytes": next(reads), "write_bytes": 0, "rx_bytes": 0,
+                                                       "tx_bytes": 0, "mem_available_bytes": 1, "load1": 0.0})
+    fake = FakeTime([0.0, 0.3, 0.0])
+    got = list(hostinfo.samples(0.5, 4, stop=fake.wait, clock=fake.monotonic))
+    # 1000 bytes between samples 0.5, 0.8 and 0.2 s apart
+    assert [s["read_Bps"] for s in got] == pytest.approx([0.0, 2000.0, 1250.0, 5000.0])
+
+
+def test_stop_ends_sampling_early():
+    waits = []
+    got = list(hostinfo.samples(10.0, 5, stop=lambda timeout: waits.append(timeout) or len(waits) == 2))
+    assert len(got) == 2 and len(waits) == 2
 
 
 def test_sample_limit_stops_sampling_with_one_warning():
@@ -72,6 +115,7 @@ def test_samples_are_events_span_events_and_a_file(mlpstorage_capture, tmp_path)
     assert len(written["hosts"]["localhost"]) == len(samples) and written["interval_s"] == 0.05
 
 
+@pytest.mark.slow
 def test_collection_under_real_mpi(mlpstorage_capture, tmp_path):
     bench = Quick(RunOptions(results_dir=tmp_path, cluster_collection="mpi", skip_timeseries=True))
     bench.run()

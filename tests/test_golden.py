@@ -68,3 +68,33 @@ def test_rich_golden(name, update_goldens, utc):
     renderer.close()
     text = console.file.getvalue() + "".join(frames)
     compare(text, GOLDEN / f"{name}.rich.txt", update_goldens)
+
+
+def test_heartbeat_names_the_open_stage_and_spinners():
+    """The 'still running' line, driven by the renderer's injected clock: none before an
+    interval has passed in the stage, then one each time it is asked, with the elapsed times."""
+    from mlpstorage.emitter.events import iso_from_ns
+
+    events = load("ok")
+    running = next(i for i, e in enumerate(events) if e["type"] == "stage.started" and e["name"] == "Running benchmark")
+    spinner = next(i for i, e in enumerate(events) if i > running and e["type"] == "spinner.started")
+    stage_ns, spinner_ns = events[running]["start_unix_nano"], events[spinner]["start_unix_nano"]
+    now = [0]
+    plain = PlainRenderer(io.StringIO(), heartbeat_s=30, clock=lambda: now[0])
+    try:
+        for event in events[: spinner + 1]:
+            plain.handle(event)
+        now[0] = stage_ns + 29_900_000_000
+        assert plain.heartbeat_line() is None
+        beats = {}
+        for seconds in (30, 60, 95):
+            now[0] = stage_ns + seconds * 10**9
+            beats[seconds] = plain.heartbeat_line()
+    finally:
+        plain.close()
+    for seconds, beat in beats.items():
+        match = LINE_PATTERN.match(beat)
+        assert (match.group("stage_index"), match.group("stage")) == ("3", "Running benchmark")
+        spinner_s = (stage_ns + seconds * 10**9 - spinner_ns) / 1e9
+        assert match.group("message") == f"still running after {seconds}.0s; {events[spinner]['name']} {spinner_s:.1f}s"
+        assert match.group("timestamp") == iso_from_ns(stage_ns + seconds * 10**9)[:23] + "Z"

@@ -1,5 +1,6 @@
-"""The real-sshd test hosts of sshd_hosts.py work: distinct hostnames over ssh in parallel, the
-refusing and silent hosts fail the way they should, and teardown leaves nothing behind."""
+"""The real-sshd test hosts of mlpstorage.testing.sshd_hosts work: distinct hostnames over ssh
+in parallel, the refusing and silent hosts fail the way they should, and teardown leaves
+nothing behind."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from sshd_hosts import BAD_NAMES, SshCluster, is_listening, ssh_hosts, start_hosts
+from mlpstorage.testing import sshd_hosts
+from mlpstorage.testing.sshd_hosts import BAD_NAMES, SshCluster, is_listening, ssh_hosts, start_hosts
 
 pytestmark = pytest.mark.slow
-
-TESTS_DIR = Path(__file__).resolve().parent
 
 
 def connect_state(addr: str, port: int) -> str:
@@ -186,7 +186,7 @@ def test_fixture_in_a_ci_like_run(tmp_path: Path):
         textwrap.dedent(
             """
             import json, os, subprocess
-            from sshd_hosts import ssh_cluster  # noqa: F401  (the fixture, imported directly)
+            from mlpstorage.testing.sshd_hosts import ssh_cluster  # noqa: F401  (the fixture, imported directly)
 
             def test_it(ssh_cluster):
                 assert os.environ["CI"] == "true"
@@ -201,7 +201,7 @@ def test_fixture_in_a_ci_like_run(tmp_path: Path):
     )
     out = tmp_path / "out.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(CI="true", SSHD_HOSTS_OUT=str(out), PYTHONPATH=str(TESTS_DIR), TERM="dumb")
+    env.update(CI="true", SSHD_HOSTS_OUT=str(out), TERM="dumb")
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
         cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, start_new_session=True,
@@ -214,8 +214,6 @@ def test_fixture_in_a_ci_like_run(tmp_path: Path):
 def test_a_host_that_cannot_start_fails_with_its_log_and_cleans_up(tmp_path: Path, monkeypatch):
     """E.g. a container without CAP_SYS_ADMIN: `unshare --uts` fails.  start_hosts() raises with
     the host's log and stops what it had started (the other hosts, the silent server)."""
-    import sshd_hosts
-
     fake = tmp_path / "unshare"
     fake.write_text('#!/bin/sh\ncase "$*" in *node3*) echo "unshare: unshare failed: Operation not permitted"; exit 1;; esac\nexec unshare "$@"\n')
     fake.chmod(0o755)

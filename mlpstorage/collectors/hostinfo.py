@@ -138,22 +138,23 @@ def snapshot() -> dict:
 RATES = {"read_bytes": "read_Bps", "write_bytes": "write_Bps", "rx_bytes": "rx_Bps", "tx_bytes": "tx_Bps"}
 
 
-def samples(interval_s: float, max_samples: int, stop=None):
+def samples(interval_s: float, max_samples: int, stop=None, clock=time.monotonic, wall_clock_ns=time.time_ns):
     """Yields up to max_samples samples, one every interval_s, each with per-second rates
     since the previous one. Ticks are scheduled from the start (start + k * interval), so
-    they do not drift however long a sample takes. stop(timeout) -> bool ends it early."""
-    start = time.monotonic()
+    they do not drift however long a sample takes. stop(timeout) -> bool ends it early.
+    clock (seconds, monotonic) and wall_clock_ns (the samples' timestamps) are for tests."""
+    start = clock()
     previous, previous_t = None, start
     for tick in range(max_samples):
         if tick:
-            delay = max(0.0, start + tick * interval_s - time.monotonic())
+            delay = max(0.0, start + tick * interval_s - clock())
             if stop is None:
                 time.sleep(delay)
             elif stop(delay):
                 return
-        now = time.monotonic()
+        now = clock()
         counters = snapshot()
-        sample = {"timestamp_ns": time.time_ns(), "elapsed_s": round(now - start, 6), **counters}
+        sample = {"timestamp_ns": wall_clock_ns(), "elapsed_s": round(now - start, 6), **counters}
         for counter, rate in RATES.items():
             seconds = now - previous_t
             sample[rate] = (counters[counter] - previous[counter]) / seconds if previous and seconds > 0 else 0.0

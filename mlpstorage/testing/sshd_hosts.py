@@ -12,7 +12,8 @@ Besides the good hosts there are special ones for failure tests:
     its ConnectTimeout);
   * ``bad_names``: host strings that must be rejected before they reach ssh's command line.
 
-Use from a test (the fixtures are registered in tests/conftest.py):
+Use from a test (the fixtures are registered in tests/conftest.py; another suite registers them
+with `from mlpstorage.testing.sshd_hosts import ssh_cluster, make_ssh_cluster` in its conftest.py):
 
     def test_collect(ssh_cluster):                  # session-scoped, 4 hosts
         out = subprocess.run(ssh_cluster.ssh_argv(ssh_cluster.hosts[0], "hostname"), ...)

@@ -3,6 +3,8 @@ received as plain Python values. Everything is sent to 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import logging
 import os
 import socket
@@ -15,10 +17,25 @@ from oteltest.sink.handler import AccumulatingHandler
 _log = logging.getLogger("oteltest-sink")
 
 
+def quiet_http_log() -> None:
+    """oteltest's HTTP handler logs every request to stderr; scripts that print figures turn it off."""
+    http.server.BaseHTTPRequestHandler.log_message = lambda self, *args: None
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def silent_endpoint():
+    """An OTLP endpoint (http://127.0.0.1:PORT) that takes connections into its listen backlog
+    and never answers, like a hung collector; closing it resets what is still connected."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -28,6 +45,15 @@ def base_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith("OTEL_") and k not in ("MLPSTORAGE_RENDER", "TTY_INTERACTIVE", "FORCE_COLOR")
     }
+    env.update(extra)
+    return env
+
+
+def exporter_env(endpoint: str, protocol: str = "http", **extra: str) -> dict[str, str]:
+    """base_env() with the OTLP exporter sending to endpoint over protocol ("http" or "grpc"), plus `extra`."""
+    env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+    if protocol == "grpc":
+        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
     env.update(extra)
     return env
 
@@ -74,11 +100,7 @@ class Sink:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT=self.endpoint)
-        if self.protocol == "grpc":
-            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc"
-        env.update(extra)
-        return env
+        return exporter_env(self.endpoint, self.protocol, **extra)
 
     @property
     def requests(self):

@@ -2,7 +2,7 @@
 mpirun and under mlpstorage with every observer on, alternating, in one run (ratios matter;
 absolute figures move with the machine).
 
-    .venv/bin/python benchmarks/perturbation.py [--repeat 3] [--data-dir DIR] [--keep]
+    .venv/bin/python perf/perturbation.py [--repeat 3] [--data-dir DIR] [--keep]
 
 The workload is the quickstart's: unet3d, 16 files of 1 MiB (made once with
 `mlpstorage training datagen`, or taken from --data-dir when it already holds them), 2 ranks,
@@ -28,30 +28,21 @@ run, the medians and the ratio b/a.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import http.server
 import json
-import logging
 import os
-import pty
 import shlex
 import shutil
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from terminal import pty_chunks
-
-from oteltest.sink import HttpSink
-from oteltest.sink.handler import AccumulatingHandler
+from mlpstorage.testing.otlp_sink import Sink, quiet_http_log, start_sink
+from mlpstorage.testing.pty_reader import open_pty, pty_chunks
 
 MODEL = "unet3d"
 RANKS = 2
@@ -77,33 +68,9 @@ def base_env() -> dict[str, str]:
     return env
 
 
-# ----- the OTLP receiver (as tests/otlp_sink.py starts it) -----------------------------------
-# oteltest's request handler logs every POST to stderr; the figures are what matter here.
-http.server.BaseHTTPRequestHandler.log_message = lambda self, *args: None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_sink() -> tuple[HttpSink, AccumulatingHandler, int]:
-    for _ in range(5):
-        port, handler = free_port(), AccumulatingHandler()
-        sink = HttpSink(handler, logging.getLogger("oteltest-sink"), port=port)
-        sink.start()
-        deadline = time.monotonic() + 5
-        while sink.httpd is None and sink.svr_thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if sink.httpd is not None:
-            return sink, handler, port
-    raise RuntimeError("could not start an OTLP HTTP sink")
-
-
-def spans_received(handler: AccumulatingHandler) -> int:
-    return sum(len(scope.spans) for request in list(handler.telemetry.trace_requests)
-               for resource in request.pbreq.resource_spans for scope in resource.scope_spans)
+# ----- the OTLP receiver (mlpstorage.testing.otlp_sink, as the tests start it) --------------
+def spans_received(sink: Sink) -> int:
+    return len(sink.spans())
 
 
 # ----- running -----------------------------------------------------------------------------
@@ -185,22 +152,20 @@ def run_bare(command: list[str], what_if_dir: str, run_dir: Path, work: Path) ->
     return Run("bare", wall, cpu, au, throughput)
 
 
-def drain(fd: int, sink: list[int], tail: bytearray) -> None:
+def drain(fd: int, received: list[int], tail: bytearray) -> None:
     """Plays the terminal: reads the pty master until every slave is closed (EIO)."""
     for chunk in pty_chunks(fd, 1 << 16):
-        sink[0] += len(chunk)
+        received[0] += len(chunk)
         tail[:] = (bytes(tail) + chunk)[-2000:]
 
 
-def run_observed(data_dir: Path, results_dir: Path, work: Path, endpoint: str, handler: AccumulatingHandler,
-                 interval: float) -> Run:
+def run_observed(data_dir: Path, results_dir: Path, work: Path, sink: Sink, interval: float) -> Run:
     argv = [*observed_argv(data_dir, results_dir), "--render", "rich,jsonl,otlp", "--timeseries-interval", str(interval)]
-    env = {**base_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    env = {**base_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint}
+    master, slave = open_pty(50, 200)
     received, tail = [0], bytearray()
     reader = threading.Thread(target=drain, args=(master, received, tail), daemon=True)
-    spans_before = spans_received(handler)
+    spans_before = spans_received(sink)
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env, cwd=work)
     os.close(slave)
@@ -218,12 +183,12 @@ def run_observed(data_dir: Path, results_dir: Path, work: Path, endpoint: str, h
     au, throughput = summary_metrics(summaries[0])
     # Spans are exported from a background thread; give the last batch a moment to land.
     deadline = time.monotonic() + 5
-    while spans_received(handler) == spans_before and time.monotonic() < deadline:
+    while spans_received(sink) == spans_before and time.monotonic() < deadline:
         time.sleep(0.05)
     samples = sum(count_samples(json.loads(p.read_text())) for p in run_dir.glob("training_*_timeseries.json"))
     events = run_dir / "events.jsonl"
     return Run("observed", wall, cpu, au, throughput, notes={
-        "spans": spans_received(handler) - spans_before,
+        "spans": spans_received(sink) - spans_before,
         "timeseries samples": samples,
         "events": sum(1 for _ in open(events)) if events.exists() else 0,
         "terminal kB": round(received[0] / 1000, 1),
@@ -241,15 +206,15 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mlpstorage-perturbation-", dir=args.work_dir)).absolute()
-    sink = None
+    server = None
     try:
         data_dir = (args.data_dir or work / "data").absolute()
         print(f"data: {ensure_data(data_dir, work)}")
         command, what_if_dir = bare_command(data_dir, work)
         print(f"bare command: {shlex.join(command)}")
-        sink, handler, port = start_sink()
-        endpoint = f"http://127.0.0.1:{port}"
-        print(f"OTLP sink: {endpoint}; {args.repeat} runs of each kind, alternating bare/observed, after one warm-up")
+        quiet_http_log()
+        server, sink = start_sink("http")
+        print(f"OTLP sink: {sink.endpoint}; {args.repeat} runs of each kind, alternating bare/observed, after one warm-up")
         warm = run_bare(command, what_if_dir, work / "bare" / "warm-up", work)
         print(f"    warm-up bare: wall {warm.wall_s:.1f} s (not counted)", flush=True)
 
@@ -260,8 +225,7 @@ def main() -> None:
                 if kind == "bare":
                     run = run_bare(command, what_if_dir, work / "bare" / str(i), work)
                 else:
-                    run = run_observed(data_dir, work / "observed" / str(i), work, endpoint, handler,
-                                       args.timeseries_interval)
+                    run = run_observed(data_dir, work / "observed" / str(i), work, sink, args.timeseries_interval)
                 runs.append(run)
                 notes = ", ".join(f"{k} {v}" for k, v in run.notes.items())
                 print(f"    {i:<4} {kind:<9} {run.wall_s:>7.2f} {run.cpu_s:>7.2f} {run.au:>8.3f} "
@@ -276,8 +240,8 @@ def main() -> None:
             a, b = median("bare", attr), median("observed", attr)
             print(f"    {name:<16} {a:>10{fmt}} {b:>13{fmt}} {b / a:>10.4f}")
     finally:
-        if sink is not None:
-            sink.stop()
+        if server is not None:
+            server.stop()
         if args.keep:
             print(f"kept {work}")
         else:

@@ -1,7 +1,7 @@
 """How fast the launcher passes a child's output to the terminal, measured side by side in one
 run next to `cat` of the same data (ratios matter; absolute figures move with the machine).
 
-    .venv/bin/python benchmarks/passthrough.py [--lines 200000] [--repeat 3] [--columns 200]
+    .venv/bin/python perf/passthrough.py [--lines 200000] [--repeat 3] [--columns 200]
 
 A data file of DLIO-shaped log lines (about 150 characters each; every tenth a progress line
 with a '\\r' inside, as DLIO's data generation prints them) is written once, then each mode
@@ -29,24 +29,20 @@ byte for byte (asserted). Figures are medians.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import filecmp
 import json
 import os
-import pty
 import random
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from terminal import pty_chunks
+from mlpstorage.testing.pty_reader import open_pty, pty_chunks
 
 BEGIN = b"PASSTHROUGH-BEGIN"
 END = b"PASSTHROUGH-END"
@@ -89,12 +85,6 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in drop}
     env["TERM"] = "xterm-256color"
     return env
-
-
-def open_pty(rows: int, columns: int) -> tuple[int, int]:
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    return master, slave
 
 
 @dataclass

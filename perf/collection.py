@@ -1,14 +1,16 @@
 """Cluster collection and sampling costs (run as root: it starts real sshd hosts on
-127.0.0.2.. with tests/sshd_hosts.py).
+127.0.0.2.. with mlpstorage.testing.sshd_hosts).
 
-    .venv/bin/python benchmarks/collection.py [--repeat 5] [--samples 2000]
+    .venv/bin/python perf/collection.py [--repeat 5] [--samples 2000]
 
 (a) SSH collection time for 1, 4 and 8 hosts, measured alternating in one run (goal: 8 hosts
     within 1.5x the time of 1, since hosts are collected in parallel), with the machine's CPU
     time per host: here every "host" is an sshd on the same 2 cores, so the logins' own CPU
     (key exchange, the login shell, python3) sets a floor that separate machines would not;
 (b) the same for hosts that never answer (timeout 2 s): pure waiting, so the parallelism shows;
-(c) the time-series sampler's CPU cost per sample (reading and summing /proc).
+(c) the time-series sampler's CPU cost per sample (reading and summing /proc);
+(d) how late the sampler's ticks come on this machine (tick k is due at start + k * interval;
+    the tests check the schedule with a fake clock, this is the real one).
 """
 
 from __future__ import annotations
@@ -16,17 +18,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from sshd_hosts import start_hosts  # noqa: E402
-
-from mlpstorage.collectors import hostinfo  # noqa: E402
-from mlpstorage.collectors.ssh import SshOptions, collect_via_ssh  # noqa: E402
+from mlpstorage.collectors import hostinfo
+from mlpstorage.collectors.ssh import SshOptions, collect_via_ssh
+from mlpstorage.testing.sshd_hosts import start_hosts
 
 
 def machine_cpu_s() -> float:
@@ -70,10 +68,17 @@ def sample_cpu_ms(samples: int) -> float:
     return (time.process_time() - started) / samples * 1000
 
 
+def tick_lateness_ms(interval: float, count: int) -> list[float]:
+    """How long after start + k * interval each of `count` real samples was taken."""
+    return [(sample["elapsed_s"] - k * interval) * 1000
+            for k, sample in enumerate(hostinfo.samples(interval, count))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--ticks", type=int, default=40, help="real sampler ticks for (d), 0.05 s apart (default 40)")
     args = parser.parse_args()
 
     times, cpu, silent = collection_times(args.repeat)
@@ -89,6 +94,9 @@ def main() -> None:
     print(f"(b) hosts that never answer (timeout 2 s): 1 host {silent[1]:.2f} s, 8 hosts {silent[8]:.2f} s "
           f"({silent[8] / silent[1]:.2f}x)")
     print(f"(c) sampler: {sample_cpu_ms(args.samples):.3f} ms CPU per sample ({args.samples} samples)")
+    late = tick_lateness_ms(0.05, args.ticks)
+    print(f"(d) sampler ticks, {args.ticks} at 0.05 s: late by median {statistics.median(late):.2f} ms, "
+          f"max {max(late):.2f} ms, the last tick {late[-1]:.2f} ms")
 
 
 if __name__ == "__main__":

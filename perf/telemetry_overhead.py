@@ -1,7 +1,7 @@
 """What the telemetry costs, measured side by side in one run (ratios matter; absolute
 figures move with the machine).
 
-    .venv/bin/python benchmarks/telemetry_overhead.py [--events 20000] [--idle-seconds 5]
+    .venv/bin/python perf/telemetry_overhead.py [--events 20000] [--idle-seconds 5]
 
 (a) cost per event of the emitter with each renderer attached, next to a bare Rich Progress
     update and a bare structlog JSON log call;
