@@ -32,7 +32,8 @@ render modes:
   none   nothing on screen
 Every run also writes its events to events.jsonl in its results directory.
 
-exit codes: 0 ok, 1 the benchmark failed, 2 bad usage or environment,
+exit codes: 0 ok, 1 the benchmark failed (exec: the exit code of PROGRAM, 128+N if signal N killed it),
+            2 bad usage or environment,
             130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
@@ -294,7 +295,10 @@ def _telemetry(args):
         try:
             yield emitter
         finally:
-            emitter.close()
+            # Any span a signal left open ends as what happened, before the renderers close.
+            stopping = sys.exc_info()[1]
+            reason = {Terminated: "terminated", KeyboardInterrupt: "interrupted"}.get(type(stopping), "interrupted")
+            emitter.close(reason)
 
 
 def _run_options_from(args):
@@ -445,6 +449,20 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
+def _stop_children() -> None:
+    """No child outlives the launcher, whatever way it leaves (see engines/process.py)."""
+    process = sys.modules.get(f"{__package__}.engines.process")
+    if process is None:  # a command that started no child never imported it
+        return
+    # Already on the way out: a second Ctrl-C or SIGTERM must not cut the stopping short.
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        process.CHILDREN.stop_all()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -453,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.handler(args)
         finally:
+            _stop_children()
             signal.signal(signal.SIGTERM, previous)
     except MlpStorageError as exc:
         print(f"mlpstorage: error: {exc}", file=sys.stderr)

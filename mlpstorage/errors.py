@@ -35,6 +35,10 @@ class CommandFailed(MlpStorageError):
         super().__init__(f"{argv0} {how}" + (f" ({detail})" if detail else ""))
         self.returncode = returncode
 
+    def child_exit_code(self) -> int:
+        """The code a shell gives for this child: its own, or 128+N when signal N killed it."""
+        return self.returncode if self.returncode > 0 else 128 - self.returncode
+
 
 class Terminated(BaseException):
     """Raised in the main thread when SIGTERM arrives, so every open span ends in error.

@@ -107,9 +107,9 @@ def test_child_gets_the_trace_context(tmp_path):
     assert traceparent.startswith(f"00-{stage['trace_id']}-{stage['span_id']}-")
 
 
-def test_failing_program_exits_1_with_one_error_line(tmp_path):
+def test_failing_program_exits_with_its_own_code_and_one_error_line(tmp_path):
     result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path), "--", PYTHON, "-c", "raise SystemExit(3)")
-    assert result.returncode == 1
+    assert result.returncode == 3  # as time(1), timeout(1) and nice(1) do
     assert result.stderr.splitlines()[-1] == f"mlpstorage: error: {PYTHON} exited with code 3"
     assert "failed after" in result.stderr
     [run_dir] = run_dirs(tmp_path)
@@ -231,7 +231,7 @@ def test_replay_to_jsonl_is_the_identity(tmp_path):
 
 def test_a_program_killed_by_a_signal_is_named_so(tmp_path):
     result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path), "--", "sh", "-c", "kill -9 $$")
-    assert result.returncode == 1
+    assert result.returncode == 128 + 9
     assert result.stderr.splitlines()[-1] == "mlpstorage: error: sh was killed by SIGKILL"
 
 

@@ -146,7 +146,7 @@ def test_run_exports_span_tree(sink, tmp_path):
 @pytest.mark.slow
 def test_failing_program_exports_error_status(sink, tmp_path):
     proc = run_cli(exec_args(tmp_path, "import sys; sys.exit(3)"), sink.env())
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 3, proc.stderr
     assert "exited with code 3" in proc.stderr
 
     spans = sink.spans()

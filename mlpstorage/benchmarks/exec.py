@@ -40,7 +40,9 @@ class ExecBenchmark(Benchmark):
         self.emitter.status(f"Running {self.argv[0]} ({count} argument{'' if count == 1 else 's'})")
         self.returncode = run_command(self.argv, emitter=self.emitter, log_dir=self.run_dir, env=env)
         if self.returncode != 0:
-            raise CommandFailed(self.argv[0], self.returncode)
+            failed = CommandFailed(self.argv[0], self.returncode)
+            failed.exit_code = failed.child_exit_code()  # exec exits as its program did, like time(1)
+            raise failed
 
     def metadata(self) -> dict:
         return {**super().metadata(), "executed_command": self.argv, "returncode": self.returncode}

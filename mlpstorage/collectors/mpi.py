@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from ..engines.mpi import MpiOptions, mpi_command
+from ..engines.process import run_collecting
 from ..hosts import Host
 
 
@@ -26,16 +27,16 @@ def collect_via_mpi(hosts: list[Host], data_dir: str | None, options: MpiOptions
     program = [sys.executable, "-m", __name__] + ([data_dir] if data_dir else [])
     argv = mpi_command(mpi, [Host(name, 1) for name in unique], len(unique), program)
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+        returncode, stdout, stderr = run_collecting(argv, timeout_s)
     except subprocess.TimeoutExpired:
         raise MpiCollectionError(f"no answer within {timeout_s:g}s") from None
     except OSError as exc:
         raise MpiCollectionError(f"cannot run {argv[0]}: {exc.strerror}") from None
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise MpiCollectionError(lines[-1].strip() if lines else f"{argv[0]} exited with code {result.returncode}")
+    if returncode != 0:
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        raise MpiCollectionError(lines[-1].strip() if lines else f"{argv[0]} exited with code {returncode}")
     try:
-        infos = json.loads(result.stdout.strip().splitlines()[-1])
+        infos = json.loads(stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
         raise MpiCollectionError("rank 0 printed no JSON") from None
     if len(infos) != len(unique):
@@ -45,6 +46,10 @@ def collect_via_mpi(hosts: list[Host], data_dir: str | None, options: MpiOptions
 
 def _gather(data_dir: str | None) -> None:
     from mpi4py import MPI
+
+    from ..engines.parent_death import die_with_parent
+
+    die_with_parent()  # if mpirun goes (the launcher was killed), this rank goes too
 
     from .hostinfo import collect_local
 

@@ -8,6 +8,7 @@ a remote host needs python3 only.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import subprocess
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..engines.process import run_collecting
 from . import hostinfo
 
 SCRIPT = Path(hostinfo.__file__).read_text()
@@ -58,25 +60,24 @@ def remote_script(*args: str) -> str:
     return f"{head}{future}import sys\nsys.argv = ['hostinfo'] + {list(args)!r}\n{rest}"
 
 
-def _short_error(result: subprocess.CompletedProcess) -> str:
-    lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-    return lines[-1] if lines else f"ssh exited with code {result.returncode}"
+def _short_error(returncode: int, stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else f"ssh exited with code {returncode}"
 
 
 def collect_one(host: str, data_dir: str | None, options: SshOptions) -> dict:
     """This host's information, or {"hostname": host, "error": ...}."""
     args = ["collect"] + ([data_dir] if data_dir else [])
     try:
-        result = subprocess.run(ssh_argv(options, host), input=remote_script(*args), capture_output=True,
-                                text=True, timeout=options.timeout_s)
+        returncode, stdout, stderr = run_collecting(ssh_argv(options, host), options.timeout_s, remote_script(*args))
     except subprocess.TimeoutExpired:
         return {"hostname": host, "error": f"no answer within {options.timeout_s:g}s"}
     except OSError as exc:
         return {"hostname": host, "error": f"cannot run ssh: {exc.strerror}"}
-    if result.returncode != 0:
-        return {"hostname": host, "error": _short_error(result)}
+    if returncode != 0:
+        return {"hostname": host, "error": _short_error(returncode, stderr)}
     try:
-        return json.loads(result.stdout.strip().splitlines()[-1])
+        return json.loads(stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
         return {"hostname": host, "error": "the collector printed no JSON"}
 
@@ -88,11 +89,17 @@ def collect_via_ssh(hosts: list[str], data_dir: str | None, options: SshOptions,
     each host's work (the caller makes it a span); on_done(count) follows progress."""
     results: dict[str, dict] = {}
     run_host = run_host or (lambda host, work: work())
-    with ThreadPoolExecutor(max_workers=max(1, min(options.max_parallel, len(hosts)))) as pool:
-        futures = {pool.submit(run_host, host, lambda h=host: collect_one(h, data_dir, options)): host
+    pool = ThreadPoolExecutor(max_workers=max(1, min(options.max_parallel, len(hosts))))
+    try:
+        futures = {pool.submit(contextvars.copy_context().run, run_host, host,
+                               lambda h=host: collect_one(h, data_dir, options)): host
                    for host in hosts}
         for done, future in enumerate(as_completed(futures), start=1):
             results[futures[future]] = future.result()
             if on_done:
                 on_done(done)
+    finally:
+        # On an interrupt, do not wait for the hosts: their ssh children are stopped with
+        # every other child on the way out (engines/process.py, Children).
+        pool.shutdown(wait=False, cancel_futures=True)
     return {host: results[host] for host in hosts}

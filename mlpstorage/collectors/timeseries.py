@@ -3,16 +3,23 @@ others over SSH (the same sampler code, hostinfo.samples, runs on both sides).""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import subprocess
 import threading
 from typing import Callable
 
+from ..engines.process import CHILDREN
 from ..hosts import is_local_host
 from . import hostinfo
 from .ssh import SshOptions, remote_script, ssh_argv
 
 OnSample = Callable[[str, dict], None]
+
+
+def _thread_in_this_context(loop: Callable[[], None], host: str) -> threading.Thread:
+    """A sampler thread whose samples belong to the caller's run and stage."""
+    return threading.Thread(target=contextvars.copy_context().run, args=(loop,), name=f"timeseries-{host}", daemon=True)
 
 
 class LocalSampler:
@@ -21,9 +28,10 @@ class LocalSampler:
         self._args = (interval_s, max_samples)
         self._on_sample = on_sample
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"timeseries-{host}", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._thread = _thread_in_this_context(self._loop, self.host)
         self._thread.start()
 
     def _loop(self) -> None:
@@ -34,7 +42,8 @@ class LocalSampler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 class SshSampler:
@@ -46,17 +55,18 @@ class SshSampler:
         self._argv = ssh_argv(ssh, host)
         self._on_sample = on_sample
         self._proc: subprocess.Popen | None = None
-        self._thread = threading.Thread(target=self._loop, name=f"timeseries-{host}", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         try:
-            self._proc = subprocess.Popen(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True, start_new_session=True)
+            self._proc = CHILDREN.spawn(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
         except OSError as exc:
             self.error = f"cannot run ssh: {exc.strerror}"
             return
         self._proc.stdin.write(self._script)
         self._proc.stdin.close()
+        self._thread = _thread_in_this_context(self._loop, self.host)
         self._thread.start()
 
     def _loop(self) -> None:
@@ -72,13 +82,7 @@ class SshSampler:
     def stop(self) -> None:
         if self._proc is None:
             return
-        if self._proc.poll() is None:
-            self._proc.terminate()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        CHILDREN.stop(self._proc, grace_s=5)
         self._thread.join(timeout=5)
         stderr = self._proc.stderr.read().strip().splitlines()
         if not self.samples and self.error is None:

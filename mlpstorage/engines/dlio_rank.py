@@ -29,6 +29,7 @@ import time
 import types
 
 from mlpstorage.emitter import events
+from mlpstorage.engines.parent_death import die_with_parent
 
 
 def install_tensorflow_stub() -> bool:
@@ -63,6 +64,7 @@ def rank_span_event(traceparent: str, rank: int, start_ns: int, end_ns: int, err
 
 def main() -> int:
     start_ns = time.time_ns()
+    die_with_parent()  # if mpirun goes (the launcher was killed), this rank goes too
     install_tensorflow_stub()
     error = None
     code = 0

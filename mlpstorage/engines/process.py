@@ -9,6 +9,7 @@ and nothing waits in a buffer: a crash loses no output the launcher has read.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from typing import IO, Callable, Sequence
 import psutil
 
 from ..emitter import Emitter
+from . import parent_death
+from .parent_death import die_with_parent
 
 # How long a child gets to exit after SIGTERM before it is killed (mpirun needs a moment
 # to take its ranks down with it).
@@ -66,31 +69,40 @@ def _emit(data: bytes, emitter: Emitter, stream: str, source: str, observer: Lin
 
 def stop_process_tree(proc: subprocess.Popen, grace_s: float = TERMINATE_GRACE_S) -> None:
     """SIGTERM to the child's process group (mpirun takes its ranks down), then SIGKILL to
-    anything of the tree still alive after the grace period.
+    anything of the tree still alive after the grace period."""
+    stop_process_trees([proc], grace_s)
 
-    The tree is found with psutil rather than by walking /proc by hand: MPI ranks live in
-    process groups of their own, so the group alone does not reach them, and psutil checks a
+
+def stop_process_trees(procs: list[subprocess.Popen], grace_s: float = TERMINATE_GRACE_S) -> None:
+    """Stops several trees at once, sharing one grace period.
+
+    The trees are found with psutil rather than by walking /proc by hand: MPI ranks live in
+    process groups of their own, so a group alone does not reach them, and psutil checks a
     process's start time before signalling it, so a recycled pid is never hit."""
-    try:
-        tree = psutil.Process(proc.pid).children(recursive=True)
-    except psutil.Error:
-        tree = []
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    trees = []
+    for proc in procs:
+        try:
+            trees.extend(psutil.Process(proc.pid).children(recursive=True))
+        except psutil.Error:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and (proc.poll() is None or any(_alive(p) for p in tree)):
+    while time.monotonic() < deadline and (any(p.poll() is None for p in procs) or any(_alive(t) for t in trees)):
         time.sleep(0.05)
-    if proc.poll() is None:
-        proc.kill()
-    for process in tree:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+    for process in trees:
         if _alive(process):
             try:
                 process.kill()
             except psutil.Error:
                 pass
-    proc.wait()
+    for proc in procs:
+        proc.wait()
 
 
 def _alive(process: psutil.Process) -> bool:
@@ -98,6 +110,85 @@ def _alive(process: psutil.Process) -> bool:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+class _DeferredSignals:
+    """SIGINT and SIGTERM held back for a block of the main thread (elsewhere: nothing to do,
+    Python runs signal handlers in the main thread only), then handled as they would have
+    been: a child is never started without being registered first."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self._active = threading.current_thread() is threading.main_thread()
+        if self._active:
+            self._caught: list[int] = []
+            self._previous = {sig: signal.signal(sig, lambda signum, frame: self._caught.append(signum))
+                              for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self._active:
+            return
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        for signum in self._caught[:1]:
+            handler = self._previous[signum]
+            if callable(handler):
+                handler(signum, None)  # e.g. KeyboardInterrupt, or the CLI's Terminated
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)
+
+
+class Children:
+    """Every child process the launcher starts, owned in one place.
+
+    Each child gets a session of its own (a Ctrl-C at the terminal reaches only the launcher,
+    which then ends the child in order), is told by the kernel to get SIGTERM if the launcher
+    dies without a word (PR_SET_PDEATHSIG: even SIGKILL; mpirun then takes its ranks down),
+    and is registered before any signal can interrupt. stop_all() stops every tree still
+    running: the CLI calls it on every way out."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen] = set()
+        self._closed = False
+
+    def spawn(self, argv: Sequence[str], **popen_args) -> subprocess.Popen:
+        preexec = die_with_parent if parent_death.available() else None
+        with self._lock, _DeferredSignals():
+            if self._closed:
+                raise ChildProcessError("the launcher is stopping: no new child processes")
+            proc = subprocess.Popen(list(argv), start_new_session=True, preexec_fn=preexec, **popen_args)
+            self._procs.add(proc)
+        return proc
+
+    def forget(self, proc: subprocess.Popen) -> None:
+        """proc has been waited for: nothing to stop any more."""
+        with self._lock:
+            self._procs.discard(proc)
+
+    def stop(self, proc: subprocess.Popen, grace_s: float = TERMINATE_GRACE_S) -> None:
+        stop_process_tree(proc, grace_s)
+        self.forget(proc)
+
+    def running(self) -> list[subprocess.Popen]:
+        with self._lock:
+            return [p for p in self._procs if p.poll() is None]
+
+    def stop_all(self, grace_s: float = TERMINATE_GRACE_S) -> None:
+        """Stops every registered tree; a thread that tries to start a child meanwhile is
+        refused (and any child started after this returns still dies with the launcher)."""
+        with self._lock:
+            self._closed = True
+            procs, self._procs = list(self._procs), set()
+        try:
+            stop_process_trees([p for p in procs if p.poll() is None], grace_s)
+        finally:
+            self._closed = False
+
+
+CHILDREN = Children()
 
 
 def run_command(
@@ -116,23 +207,21 @@ def run_command(
     is stopped before the exception goes on, so no child outlives the launcher."""
     log_dir.mkdir(parents=True, exist_ok=True)
     source = source or Path(argv[0]).name
-    # A session of its own: a Ctrl-C at the terminal reaches only the launcher, which then
-    # ends the child in order (and the child cannot write to the terminal directly).
-    proc = subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=env, cwd=cwd, start_new_session=True,
-    )
-    pumps = [
-        threading.Thread(target=_pump, args=(pipe, log_dir / f"{name}.log", emitter, name, source, observer),
-                         name=f"pump-{name}", daemon=True)
-        for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))
-    ]
-    for pump in pumps:
-        pump.start()
+    proc = CHILDREN.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=env, cwd=cwd)
+    pumps = []
     try:
+        context = contextvars.copy_context()  # the pumps' events belong to the caller's stage
+        for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
+            pump = threading.Thread(target=context.copy().run,
+                                    args=(_pump, pipe, log_dir / f"{name}.log", emitter, name, source, observer),
+                                    name=f"pump-{name}", daemon=True)
+            pump.start()
+            pumps.append(pump)
         proc.wait()
+        CHILDREN.forget(proc)
     except BaseException:
-        stop_process_tree(proc)
+        CHILDREN.stop(proc)
         raise
     finally:
         # Output still in the pipes is read to the end; a background grandchild that keeps
@@ -140,3 +229,18 @@ def run_command(
         for pump in pumps:
             pump.join(timeout=OUTPUT_DRAIN_S)
     return proc.returncode
+
+
+def run_collecting(argv: Sequence[str], timeout_s: float, input_text: str | None = None) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a short-lived child (a collector, under MPI or ssh),
+    owned like every other child: its whole tree is stopped on a timeout (TimeoutExpired is
+    raised), an interrupt or any other way out."""
+    proc = CHILDREN.spawn(argv, stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(input_text, timeout=timeout_s)
+    except BaseException:
+        CHILDREN.stop(proc, grace_s=2.0)
+        raise
+    CHILDREN.forget(proc)
+    return proc.returncode, stdout, stderr

@@ -1,0 +1,32 @@
+"""Dying with one's parent (Linux's PR_SET_PDEATHSIG), standard library only.
+
+The launcher sets it on every child it starts, so even a SIGKILLed launcher takes its children
+with it. mpirun, told so, does not always take its ranks down (killed while the launcher
+waits for it, it dies at once and leaves them running, reparented to init), so the programs
+mlpstorage runs as MPI ranks (the DLIO rank launcher, the MPI collector) set it for
+themselves as well: when mpirun goes, they go.
+"""
+
+from __future__ import annotations
+
+import signal
+
+_PR_SET_PDEATHSIG = 1
+
+try:
+    import ctypes
+
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
+
+
+def available() -> bool:
+    return _prctl is not None
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """From now on, this process gets `sig` when its parent dies. Safe between fork and exec:
+    one foreign call, nothing allocated."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(sig))

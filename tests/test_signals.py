@@ -1,0 +1,129 @@
+"""No child outlives the launcher: signals at random moments (mpirun starting, MPI cluster
+collection), and SIGKILL of the launcher itself, against real mpirun process trees.
+
+Repeated with random delays, enough times to catch a window that opened 2 times in 12."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PYTHON = sys.executable
+TRIES = 12
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLPSTORAGE_", "TTY_"))}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def survivors(marker: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True).stdout.splitlines()
+    return [line for line in found if "pgrep" not in line]
+
+
+def wait_for_line(path: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.002)
+    raise AssertionError(f"{text!r} never appeared in {path}: {path.read_text()[-2000:]}")
+
+
+def mpi_sleep(marker: str) -> list[str]:
+    return ["mpirun", "-n", "2", "--oversubscribe", "--allow-run-as-root", "sleep", marker]
+
+
+def check_recording(results: Path) -> None:
+    """Every span the run started is finished in its events.jsonl."""
+    for recording in results.glob("exec/*/run/*/events.jsonl"):
+        events = [json.loads(line) for line in recording.read_text().splitlines()]
+        started = {e["span_id"] for e in events if e["type"].endswith(".started")}
+        finished = {e["span_id"] for e in events if e["type"].endswith(".finished")}
+        assert started == finished, recording
+        assert events[-1]["type"] == "run.finished" and events[-1]["status"] == "error"
+
+
+def signal_at(tmp_path: Path, extra: list[str], program: list[str], wait_text: str, sig: int, delay_s: float,
+              marker: str) -> None:
+    name = uuid.uuid4().hex[:8]
+    results = tmp_path / f"results-{name}"
+    log = tmp_path / f"stderr-{name}.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([PYTHON, "-m", "mlpstorage", "exec", "--render", "plain", "--debug", "--skip-timeseries",
+                                 "--results-dir", str(results), *extra, "--", *program],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=cli_env())
+        try:
+            wait_for_line(log, wait_text)
+            time.sleep(delay_s)
+            proc.send_signal(sig)
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    left = survivors(marker)
+    assert left == [], f"left running after the launcher exited: {left}\n{log.read_text()[-3000:]}"
+    assert code in (130 if sig == signal.SIGINT else 143, 0), log.read_text()[-3000:]
+    check_recording(results)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_mpirun_starts_leaves_no_process(tmp_path, sig):
+    rng = random.Random()
+    for _ in range(TRIES):
+        marker = f"{300 + rng.random():.6f}"  # sleep's argument, unique to this try
+        signal_at(tmp_path, [], mpi_sleep(marker), "[3/4 Running benchmark] started", sig, rng.uniform(0, 0.02),
+                  marker)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_mpi_collection_leaves_no_process(tmp_path, sig):
+    """The end-of-run collection under MPI (the program is quick, so 'Processing results' is
+    where the signal lands) and the one at the start."""
+    rng = random.Random()
+    for attempt in range(TRIES // 2):
+        marker = f"/tmp/mlpstorage-signal-{uuid.uuid4().hex}"
+        stage = "[4/4 Processing results] Collecting" if attempt % 2 else "[2/4 Collecting cluster info] Collecting"
+        signal_at(tmp_path, ["--cluster-collection", "mpi"], ["sh", "-c", f": {marker}"], stage, sig,
+                  rng.uniform(0, 0.3), marker)
+        # The collector ranks run `python -m mlpstorage.collectors.mpi`: none may be left.
+        assert survivors("mlpstorage.collectors.mpi") == []
+
+
+# What the project's MPI rank programs (engines/dlio_rank.py, collectors/mpi.py) do first.
+RANK = "from mlpstorage.engines.parent_death import die_with_parent; die_with_parent(); import time; time.sleep({})"
+
+
+def test_sigkill_of_the_launcher_takes_the_job_with_it(tmp_path):
+    """The kernel tells mpirun (PR_SET_PDEATHSIG), and mpirun's going tells the ranks."""
+    marker = f"{400 + random.random():.6f}"
+    program = ["mpirun", "-n", "2", "--oversubscribe", "--allow-run-as-root", PYTHON, "-c", RANK.format(marker)]
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([PYTHON, "-m", "mlpstorage", "exec", "--render", "plain", "--skip-timeseries",
+                                 "--results-dir", str(tmp_path / "results"), "--", *program],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=cli_env())
+        ranks = lambda: [s for s in survivors(marker) if s.split()[1] == PYTHON and "mlpstorage exec" not in s]
+        deadline = time.monotonic() + 60
+        while len(ranks()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(ranks()) == 2, survivors(marker)
+        proc.kill()  # no handler sees this
+        proc.wait()
+    deadline = time.monotonic() + 15  # mpirun gets SIGTERM from the kernel and takes its ranks down
+    while survivors(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert survivors(marker) == []
