@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mlpstorage.emitter.events import ERROR_REPORTED
+
 
 @dataclass
 class SpanRow:
@@ -23,6 +25,7 @@ class SpanRow:
     status: str | None = None  # None while open, then ok | error
     duration_s: float | None = None
     error: str | None = None
+    error_reported: bool = False  # the launcher's own error line says it (see events.ERROR_REPORTED)
 
     def elapsed_s(self, now_ns: int) -> float:
         if self.duration_s is not None:
@@ -84,6 +87,7 @@ class Board:
             row.status = event.get("status", "ok")
             row.duration_s = event.get("duration_s")
             row.error = event.get("error")
+            row.error_reported = bool(event.get("attributes", {}).get(ERROR_REPORTED))
             if "description" in event:
                 row.description = event["description"]
             self.open_rows.pop(span_id, None)

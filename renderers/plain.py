@@ -44,6 +44,7 @@ class PlainRenderer:
         self._clock = clock
         self._board = Board()
         self._last_update: dict[str, tuple] = {}
+        self._errors_shown: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._heartbeat_s = heartbeat_s
@@ -113,7 +114,12 @@ class PlainRenderer:
             count = f"{row.completed}/{row.total}" if row.total is not None else ""
             message = " ".join(part for part in (text if text != name else "", count) if part)
         elif row.status == "error":
-            message = f"failed after {format_seconds(row.duration_s or 0.0)}: {row.error}"
+            message = f"failed after {format_seconds(row.duration_s or 0.0)}"
+            # The text once: on the innermost span it ended, and not at all when the
+            # launcher's own "mlpstorage: error:" line will say it.
+            if not row.error_reported and row.error not in self._errors_shown:
+                self._errors_shown.add(row.error)
+                message += f": {row.error}"
         else:
             message = f"done in {format_seconds(row.duration_s or 0.0)}"
             if row.total is not None:

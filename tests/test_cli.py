@@ -280,3 +280,12 @@ def test_output_is_on_disk_while_the_child_still_runs(tmp_path):
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+def test_a_validation_error_says_its_text_once(tmp_path):
+    result = mlpstorage("training", "run", "--model", "unet3d", "--data-dir", str(tmp_path / "none"),
+                        "--results-dir", str(tmp_path / "results"), "--render", "plain")
+    assert result.returncode == 2
+    assert result.stderr.count("no training data in") == 1, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("mlpstorage: error: no training data in")
+    assert "[1/4 Validating environment] failed after" in result.stderr  # the lifecycle lines stay

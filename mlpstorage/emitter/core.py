@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.trace import Status, StatusCode
 
 from .. import __version__
+from ..errors import MlpStorageError
 from . import events as ev
 from . import logs
 from .fanout import Fanout, Renderer
@@ -38,6 +39,14 @@ from .spans import SpanEvents
 # Time-series samples travel as span events of the running stage, up to this many (a span is
 # exported whole, and OTLP receivers limit a request's size); the event stream keeps them all.
 MAX_SPAN_EVENTS = 4096
+
+
+def error_text(exc: BaseException) -> str:
+    """What a span that exc ended says: an error users can cause (MlpStorageError) by its
+    message alone, anything else with its type ("RuntimeError: ...")."""
+    if isinstance(exc, MlpStorageError) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 class Scope(NamedTuple):
@@ -200,7 +209,9 @@ class Emitter:
             return  # ended already
         if exc is not None:
             span.record_exception(exc)
-            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            error = error_text(exc)
+            if isinstance(exc, MlpStorageError):
+                span.set_attribute(ev.ERROR_REPORTED, True)
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error))
         elif span.status.status_code is StatusCode.UNSET:
@@ -231,7 +242,7 @@ class Emitter:
         stage = self.scope().stage
         if stage is not None:
             stage.record_exception(exc)
-            stage.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}".rstrip(": ")))
+            stage.set_status(Status(StatusCode.ERROR, error_text(exc)))
 
     def stage_durations(self) -> dict[str, float]:
         """Seconds each finished stage of the current run took, from its span."""

@@ -58,6 +58,9 @@ STAGE_COUNT = "mlpstorage.stage.count"
 TOTAL = "mlpstorage.total"
 COMPLETED = "mlpstorage.completed"
 DESCRIPTION = "mlpstorage.description"
+# On a span ended by an error users can cause: the launcher's own last line
+# ("mlpstorage: error: ...") says what went wrong, so text renderers need not repeat it.
+ERROR_REPORTED = "mlpstorage.error.reported"
 
 # Span attributes lifted to top-level event fields, for renderers and grep.
 LIFTED = {
