@@ -1,24 +1,33 @@
 """The rich renderer: a live display on stderr for interactive terminals.
 
 The display shows the current stage ("Stage i/N  name  bar  elapsed") and a row per open
-spinner or task with its own elapsed time. Log messages and child output are printed through
-the same Console as the display, so Rich moves the display down instead of drawing over it,
-and no text ever glues onto a frame. When the run ends the display is removed and a summary
-(each stage, its duration and status) stays on screen.
+spinner or task with its own elapsed time, plus a row per host with its latest sample. When
+the run ends the display is removed and a summary (each stage, its duration and status) stays
+on screen.
+
+The live region is drawn by this module, not by rich.live: Rich renders the frame into an ANSI
+string, and one printer thread owns the terminal while the display is up. Each of its writes
+is one string: cursor back to the top of the previous frame, clear to the end of the screen,
+the lines queued since the last write (a child's output raw, apart from the escapes that could
+move the cursor), then the new frame. So text is never drawn over, never glued onto a frame,
+and no stale frame rows stay behind. The printer sleeps until lines are queued (then it writes
+at most every BATCH_S) or until what the frame shows changes: a clock's next whole second, or
+the next step of a spinner.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
+import re
 import sys
 import threading
 import time
+from typing import NamedTuple
 
-from rich.console import Console, Group
-from rich.live import Live
+from rich.console import Console, ConsoleDimensions, Group
 from rich.progress_bar import ProgressBar
-from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -28,6 +37,11 @@ from .board import Board, SpanRow, clock, describe_sample, format_seconds, witho
 
 # Time-series rows under the stage: one per host, up to this many.
 MAX_HOST_ROWS = 8
+
+# Rich's "dots" spinner. It moves SPINNER_STEPS_PER_SECOND times a second by default: each
+# step is a redraw, and an idle display must cost next to nothing.
+SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+SPINNER_STEPS_PER_SECOND = 4.0
 
 _LEVEL_STYLES = {
     "debug": "dim",
@@ -39,8 +53,9 @@ _LEVEL_STYLES = {
 }
 
 
-# What an interrupted run's spans end with (Ctrl-C, SIGTERM): shown as interrupted, not failed.
-_INTERRUPTS = ("KeyboardInterrupt", "Terminated")
+# What an interrupted run's spans end with (Ctrl-C, SIGTERM; or the emitter closing spans a
+# signal left open): shown as interrupted, not failed.
+_INTERRUPTS = ("KeyboardInterrupt", "Terminated", "interrupted", "terminated")
 
 
 def _interrupted(row: SpanRow) -> bool:
@@ -55,40 +70,148 @@ def _status_text(row: SpanRow) -> Text:
     return Text("failed", "bold red")
 
 
+# ----- a child's output --------------------------------------------------------------------
+
+# Control characters other than tab and newline (C0, DEL, C1; ESC and CR among them).
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_C0_CONTROLS = tuple(chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F))
+# What a line may not send to the terminal. Nothing here matches across a newline, so a batch
+# of lines joined with "\n" is cleaned in one pass.
+_ESCAPES = re.compile(
+    r"""
+      (?P<sgr>\x1b\[[0-9;:]*m)                    # SGR: colours and attributes (kept with colour on)
+    | \x1b\[[0-?]*[\x20-/]*[@-~]?                 # any other CSI: cursor moves, erases, modes, scrolling
+    | \x1b[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)?  # OSC (window title, hyperlinks), DCS, SOS, PM, APC
+    | \x1b[\x20-/]*[0-~]?                         # two-character escapes (ESC 7/8, ESC M, ESC c, charsets), a lone ESC
+    | [\x00-\x08\x0b-\x1f\x7f-\x9f]               # other control characters: BEL, BS, VT, FF, SO/SI, C1 (CSI, ...)
+    """,
+    re.VERBOSE,
+)
+
+
+def _needs_cleaning(text: str) -> bool:
+    """Whether text holds anything _ESCAPES removes: C-level scans only (memchr-fast for ESC and
+    CR, which is what a child's output holds when it holds anything)."""
+    if "\x1b" in text or "\r" in text:
+        return True
+    if text.isascii():
+        return any(c in text for c in _C0_CONTROLS)
+    return _CONTROLS.search(text) is not None
+
+
+def _after_carriage_return(line: str) -> str:
+    line = line.rstrip("\r")  # "50%\r" leaves "50%" on a terminal
+    return line[line.rfind("\r") + 1:]
+
+
+def visible_block(lines: list[str], colour: bool = True) -> str:
+    """A child's lines joined with newlines, each as a terminal would leave it: only what follows
+    its last carriage return (progress bars redraw with \\r), SGR colours kept when colour is on,
+    every other escape sequence and control character dropped (they could move the cursor into
+    the live display, clear the screen or retitle the window). A clean batch costs one scan."""
+    text = "\n".join(lines)
+    if not _needs_cleaning(text):
+        return text
+    if "\r" in text:
+        text = "\n".join([_after_carriage_return(line) if "\r" in line else line for line in lines])
+        if not _needs_cleaning(text):  # progress lines: nothing but the carriage returns
+            return text
+    return _ESCAPES.sub(r"\g<sgr>" if colour else "", text)
+
+
 def visible_text(line: str) -> Text:
-    """A child's line as a terminal would leave it: only what follows the last carriage
-    return (progress bars redraw with \\r), with its colours kept and other escapes dropped."""
-    return Text.from_ansi(line.rsplit("\r", 1)[-1])
+    """A child's line (see visible_block) as a Rich Text, for printing through a Console."""
+    return Text.from_ansi(visible_block([line]))
+
+
+class _FrameState(NamedTuple):
+    key: tuple  # what the frame's layout depends on: the board's version, the terminal's size, each clock's seconds
+    step: int  # the spinners' glyph, an index into SPINNER_FRAMES
+    shown_ns: int  # the time the clocks show
+    wait_s: float | None  # seconds until key or step next change (None: not before an event)
+    size: ConsoleDimensions
+
+
+# ----- the live region ----------------------------------------------------------------------
+class LiveRegion:
+    """The rows at the bottom of the terminal that the renderer redraws. Holds what was drawn
+    last; every method returns the string to write, the caller writes it."""
+
+    def __init__(self) -> None:
+        self.is_started = False
+        self.rows = 0  # terminal rows of the frame on screen, the cursor at the end of its last row
+
+    def start(self) -> str:
+        self.is_started = True
+        self.rows = 0
+        return "\x1b[?25l"  # hide the cursor
+
+    def redraw(self, above: str, frame: str) -> str:
+        """Erase the frame on screen, print `above` (lines, no trailing newline; "" for none)
+        where it was, then draw `frame` under it."""
+        parts = [self._erase()]
+        if above:
+            parts.append(above + "\n")
+        parts.append(frame)
+        self.rows = frame.count("\n") + 1 if frame else 0
+        return "".join(parts)
+
+    def stop(self, above: str) -> str:
+        """Erase the frame, print `above`, show the cursor again."""
+        text = self.redraw(above, "")
+        self.is_started = False
+        return text + "\x1b[?25h"
+
+    def _erase(self) -> str:
+        if self.rows == 0:
+            return ""
+        up = f"\x1b[{self.rows - 1}A" if self.rows > 1 else ""
+        return "\r" + up + "\x1b[J"
 
 
 class RichRenderer:
-    def __init__(self, console: Console, live: bool = True, refresh_per_second: float = 4, clock_ns=time.time_ns,
-                 show_debug: bool = True):
+    # While the display is up, queued lines are written at most once per BATCH_S (each write
+    # redraws the frame) ...
+    BATCH_S = 0.05
+    # ... or as soon as this many are queued; past MAX_QUEUED_LINES, handle() waits for the
+    # terminal (as the plain renderer's writes do) instead of queueing without end.
+    FLUSH_LINES = 4096
+    MAX_QUEUED_LINES = 16384
+
+    def __init__(self, console: Console, live: bool = True, refresh_per_second: float = SPINNER_STEPS_PER_SECOND,
+                 clock_ns=time.time_ns, show_debug: bool = True):
+        """refresh_per_second: steps per second of a spinner. Apart from them the display is
+        redrawn only when what it shows changes (a clock's second, an event, queued lines)."""
         self._console = console
         self._board = Board()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the board
         self._clock = clock_ns
         self._show_debug = show_debug
-        self._spinners: dict[str, Spinner] = {}
-        self._live = (
-            Live(
-                self,
-                console=console,
-                refresh_per_second=refresh_per_second,
-                transient=True,
-                redirect_stdout=False,
-                redirect_stderr=False,
-            )
-            if live
-            else None
-        )
-        self._live_started = False
+        self._spinner_hz = refresh_per_second
+        self._live = LiveRegion() if live else None
         self._summarised = False
         self._saved_tty = None  # (fd, termios attributes) while echo is off
-        self._queue: list[Text] = []
-        self._queue_lock = threading.Lock()
-        self._printer_stop = threading.Event()
+        # The printer's state, all under _cond.
+        self._cond = threading.Condition()
+        self._live_on = False  # lines go to the printer's queue
+        self._stopping = False
+        self._queue: list = []  # list[str] (lines of one output event) or Text
+        self._queued_lines = 0
+        self._version = 0  # bumped by every event that changes the frame
+        self._last_write = 0.0
         self._printer: threading.Thread | None = None
+        self._write_lock = threading.Lock()  # one writer of the terminal at a time
+        self._frame_key = None  # what the frame drawn last was rendered from (see _frame_state)
+        self._frame_step = 0
+        self._frame_text = ""
+        # For tests and benchmarks: how often the printer woke up, and rendered a frame.
+        self.printer_wakeups = 0
+        self.frames_rendered = 0
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the live display is on screen."""
+        return self._live is not None and self._live.is_started
 
     @classmethod
     def from_options(cls, options) -> "RichRenderer":
@@ -102,17 +225,18 @@ class RichRenderer:
     # ----- events ----------------------------------------------------------------------
     def handle(self, event: dict) -> None:
         kind = event["type"]
-        with self._lock:
-            row = self._board.apply(event)
         if kind == "output":
-            for line in output_lines(event):
-                self._print(visible_text(line))
-        elif kind == "log":
+            self._print_output(output_lines(event))
+            return
+        if kind == "log":
             if event["level"] != "debug" or self._show_debug:
                 self._print(self._log_text(event))
-        elif kind == "run.started":
+            return
+        with self._lock:
+            row = self._board.apply(event)
+        if kind == "run.started":
             self._start_live()
-        elif kind == "stage.started" and not self._live_started:
+        elif kind == "stage.started" and not self._live_on:
             self._start_live()
         elif kind == "stage.finished" and row is not None:
             self._print(self._stage_text(row))
@@ -121,57 +245,213 @@ class RichRenderer:
                              f"{format_seconds(row.duration_s or 0)}: {row.error}", style="red"))
         elif kind == "run.finished":
             self._finish()
+            return
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
 
     def close(self) -> None:
         self._finish()
 
-    # Each print above a live display makes Rich redraw the display, so while it is up,
-    # lines are queued and printed in one batch per PRINT_INTERVAL_S (in order).
-    PRINT_INTERVAL_S = 0.05
+    # ----- printing above the display --------------------------------------------------
+    def _print_output(self, lines: list[str]) -> None:
+        with self._cond:
+            if self._live_on:
+                while self._live_on and self._queued_lines >= self.MAX_QUEUED_LINES and not self._stopping:
+                    self._cond.wait()
+                if self._live_on:
+                    self._enqueue(lines, len(lines))
+                    return
+        self._print_now(lines)
 
     def _print(self, text: Text) -> None:
-        if self._live_started:
-            with self._queue_lock:
-                self._queue.append(text)
-        else:
-            self._console.print(text, soft_wrap=True)
+        with self._cond:
+            if self._live_on:
+                self._enqueue(text, 1)
+                return
+        self._print_now(text)
 
-    def _flush_queue(self) -> None:
-        with self._queue_lock:
-            batch, self._queue = self._queue, []
-        if batch:
-            self._console.print(*batch, sep="\n", soft_wrap=True)
+    def _enqueue(self, item, lines: int) -> None:  # under _cond
+        self._queue.append(item)
+        self._queued_lines += lines
+        self._cond.notify_all()
 
-    def _print_loop(self) -> None:
-        while not self._printer_stop.wait(self.PRINT_INTERVAL_S):
-            self._flush_queue()
+    def _print_now(self, item) -> None:
+        """Prints through the Console while no display is up (checked again under the write
+        lock, which the display needs to start)."""
+        with self._write_lock:
+            with self._cond:
+                if self._live_on:
+                    self._enqueue(item, len(item) if isinstance(item, list) else 1)
+                    return
+            if isinstance(item, list):
+                for line in item:
+                    self._console.print(visible_text(line), soft_wrap=True)
+            else:
+                self._console.print(item, soft_wrap=True)
 
     def _start_live(self) -> None:
-        if self._live is not None and not self._live_started:
-            self._live_started = True
+        with self._write_lock, self._cond:
+            if self._live is None or self._live_on or self._live.is_started:
+                return  # (started and not on: the printer gave up on a broken terminal)
+            if not (self._console.is_terminal and not self._console.is_dumb_terminal):
+                return  # a file or a dumb terminal: lines only, as with live=False
             self._echo_off()
-            self._live.start()
-            self._printer_stop.clear()
+            self._write(self._live.start())
+            self._live_on = True
+            self._stopping = False
+            self._frame_key = None
             self._printer = threading.Thread(target=self._print_loop, name="rich-printer", daemon=True)
             self._printer.start()
 
     def _finish(self) -> None:
-        if self._live is not None and self._live_started:
-            self._printer_stop.set()
-            self._printer.join()
-            self._flush_queue()
-            self._live_started = False
-            self._live.stop()  # transient: the display is erased and the cursor shown again
-            self._echo_restore()
+        with self._cond:
+            printer = self._printer
+            self._stopping = True
+            self._cond.notify_all()
+        if printer is not None and printer is not threading.current_thread():
+            printer.join()
+        with self._write_lock:
+            with self._cond:
+                batch, self._queue, self._queued_lines = self._queue, [], 0
+                self._live_on = False
+                self._printer = None
+                self._cond.notify_all()
+            if self._live is not None and self._live.is_started:
+                try:
+                    # transient: the display goes, the cursor comes back
+                    self._write(self._live.stop(self._above(batch, self._console.size)))
+                except (OSError, ValueError):  # the terminal is gone (hang-up, closed stream)
+                    pass
+                self._echo_restore()
         if not self._summarised and self._board.stages:
             self._summarised = True
-            self._console.print(self.summary())
+            with self._write_lock:
+                self._console.print(self.summary())
 
+    def _write(self, text: str) -> None:
+        if text:
+            self._console.file.write(text)
+            self._console.file.flush()
+
+    # ----- the printer thread ----------------------------------------------------------
+    # A redraw for the frame alone (an event, a bar's progress) comes at most this often.
+    FRAME_INTERVAL_S = 0.1
+
+    def _print_loop(self) -> None:
+        try:
+            while self._print_once():
+                pass
+        except Exception:  # the terminal is gone: from now on lines go straight to the Console
+            with self._cond:
+                self._live_on = False
+                self._cond.notify_all()
+
+    def _print_once(self) -> bool:
+        """Waits until there is something to draw, draws it; False once stopping."""
+        with self._cond:
+            while not self._stopping and not self._queue:
+                state = self._frame_state()
+                if (state.key, state.step) != (self._frame_key, self._frame_step):
+                    break
+                self._cond.wait(state.wait_s)
+                self.printer_wakeups += 1
+            # One write per BATCH_S at most (FRAME_INTERVAL_S when only the frame changed):
+            # lines queued meanwhile go in the same write.
+            while not self._stopping and self._queued_lines < self.FLUSH_LINES:
+                gap = self.BATCH_S if self._queue else self.FRAME_INTERVAL_S
+                left = self._last_write + gap - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+                self.printer_wakeups += 1
+            if self._stopping:
+                return False  # _finish writes what is queued
+            batch, self._queue, self._queued_lines = self._queue, [], 0
+            self._cond.notify_all()  # handle() calls waiting for room
+        with self._write_lock:
+            state = self._frame_state()
+            above = self._above(batch, state.size)
+            self._write(self._live.redraw(above, self._frame_string(state)))
+            self._last_write = time.monotonic()
+        return True
+
+    def _render(self, renderable, size: ConsoleDimensions, **print_options) -> str:
+        """renderable as Rich would print it on the terminal, without the last newline: printed
+        by a Console of the terminal's size and colours that writes into a string."""
+        real = self._console
+        console = Console(file=io.StringIO(), width=size.width, height=size.height, force_terminal=True,
+                          color_system=real.color_system, no_color=real.no_color, highlight=False, emoji=False,
+                          legacy_windows=False)
+        console.print(renderable, **print_options)
+        return console.file.getvalue().rstrip("\n")
+
+    def _above(self, batch: list, size: ConsoleDimensions) -> str:
+        """The queued lines and messages as one string to write, in the order they came."""
+        parts: list[str] = []
+        lines: list[str] = []
+        colour = self._console.color_system is not None and not self._console.no_color
+        for item in batch:
+            if isinstance(item, list):
+                lines.extend(item)
+                continue
+            if lines:
+                parts.append(visible_block(lines, colour))
+                lines = []
+            parts.append(self._render(item, size, soft_wrap=True))
+        if lines:
+            parts.append(visible_block(lines, colour))
+        return "\n".join(parts)
+
+    def _frame_state(self) -> "_FrameState":
+        """What the frame would show now; see _FrameState.
+
+        The clocks tick together, on the whole seconds of the first one (the stage's): all of
+        them move in one redraw a second, each at most a second late, and a spinner's steps
+        fall on the same ticks. A step in between only swaps the spinner's glyph."""
+        now_ns = self._clock()
+        with self._lock:
+            stage = self._board.current_stage
+            rows = list(self._board.open_rows.values())
+        size = self._console.size
+        clocks = ([stage] if stage is not None else []) + rows
+        if not clocks:
+            return _FrameState((self._version, size, ()), 0, now_ns, None, size)
+        first = clocks[0].start_ns
+        since = max(0, now_ns - first)
+        shown_ns = first + since // 1_000_000_000 * 1_000_000_000
+        seconds = tuple(int(row.elapsed_s(shown_ns)) for row in clocks)
+        key = (self._version, size, seconds)
+        if rows and self._spinner_hz > 0:
+            step_ns = 1e9 / self._spinner_hz
+            steps = int(since // step_ns)
+            wait_ns = min((steps + 1) * step_ns - since, shown_ns + 1_000_000_000 - now_ns)
+            return _FrameState(key, steps % len(SPINNER_FRAMES), shown_ns, max(0.001, wait_ns / 1e9), size)
+        return _FrameState(key, 0, shown_ns, max(0.001, (shown_ns + 1_000_000_000 - now_ns) / 1e9), size)
+
+    def _frame_string(self, state: "_FrameState") -> str:
+        """The frame for state, at most one row less than the terminal is high (a taller frame
+        would scroll out of reach of the cursor). Rendered by Rich only when state.key changed;
+        a spinner step alone swaps the glyph (one cell for another)."""
+        if state.key == self._frame_key:
+            if state.step != self._frame_step:
+                self._frame_text = self._frame_text.replace(SPINNER_FRAMES[self._frame_step],
+                                                            SPINNER_FRAMES[state.step])
+                self._frame_step = state.step
+            return self._frame_text
+        rows = self._render(self.frame(state.shown_ns, spinner_step=state.step), state.size)
+        if rows:
+            rows = "\n".join(rows.split("\n")[: max(1, state.size.height - 1)])
+        self._frame_key, self._frame_step, self._frame_text = state.key, state.step, rows
+        self.frames_rendered += 1
+        return rows
+
+    # ----- terminal modes --------------------------------------------------------------
     def _echo_off(self) -> None:
         """While the display is live the terminal must not echo keys: an echoed Enter, or the
-        '^C' of Ctrl-C at the end of a full-width row, moves the cursor down a row; Rich then
-        redraws one row too low and a frozen copy of the display stays on screen. Only in the
-        foreground: tcsetattr from a background process group stops it with SIGTTOU."""
+        '^C' of Ctrl-C at the end of a full-width row, moves the cursor down a row; the next
+        redraw then starts one row too low and a frozen copy of the display stays on screen.
+        Only in the foreground: tcsetattr from a background process group stops it with SIGTTOU."""
         try:
             import termios
 
@@ -203,8 +483,9 @@ class RichRenderer:
     def __rich__(self):
         return self.frame(self._clock())
 
-    def frame(self, now_ns: int):
-        """The live display as of now_ns."""
+    def frame(self, now_ns: int, spinner_step: int | None = None):
+        """The live display as of now_ns; spinners show SPINNER_FRAMES[spinner_step] (by
+        default the step of the Console's clock)."""
         with self._lock:
             stage = self._board.current_stage
             rows = list(self._board.open_rows.values())
@@ -222,9 +503,12 @@ class RichRenderer:
             )
             bar = ProgressBar(total=stage.stage_count, completed=stage.stage_index - 1, width=30)
             grid.add_row(title, *([bar] if bar_width else []), Text(clock(stage.elapsed_s(now_ns)), style="yellow"))
+        if spinner_step is None:
+            spinner_step = int(self._console.get_time() * self._spinner_hz)
+        spinner = SPINNER_FRAMES[spinner_step % len(SPINNER_FRAMES)]
         for row in rows:
             bar = [self._row_bar(row)] if bar_width else []
-            grid.add_row(self._row_label(row), *bar, Text(clock(row.elapsed_s(now_ns)), style="yellow"))
+            grid.add_row(self._row_label(row, spinner), *bar, Text(clock(row.elapsed_s(now_ns)), style="yellow"))
         if not samples:
             return grid
         hosts = Table.grid(padding=(0, 2))
@@ -236,14 +520,12 @@ class RichRenderer:
             hosts.add_row("", f"... and {len(samples) - MAX_HOST_ROWS} more hosts")
         return Group(grid, hosts)
 
-    def _row_label(self, row: SpanRow):
-        spinner = self._spinners.get(row.span_id)
-        if spinner is None:
-            spinner = self._spinners[row.span_id] = Spinner("dots", style="cyan")
+    @staticmethod
+    def _row_label(row: SpanRow, spinner: str):
         text = Text(row.description)
         if row.total is not None:
             text.append(f" {row.completed}/{row.total}", style="dim")
-        return Text.assemble("  ", spinner.render(self._console.get_time()), " ", text)
+        return Text.assemble("  ", (spinner, "cyan"), " ", text)
 
     @staticmethod
     def _row_bar(row: SpanRow):
@@ -264,7 +546,9 @@ class RichRenderer:
         if _interrupted(row):
             return Text(f"■ {label} interrupted after {format_seconds(row.duration_s or 0)}", style="bold yellow")
         if row.status == "error":
-            return Text(f"✖ {label} failed after {format_seconds(row.duration_s or 0)}: {row.error}", style="bold red")
+            # the launcher's own "mlpstorage: error:" line says what, when error_reported
+            why = "" if row.error_reported else f": {row.error}"
+            return Text(f"✖ {label} failed after {format_seconds(row.duration_s or 0)}{why}", style="bold red")
         return Text.assemble(("✔ ", "green"), label, (f" done in {format_seconds(row.duration_s or 0)}", "dim"))
 
     def summary(self) -> Table:
@@ -282,4 +566,3 @@ class RichRenderer:
             verdict = _status_text(run)
             table.add_row(Text(f"run {run.name}", "bold"), verdict, format_seconds(run.duration_s or 0))
         return table
-

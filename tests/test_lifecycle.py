@@ -187,7 +187,7 @@ def test_exception_in_run_ends_every_span_and_stops_the_display(mlpstorage_captu
     assert by_name["Running benchmark"].status.status_code is StatusCode.ERROR
     assert by_name["mlpstorage test run"].status.status_code is StatusCode.ERROR
     assert by_name["Processing results"].status.status_code is not StatusCode.ERROR
-    assert not rich._live.is_started  # the live display stopped: the terminal is restored
+    assert not rich.is_live  # the live display stopped: the terminal is restored
     screen = console.file.getvalue()
     assert "\x1b[?25h" in screen  # cursor shown again
     assert "failed after" in screen and "DLIO exploded" in screen

@@ -1,0 +1,371 @@
+"""The rich renderer's live region, on a Console that writes to a string: what reaches the
+terminal is replayed on a small terminal model (Screen) that knows only the sequences the
+renderer may send. Timing figures live in the benchmarks; nothing here asserts a speed."""
+
+from __future__ import annotations
+
+import io
+import re
+import threading
+import time
+
+import pytest
+from rich.console import Console
+
+from renderers.rich import SPINNER_FRAMES, RichRenderer, output_lines, visible_block
+
+T0 = 1_790_000_000_000_000_000  # a span start, in ns
+WIDTH, HEIGHT = 100, 30
+
+
+class Screen:
+    """A terminal of WIDTH columns with unlimited rows: printable text (wrapping at the last
+    column), CR, LF (as a tty with ONLCR: also CR), CSI n A, CSI J, SGR and cursor show/hide.
+    Anything else is an error: it could move the cursor where the renderer does not expect."""
+
+    SEQUENCE = re.compile(r"\x1b\[([0-9;:?]*)([A-Za-z])")
+
+    def __init__(self, width: int = WIDTH):
+        self.width = width
+        self.rows: list[str] = [""]
+        self.row = self.col = 0
+        self.cursor_visible = True
+
+    def feed(self, text: str) -> "Screen":
+        i = 0
+        while i < len(text):
+            ch = text[i]
+            if ch == "\x1b":
+                m = self.SEQUENCE.match(text, i)
+                assert m, f"unexpected escape sequence {text[i:i + 12]!r}"
+                self._csi(m.group(1), m.group(2))
+                i = m.end()
+                continue
+            if ch == "\r":
+                self.col = 0
+            elif ch == "\n":
+                self.row += 1
+                self.col = 0
+                while len(self.rows) <= self.row:
+                    self.rows.append("")
+            else:
+                assert ch == "\t" or ch.isprintable(), f"control character {ch!r} reached the terminal"
+                if self.col >= self.width:  # pending wrap
+                    self.row += 1
+                    self.col = 0
+                    while len(self.rows) <= self.row:
+                        self.rows.append("")
+                line = self.rows[self.row].ljust(self.col)
+                self.rows[self.row] = line[: self.col] + ch + line[self.col + 1:]
+                self.col += 1
+            i += 1
+        return self
+
+    def _csi(self, params: str, final: str) -> None:
+        if final == "m":
+            return
+        if final == "A":
+            self.row = max(0, self.row - int(params or 1))
+        elif final == "J" and params in ("", "0"):
+            self.rows[self.row] = self.rows[self.row][: self.col]
+            del self.rows[self.row + 1:]
+        elif params == "?25" and final in "lh":
+            self.cursor_visible = final == "h"
+        else:
+            raise AssertionError(f"unexpected sequence ESC [{params}{final}")
+
+    def lines(self) -> list[str]:
+        rows = [r.rstrip() for r in self.rows]
+        while rows and not rows[-1]:
+            rows.pop()
+        return rows
+
+
+class FakeClock:
+    def __init__(self, ns: int):
+        self.ns = ns
+
+    def __call__(self) -> int:
+        return self.ns
+
+
+def make(clock_ns=None, height: int = HEIGHT, stream=None, **kwargs) -> tuple[RichRenderer, io.StringIO]:
+    stream = stream if stream is not None else io.StringIO()
+    console = Console(file=stream, width=WIDTH, height=height, force_terminal=True, color_system="256",
+                      highlight=False, get_time=lambda: 0.0)
+    return RichRenderer(console, clock_ns=clock_ns or FakeClock(T0 + 1_000_000), **kwargs), stream
+
+
+def span(kind: str, what: str, span_id: str, name: str, start_ns: int = T0, **fields) -> dict:
+    return {"schema": 1, "type": f"{kind}.{what}", "timestamp": "2026-11-27T10:10:02.000000Z", "level": "info",
+            "span_id": span_id, "name": name, "start_unix_nano": start_ns, **fields}
+
+
+def open_stage(renderer: RichRenderer, spinner: bool = True) -> None:
+    renderer.handle(span("run", "started", "run", "test run"))
+    renderer.handle(span("stage", "started", "st3", "Running benchmark", stage_index=3, stage_count=4))
+    if spinner:
+        renderer.handle(span("spinner", "started", "sp", "Waiting for DLIO...", description="Waiting for DLIO..."))
+
+
+def finish(renderer: RichRenderer) -> None:
+    done = {"status": "ok", "duration_s": 2.0}
+    renderer.handle(span("spinner", "finished", "sp", "Waiting for DLIO...", **done))
+    renderer.handle(span("stage", "finished", "st3", "Running benchmark", stage_index=3, stage_count=4, **done))
+    renderer.handle(span("run", "finished", "run", "test run", **done))
+    renderer.close()
+
+
+def output(lines: list[str]) -> dict:
+    return {"schema": 2, "type": "output", "stream": "stdout", "source": "dlio", "lines": lines}
+
+
+def wait_for(predicate, what: str, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def screen_of(stream: io.StringIO) -> list[str]:
+    return Screen().feed(stream.getvalue()).lines()
+
+
+STAGE_ROW = re.compile(r"^Stage 3/4  Running benchmark\s+.*\s(\d+:\d\d:\d\d)$")
+SPINNER_ROW = re.compile(rf"^  [{SPINNER_FRAMES}] Waiting for DLIO\.\.\.\s+(\d+:\d\d:\d\d)$")
+
+
+# ----- the schema ----------------------------------------------------------------------------
+def test_output_lines_reads_both_schemas():
+    assert output_lines({"type": "output", "line": "one"}) == ["one"]
+    assert output_lines({"type": "output", "lines": ["one", "two"]}) == ["one", "two"]
+    assert output_lines({"type": "output", "lines": []}) == []
+
+
+# ----- what a child may send to the terminal -------------------------------------------------
+@pytest.mark.parametrize("line, shown", [
+    ("plain text", "plain text"),
+    ("tab\tkept", "tab\tkept"),
+    ("10%\r55%\r100%", "100%"),
+    ("[INFO] \r[INFO] Generating NPZ Data: [====>---] 50%", "[INFO] Generating NPZ Data: [====>---] 50%"),
+    ("left on screen\r", "left on screen"),  # CRLF endings: what precedes the \r stays
+    ("\x1b[31mred\x1b[0m and \x1b[1;38;5;208mbold orange\x1b[m", "\x1b[31mred\x1b[0m and \x1b[1;38;5;208mbold orange\x1b[m"),
+    ("\x1b[2J\x1b[Hcleared", "cleared"),
+    ("\x1b[5Aup \x1b[3Bdown \x1b[10;20Hmoved \x1b[Kerased", "up down moved erased"),
+    ("\x1b[?1049halt screen\x1b[?25l", "alt screen"),
+    ("\x1b]0;a title\x07text", "text"),
+    ("\x1b]8;;https://example.org\x1b\\link\x1b]8;;\x1b\\", "link"),
+    ("save\x1b7 restore\x1b8 index\x1bM reset\x1bc charset\x1b(0", "save restore index reset charset"),
+    ("bell\x07 back\x08space \x0eshifted\x0f \x0bvt\x0cff\x7f", "bell backspace shifted vtff"),
+    ("c1 \x9b2J csi", "c1 2J csi"),
+    ("trailing escape \x1b", "trailing escape "),
+    ("unterminated title \x1b]0;abc", "unterminated title "),
+    ("ünïcödé ━━╸ stays", "ünïcödé ━━╸ stays"),
+])
+def test_visible_block_keeps_text_and_colours_and_drops_other_sequences(line, shown):
+    assert visible_block([line]) == shown
+
+
+def test_visible_block_drops_colours_when_colour_is_off():
+    assert visible_block(["\x1b[31mred\x1b[0m \x1b[2Jtext"], colour=False) == "red text"
+
+
+def test_visible_block_cleans_each_line_of_a_batch_on_its_own():
+    lines = ["clean", "a\rb", "\x1b[1mbold\x1b[0m\x1b[2K", "\x1b]0;t", "after"]
+    assert visible_block(lines).split("\n") == ["clean", "b", "\x1b[1mbold\x1b[0m", "", "after"]
+    clean = [f"line {i}" for i in range(1000)]
+    assert visible_block(clean) == "\n".join(clean)
+
+
+# ----- the live region -----------------------------------------------------------------------
+def test_batched_output_is_printed_in_order_above_the_frame():
+    renderer, stream = make()
+    open_stage(renderer)
+    expected = []
+    for batch in range(5):
+        lines = [f"out {batch * 100 + i}" for i in range(100)]
+        expected += lines
+        renderer.handle(output(lines))
+        renderer.handle({"schema": 1, "type": "output", "stream": "stderr", "line": f"single {batch}"})
+        expected.append(f"single {batch}")
+    rows = wait_for(lambda: (r := screen_of(stream)) and "single 4" in r and r, "the last line")
+    assert rows[: len(expected)] == expected
+    assert len(rows) == len(expected) + 2, rows[len(expected):]
+    assert STAGE_ROW.match(rows[-2]) and SPINNER_ROW.match(rows[-1]), rows[-2:]
+    finish(renderer)
+    rows = screen_of(stream)
+    assert rows[: len(expected)] == expected
+    assert not any(STAGE_ROW.match(r) or SPINNER_ROW.match(r) for r in rows), "frame rows left behind"
+    assert re.fullmatch(r"Stage\s+Status\s+Duration", rows[len(expected) + 1]), rows[len(expected):]
+
+
+def test_messages_and_output_keep_their_order():
+    renderer, stream = make()
+    open_stage(renderer, spinner=False)
+    renderer.handle(output(["first"]))
+    renderer.handle({"schema": 1, "type": "log", "level": "warning", "message": "in between",
+                     "timestamp": "2026-11-27T10:10:02.000000Z"})
+    renderer.handle(output(["second", "third"]))
+    rows = wait_for(lambda: (r := screen_of(stream)) and "third" in r and r, "'third'")
+    assert rows[0] == "first" and rows[1].endswith("WARNING in between") and rows[2:4] == ["second", "third"]
+    assert STAGE_ROW.match(rows[4]) and len(rows) == 5, rows
+    finish(renderer)
+
+
+def test_hostile_output_cannot_move_the_cursor_or_clear_the_screen():
+    renderer, stream = make()
+    open_stage(renderer)
+    hostile = ["\x1b[2J\x1b[Hwiped?", "\x1b[3Aup?", "\x1b]0;pwned\x07titled?", "\x1b[?1049halt?", "50%\r100%",
+               "\x1b[32mgreen\x1b[0m", "\x1b[1;24r\x1b[Sscrolled?"]
+    renderer.handle(output(["before"] + hostile + ["after"]))
+    rows = wait_for(lambda: (r := screen_of(stream)) and "after" in r and r, "'after'")  # Screen rejects the rest
+    assert rows[:9] == ["before", "wiped?", "up?", "titled?", "alt?", "100%", "green", "scrolled?", "after"]
+    assert "pwned" not in stream.getvalue()
+    assert "\x1b[32mgreen\x1b[0m" in stream.getvalue()
+    finish(renderer)
+
+
+def test_cursor_hidden_while_live_and_shown_after():
+    renderer, stream = make()
+    open_stage(renderer)
+    wait_for(lambda: any(STAGE_ROW.match(r) for r in screen_of(stream)), "the frame")
+    assert not Screen().feed(stream.getvalue()).cursor_visible
+    finish(renderer)
+    assert Screen().feed(stream.getvalue()).cursor_visible
+
+
+def test_frame_taller_than_the_terminal_is_clipped():
+    renderer, stream = make(height=6)
+    open_stage(renderer)
+    for n in range(8):
+        renderer.handle({"schema": 1, "type": "sample", "host": f"node{n}", "values": {"load1": 1.0}})
+    rows = wait_for(lambda: (r := screen_of(stream)) and any("node2" in x for x in r) and r, "host rows")
+    # a frame of 10 rows (stage, spinner, 8 hosts), clipped to the terminal's height minus one
+    assert len(rows) == 5 and not any("node3" in r for r in rows), rows
+    assert STAGE_ROW.match(rows[0]) and SPINNER_ROW.match(rows[1])
+    renderer.handle(output(["a line"]))
+    rows = wait_for(lambda: (r := screen_of(stream)) and "a line" in r and r, "'a line'")
+    assert rows[0] == "a line" and len(rows) == 6 and STAGE_ROW.match(rows[1]), rows
+    finish(renderer)
+    assert not any("node" in r for r in screen_of(stream)), "clipped frame rows left behind"
+
+
+def settle(renderer: RichRenderer, stream: io.StringIO) -> tuple[int, int, int]:
+    """Waits out the first frame's writes; returns (bytes written, wake-ups, frames rendered)."""
+    wait_for(lambda: renderer.frames_rendered, "the first frame")
+    time.sleep(0.25)  # past FRAME_INTERVAL_S: the events' redraws are done
+    return len(stream.getvalue()), renderer.printer_wakeups, renderer.frames_rendered
+
+
+def test_idle_stage_neither_wakes_nor_redraws_before_its_clock_moves():
+    """A clock frozen 1 ms into the stage: the printer's next wake-up is the stage clock's next
+    second (0.999 s after its last redraw), so until then nothing runs and nothing is written."""
+    renderer, stream = make(clock_ns=FakeClock(T0 + 1_000_000))
+    open_stage(renderer, spinner=False)
+    before = settle(renderer, stream)
+    time.sleep(0.4)
+    assert (len(stream.getvalue()), renderer.printer_wakeups, renderer.frames_rendered) == before
+    finish(renderer)
+
+
+def test_idle_spinner_is_not_redrawn_while_nothing_changes():
+    renderer, stream = make(clock_ns=FakeClock(T0 + 1_000_000))
+    open_stage(renderer)
+    written, _, frames = settle(renderer, stream)
+    time.sleep(0.6)  # the printer wakes for the spinner's steps, but the clock stands still
+    assert len(stream.getvalue()) == written, "the display was redrawn though nothing changed"
+    assert renderer.frames_rendered == frames
+    finish(renderer)
+
+
+def test_display_without_a_clock_sleeps_until_an_event():
+    renderer, stream = make()
+    renderer.handle(span("run", "started", "run", "test run"))  # live, nothing to show yet
+    before = settle(renderer, stream)
+    time.sleep(0.5)
+    assert (len(stream.getvalue()), renderer.printer_wakeups, renderer.frames_rendered) == before
+    renderer.handle(output(["hello"]))
+    wait_for(lambda: screen_of(stream) == ["hello"], "'hello'")
+    renderer.handle(span("run", "finished", "run", "test run", status="ok", duration_s=1.0))
+    renderer.close()
+
+
+def test_clocks_tick_together_on_the_stage_seconds():
+    clock = FakeClock(T0 + 2_500_000_000)
+    renderer, _ = make(clock_ns=clock, refresh_per_second=4)
+    renderer.handle(span("run", "started", "run", "test run"))
+    renderer.handle(span("stage", "started", "st3", "Running benchmark", stage_index=3, stage_count=4))
+    renderer.handle(span("spinner", "started", "sp", "w", start_ns=T0 + 300_000_000))
+    state = renderer._frame_state()
+    assert state.shown_ns == T0 + 2_000_000_000
+    assert state.key[2] == (2, 1)  # stage 2 s, spinner 1.7 s as of the stage's last whole second
+    assert state.step == 10 % len(SPINNER_FRAMES) and state.wait_s == pytest.approx(0.25)
+    clock.ns = T0 + 2_900_000_000
+    assert renderer._frame_state().wait_s == pytest.approx(0.1)  # the next second, also a spinner step
+    finish(renderer)
+
+
+def test_spinner_steps_swap_the_glyph_without_rendering_again():
+    clock = FakeClock(T0 + 100_000_000)
+    renderer, stream = make(clock_ns=clock, refresh_per_second=4)
+    open_stage(renderer)
+    wait_for(lambda: any(SPINNER_ROW.match(r) for r in screen_of(stream)), "the frame")
+    time.sleep(0.15)
+    frames = renderer.frames_rendered
+    clock.ns = T0 + 600_000_000  # two steps on, same second
+    renderer.handle({"schema": 1, "type": "output", "line": "nudge"})
+    rows = wait_for(lambda: (r := screen_of(stream)) and "nudge" in r and r, "'nudge'")
+    assert rows[-1].startswith(f"  {SPINNER_FRAMES[2]} Waiting"), rows[-1]
+    assert renderer.frames_rendered == frames
+    finish(renderer)
+
+
+def test_a_full_queue_makes_handle_wait_for_the_terminal():
+    release = threading.Event()
+
+    class SlowTerminal(io.StringIO):
+        def write(self, text):
+            if "line" in text:
+                release.wait(10)
+            return super().write(text)
+
+    renderer, stream = make(stream=SlowTerminal())
+    renderer.MAX_QUEUED_LINES = renderer.FLUSH_LINES = 10
+    open_stage(renderer)
+    producer = threading.Thread(target=lambda: [renderer.handle(output([f"line {i}-{j}" for j in range(10)]))
+                                                for i in range(5)])
+    producer.start()
+    producer.join(0.5)
+    assert producer.is_alive(), "handle() queued past MAX_QUEUED_LINES while the terminal was stuck"
+    release.set()
+    producer.join(10)
+    assert not producer.is_alive()
+    finish(renderer)
+    rows = screen_of(stream)
+    assert [r for r in rows if r.startswith("line")] == [f"line {i}-{j}" for i in range(5) for j in range(10)]
+
+
+def test_a_terminal_that_fails_does_not_hang_the_run():
+    class BrokenTerminal(io.StringIO):
+        broken = False
+
+        def write(self, text):
+            if self.broken:
+                raise OSError(5, "Input/output error")
+            return super().write(text)
+
+    stream = BrokenTerminal()
+    renderer, _ = make(stream=stream)
+    open_stage(renderer)
+    wait_for(lambda: renderer.frames_rendered, "the first frame")
+    stream.broken = True
+    renderer.handle(output(["lost"]))
+    wait_for(lambda: not renderer._live_on, "the printer to give up")
+    with pytest.raises(OSError):  # lines now go straight to the terminal, as with the plain renderer
+        renderer.handle(output(["direct"]))
+    stream.broken = False
+    finish(renderer)
+    assert "Stage" in stream.getvalue().rsplit("\x1b[?25h", 1)[-1]  # summary after the cursor came back
