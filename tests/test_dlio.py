@@ -96,7 +96,7 @@ def test_run_shows_four_stages_epochs_as_child_spans_and_metrics(tiny_run):
     assert "Starting epoch 1: 2 steps expected" in result.stderr
     stderr_log = (run_dir / "stderr.log").read_text()
     assert "[METRIC] Training Accelerator Utilization [AU] (%)" in stderr_log
-    outputs = [e["line"] for e in events if e["type"] == "output"]
+    outputs = [line for e in events if e["type"] == "output" for line in e["lines"]]
     assert outputs == stderr_log.splitlines()
 
 
@@ -136,7 +136,7 @@ def test_otlp_receiver_gets_the_same_tree_with_the_ranks_in_the_trace(tiny_run):
     assert all(s.parent_span_id == running.span_id and s.attributes["mlpstorage.rank"] in (0, 1) for s in ranks)
     assert all(running.start <= s.start and s.end <= running.end for s in ranks)
     assert run.attributes["mlpstorage.metric.train_au_mean_percentage"] > 0
-    assert run.resource["mlpstorage.model"] == "unet3d" and run.resource["mlpstorage.command"] == "run"
+    assert run.attributes["mlpstorage.model"] == "unet3d" and run.attributes["mlpstorage.command"] == "run"
 
 
 # ----- checkpointing ---------------------------------------------------------------------------
@@ -295,7 +295,7 @@ def test_signal_mid_run_stops_every_rank_and_records_the_error(sig, code, tmp_pa
 # ----- the output parser, on DLIO's real output --------------------------------------------------
 def test_progress_parser_on_recorded_dlio_output(mlpstorage_capture):
     emitter = mlpstorage_capture.emitter
-    with emitter.run("r"), emitter.create_stage_progress(["Running benchmark"]):
+    with emitter.run("r"), emitter.stages(["Running benchmark"]):
         progress = DlioProgress(emitter, epochs=2)
         for line in (DATA / "dlio_train_checkpoint.stderr").read_text().splitlines():
             progress.observe("stderr", line)

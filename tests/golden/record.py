@@ -3,6 +3,8 @@
     python tests/golden/record.py
 
 Run it only when the event schema changes, then `pytest --update-goldens` and review the diff.
+The checked-in recordings are schema 1 (before batched output): they also prove that
+recordings of that version still replay.
 """
 
 import time
@@ -19,13 +21,13 @@ def scripted_run(emitter: Emitter, fail: bool) -> None:
     with emitter.run("mlpstorage training run", {"mlpstorage.benchmark": "training", "mlpstorage.model": "unet3d",
                                                   "mlpstorage.command": "run", "mlpstorage.hosts": ["node1", "node2"],
                                                   "mlpstorage.run_id": "golden"}):
-        with emitter.create_stage_progress(stages) as advance_stage:
+        with emitter.stages(stages) as advance_stage:
             emitter.info("Environment validation passed")
             advance_stage()
-            with emitter.progress_context("Collecting cluster info (2 hosts)...") as (update, set_description):
-                set_description("Collecting via SSH...")
+            with emitter.spinner("Collecting cluster info (2 hosts)...") as spinner:
+                spinner.set_description("Collecting via SSH...")
                 time.sleep(0.12)
-                update(completed=2)
+                spinner.update(completed=2)
             emitter.warning("node2 differs from node1: 64 GiB memory instead of 128 GiB")
             advance_stage()
             emitter.status("Running dlio_benchmark on 2 hosts (8 processes)")
@@ -33,9 +35,9 @@ def scripted_run(emitter: Emitter, fail: bool) -> None:
             with emitter.span("epoch 1/2"):
                 time.sleep(0.05)
             emitter.output("[INFO] Ending epoch 1 ...", stream="stderr", source="dlio")
-            with emitter.progress_context("Checkpointing", total=4) as (update, _):
+            with emitter.spinner("Checkpointing", total=4) as spinner:
                 for _ in range(4):
-                    update()
+                    spinner.update()
             if fail:
                 raise RuntimeError("mpirun exited with code 1")
             advance_stage()
