@@ -432,11 +432,12 @@ def _cmd_datasize(args) -> int:
 
 
 def _cmd_replay(args) -> int:
-    from .replay import replay_file
+    from .replay import Recording, harmless, replay
 
-    problems = replay_file(args.file, _make_renderers(args, replaying=True))
+    with Recording(args.file) as recording:  # a file that is no recording: one error, before any renderer starts
+        problems = replay(recording, _make_renderers(args, replaying=True))
     for problem in problems:
-        print(f"mlpstorage: warning: {problem}", file=sys.stderr)
+        print(f"mlpstorage: warning: {harmless(problem)}", file=sys.stderr)
     return 0
 
 
