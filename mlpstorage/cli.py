@@ -369,9 +369,9 @@ def _what_if(benchmark) -> int:
     import yaml
 
     print("# command")
-    print(shlex.join(benchmark.command_line()))
+    print(shlex.join(benchmark.shown_command()))
     print("# resolved configuration (workload " + benchmark.workload + ")")
-    print(yaml.safe_dump(benchmark.config, sort_keys=False).rstrip())
+    print(yaml.safe_dump(benchmark.shown_config(), sort_keys=False).rstrip())
     return 0
 
 
@@ -409,17 +409,19 @@ def _cmd_checkpointing(args) -> int:
 def _cmd_configview(args) -> int:
     import yaml
 
+    from .redaction import redact
     from .workloads import apply_params, load_workload, parse_params, workload_name
 
     name = workload_name(args.model, "datagen" if args.datagen else "run", args.accelerator_type)
     config = apply_params(load_workload(name), parse_params(args.params))
     print(f"# workload {name}")
-    print(yaml.safe_dump(config, sort_keys=False).rstrip())
+    print(yaml.safe_dump(redact(config), sort_keys=False).rstrip())
     return 0
 
 
 def _cmd_datasize(args) -> int:
     from .benchmarks.training import datagen_hint
+    from .redaction import redact
     from .workloads import apply_params, load_workload, parse_params, required_data_size, workload_name
 
     params = parse_params(args.params)
@@ -430,17 +432,18 @@ def _cmd_datasize(args) -> int:
                      f"{size.files_for_steps} files for 500 steps of {args.max_accelerators} accelerators")
         emitter.result(f"Files needed: {size.files}", files=size.files)
         emitter.result(f"Disk space needed: {size.total_gib:.2f} GiB", bytes=size.total_bytes)
-        others = [f"{k}={v}" for k, v in params.items() if k != "dataset.num_files_train"]
+        others = [f"{k}={v}" for k, v in redact(params).items() if k != "dataset.num_files_train"]
         emitter.result(f"Next: {datagen_hint(args.model, args.data_dir, args.max_accelerators, size.files, others)}")
     return 0
 
 
 def _cmd_replay(args) -> int:
-    from .replay import replay_file
+    from .replay import Recording, harmless, replay
 
-    problems = replay_file(args.file, _make_renderers(args, replaying=True))
+    with Recording(args.file) as recording:  # a file that is no recording: one error, before any renderer starts
+        problems = replay(recording, _make_renderers(args, replaying=True))
     for problem in problems:
-        print(f"mlpstorage: warning: {problem}", file=sys.stderr)
+        print(f"mlpstorage: warning: {harmless(problem)}", file=sys.stderr)
     return 0
 
 

@@ -1,53 +1,264 @@
-"""`mlpstorage events replay`: a recorded events.jsonl fed back through renderers."""
+"""`mlpstorage events replay`: a recorded events.jsonl fed back through renderers.
+
+A recording may come from anywhere (a batch job, a colleague, a download), so replay treats it
+as untrusted input:
+
+- It must be a recording: its first non-empty line must be a valid event (schema in
+  mlpstorage/emitter/events.py). Anything else (an empty file, a binary, another JSON file, a
+  log) is refused with one error before any renderer starts. After that first line, a bad
+  line (a crash mid-write truncates the last one) is skipped with a warning, the first
+  MAX_WARNINGS of them each on a line of their own and the rest counted in one more.
+- It must not drive the terminal: renderers that write text for people (plain, rich: all but
+  the data renderers, renderers.DATA_RENDERERS) get every event with each of its strings made
+  harmless() first; control characters are shown escaped and only colour (SGR) sequences stay.
+  The data renderers (jsonl, otlp, none) get each event exactly as recorded.
+- A recording cut short (the launcher killed: spans started and never finished) ends as a
+  live run ends on an interrupt: every span still open is finished, innermost first, at the
+  recording's last timestamp with error UNFINISHED, its open stage keeping the recorded
+  time-series samples as "timeseries.sample" span events. So an OTLP export keeps its root.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Iterator
 
-from .emitter.events import validate
+from renderers import DATA_RENDERERS, RENDERERS
+
+from .emitter import events as ev
+from .emitter.core import MAX_SPAN_EVENTS
 from .emitter.fanout import Fanout
 from .errors import UsageError
 
+UNFINISHED = "unfinished (recording ends)"
+MAX_WARNINGS = 10
+# The first line is read with this bound: a large file without newlines (a binary) is refused
+# without being read whole. A recording's first event is a few hundred bytes.
+MAX_FIRST_LINE = 1 << 20
+# No event nests deeper than a few levels; far deeper input would only exhaust the stack.
+MAX_DEPTH = 32
 
-def read_events(path: Path):
-    """Yields (event, None) for each good line and (None, problem) for each bad one; every
-    line is checked against the schema (mlpstorage/emitter/events.py)."""
+
+class NotARecording(UsageError):
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path}: not an mlpstorage recording ({why})")
+
+
+# ----- reading -----------------------------------------------------------------------------
+def _parse(line: str) -> tuple[dict | None, str | None]:
+    """The event on a line, or what is wrong with the line."""
     try:
-        handle = open(path, encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield None, f"{path}:{number}: skipped a line that is not JSON ({exc.msg}; truncated?)"
-                continue
-            problem = validate(event)
+        event = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON: {exc.msg}"
+    except (ValueError, RecursionError) as exc:  # an integer too long to convert; arrays nested too deeply
+        return None, f"not JSON: {exc}"
+    problem = ev.validate(event)
+    if problem is None and _deeper_than(event, MAX_DEPTH):
+        problem = f"nested deeper than {MAX_DEPTH} levels"
+    return (None, f"not an mlpstorage event: {problem}") if problem else (event, None)
+
+
+def _deeper_than(value, limit: int) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+    return False
+
+
+class Recording:
+    """An events.jsonl opened for replay; opening it checks that it is a recording at all
+    (NotARecording otherwise). Iterating yields its valid events; the bad lines after the
+    first are collected as warnings in `problems`."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.problems: list[str] = []
+        self._skipped = 0
+        try:
+            self._handle = open(path, encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise UsageError(f"{path}: {exc.strerror}") from None
+        self._lines = self._numbered_lines()
+        try:
+            number, line = next(self._lines, (0, ""))
+            if not number:
+                raise NotARecording(path, "no events: the file is empty or blank")
+            self._first, problem = _parse(line)
             if problem is not None:
-                yield None, f"{path}:{number}: skipped a line that is not an mlpstorage event ({problem})"
+                raise NotARecording(path, f"line {number} is {problem}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _numbered_lines(self) -> Iterator[tuple[int, str]]:
+        bound = MAX_FIRST_LINE  # -1 (no bound) once the first non-empty line is read
+        number = 0
+        try:
+            while line := self._handle.readline(bound):
+                number += 1
+                if line.strip():
+                    bound = -1
+                    yield number, line
+        except OSError as exc:
+            raise UsageError(f"{self.path}: {exc.strerror or exc}") from None
+
+    def __iter__(self) -> Iterator[dict]:
+        yield self._first
+        for number, line in self._lines:
+            event, problem = _parse(line)
+            if problem is None:
+                yield event
                 continue
-            yield event, None
+            self._skipped += 1
+            if self._skipped <= MAX_WARNINGS:
+                self.problems.append(f"{self.path}:{number}: skipped a line that is {problem}")
+        if self._skipped > MAX_WARNINGS:
+            self.problems.append(f"{self.path}: skipped {self._skipped - MAX_WARNINGS} more lines that are not events")
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "Recording":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def replay_file(path: Path, renderers: list) -> list[str]:
-    """Feeds every valid event to every renderer, then closes them; returns the problems
-    found, in order. A renderer that fails is dropped with one problem (as in a live run)."""
-    problems: list[str] = []
-    fanout = Fanout(renderers, warn=problems.append)
-    replayed = 0
+# ----- terminal safety ---------------------------------------------------------------------
+# An SGR (colour) sequence, kept; or a character that would act on the terminal rather than
+# be shown: C0 controls but tab (escape, carriage return, newline, bell...), DEL, C1 controls,
+# and the bidirectional overrides that reorder what is shown.
+_SGR = r"\x1b\[[0-9;:]*m"
+_UNSAFE = re.compile(f"({_SGR})|[\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]")
+_RESET = "\x1b[0m"
+_SHORT = {"\n": "\\n", "\r": "\\r"}
+
+
+def _escaped(match: re.Match) -> str:
+    if match.group(1):
+        return match.group(1)
+    char = match.group(0)
+    code = ord(char)
+    return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def harmless(text: str) -> str:
+    """text as it may be written to a terminal: every control character shown escaped
+    ('\\x1b', '\\r', '\\n', '\\u202e'), colour sequences kept, and a text that sets a colour ends
+    with a reset, so the colour never leaks past it."""
+    if _UNSAFE.search(text) is None:
+        return text
+    shown = _UNSAFE.sub(_escaped, text)
+    if "\x1b[" in shown and not shown.endswith((_RESET, "\x1b[m")):
+        shown += _RESET
+    return shown
+
+
+def harmless_event(value):
+    """A copy of an event (or any JSON value) with every string, keys included, harmless()."""
+    if isinstance(value, str):
+        return harmless(value)
+    if isinstance(value, dict):
+        return {harmless(key): harmless_event(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [harmless_event(item) for item in value]
+    return value
+
+
+def takes_data(renderer) -> bool:
+    """Whether renderer is one of renderers.DATA_RENDERERS (a --events-file writer included)."""
+    cls = type(renderer)
+    return any(RENDERERS[name] == (cls.__module__, cls.__name__) for name in DATA_RENDERERS)
+
+
+# ----- a recording cut short ---------------------------------------------------------------
+class OpenSpans:
+    """The spans of a recording that started and have not finished (yet), with what their
+    finished events need: the latest spinner state, and the open stages' samples."""
+
+    def __init__(self):
+        self._open: dict[str, dict] = {}  # span id -> its started event (attributes kept up to date)
+        self._stages: dict[tuple, str] = {}  # (trace id, stage index) -> span id of the open stage
+        self._samples: dict[str, list[dict]] = {}  # open stage's span id -> its span events
+        self.last_ns = 0  # the recording's last moment
+
+    def note(self, event: dict) -> None:
+        self.last_ns = max(self.last_ns, ev.ns_from_iso(event["timestamp"]),
+                           *(event[f] for f in ("start_unix_nano", "end_unix_nano") if type(event.get(f)) is int))
+        kind, _, what = event["type"].partition(".")
+        if kind == ev.SAMPLE:
+            stage = self._stages.get((event.get("trace_id"), event.get("stage_index")))
+            if stage is not None:
+                values = {k: v for k, v in event["values"].items() if isinstance(v, (int, float))}
+                self._samples[stage].append({"name": "timeseries.sample", "unix_nano": ev.ns_from_iso(event["timestamp"]),
+                                             "attributes": {"host": event["host"], **values}})
+        elif what == "started":
+            self._open[event["span_id"]] = {**event, "attributes": dict(event.get("attributes") or {})}
+            if kind == "stage":
+                self._stages[(event["trace_id"], event.get("stage_index"))] = event["span_id"]
+                self._samples[event["span_id"]] = []
+        elif what == "updated" and event["span_id"] in self._open:
+            attributes = self._open[event["span_id"]]["attributes"]
+            for key, field in ((ev.DESCRIPTION, "description"), (ev.COMPLETED, "completed"), (ev.TOTAL, "total")):
+                if event.get(field) is not None:
+                    attributes[key] = event[field]
+        elif what == "finished":
+            started = self._open.pop(event["span_id"], None)
+            if started is not None and kind == "stage":
+                self._stages.pop((started["trace_id"], started.get("stage_index")), None)
+                self._samples.pop(event["span_id"], None)
+
+    def finished_events(self) -> list[dict]:
+        """A finished event with error UNFINISHED for every span still open, innermost (latest
+        started) first, each ending at the recording's last moment."""
+        ends = []
+        for started in sorted(self._open.values(), key=lambda e: e["start_unix_nano"], reverse=True):
+            finished = ev.span_finished(
+                name=started["name"], trace_id=started["trace_id"], span_id=started["span_id"],
+                parent_span_id=started.get("parent_span_id"), attributes=started["attributes"],
+                start_unix_nano=started["start_unix_nano"], end_unix_nano=max(self.last_ns, started["start_unix_nano"]),
+                error=UNFINISHED, span_events=self._samples.get(started["span_id"], [])[:MAX_SPAN_EVENTS])
+            for field in ("stage_index", "stage_count"):  # a spinner's or task's stage, as the live event has it
+                if field in started:
+                    finished.setdefault(field, started[field])
+            ends.append(finished)
+        return ends
+
+
+# ----- replay ------------------------------------------------------------------------------
+def replay(recording: Recording, renderers: list) -> list[str]:
+    """Feeds every event of the recording to every renderer (strings made harmless for those
+    that write text), then a finished event for each span left open, then closes them;
+    returns the problems found. A renderer that fails is dropped with one problem."""
+    problems = recording.problems
+    data = Fanout([r for r in renderers if takes_data(r)], warn=problems.append)
+    text = Fanout([r for r in renderers if not takes_data(r)], warn=problems.append)
+    has_text = bool(text.renderers)
+    spans = OpenSpans()
+
+    def publish(event: dict) -> None:
+        data.publish(event)
+        if has_text:
+            text.publish(harmless_event(event))
+
     try:
-        for event, problem in read_events(path):
-            if problem is not None:
-                problems.append(problem)
-                continue
-            replayed += 1
-            fanout.publish(event)
+        for event in recording:
+            spans.note(event)
+            publish(event)
+        for event in spans.finished_events():
+            publish(event)
     finally:
-        fanout.close()
-    if not replayed:
-        problems.append(f"{path}: no events to replay")
+        data.close()
+        text.close()
     return problems
+

@@ -20,6 +20,9 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "otlp": ("renderers.otlp", "OtlpRenderer"),
     "none": ("renderers.none", "NoneRenderer"),
 }
+# Renderers that hand events on as data (JSON lines, OTLP spans, nothing). The others write
+# text for people: a replay makes the strings of their events harmless (mlpstorage/replay.py).
+DATA_RENDERERS = ("jsonl", "otlp", "none")
 
 
 @dataclass

@@ -257,7 +257,8 @@ def test_replay_of_an_empty_file_says_so(tmp_path):
     empty = tmp_path / "events.jsonl"
     empty.write_text("")
     result = mlpstorage("events", "replay", str(empty), "--render", "plain")
-    assert result.returncode == 0 and result.stderr.strip() == f"mlpstorage: warning: {empty}: no events to replay"
+    assert result.returncode == 2 and result.stderr.strip() == (
+        f"mlpstorage: error: {empty}: not an mlpstorage recording (no events: the file is empty or blank)")
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from ..engines.process import run_command
 from ..errors import CommandFailed, ValidationError
 from ..hosts import parse_hosts
 from ..models import TENSORFLOW_MODELS
+from ..redaction import redact, redact_argv
 from ..workloads import apply_params, load_workload
 from .base import Benchmark, RunOptions
 
@@ -65,6 +66,14 @@ class DlioBenchmark(Benchmark):
         program = dlio_program(self.workload, self.run_dir, self.overrides())
         return mpi_command(mpi, self.hosts, self.dlio.processes, program)
 
+    # What mlpstorage writes and shows of the command and the configuration (metadata,
+    # --what-if): secret values as *** (mlpstorage/redaction.py). DLIO gets command_line().
+    def shown_command(self) -> list[str]:
+        return redact_argv(self.command_line())
+
+    def shown_config(self) -> dict:
+        return redact(self.config)
+
     def run_attributes(self) -> dict:
         return {**super().run_attributes(), "mlpstorage.workload": self.workload,
                 "mlpstorage.processes": self.dlio.processes}
@@ -97,7 +106,7 @@ class DlioBenchmark(Benchmark):
         argv = self.command_line()
         self.emitter.status(f"Running DLIO {self.workload} with {self.dlio.processes} processes on "
                             f"{len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}")
-        self.emitter.debug("command: " + " ".join(argv))
+        self.emitter.debug("command: " + " ".join(redact_argv(argv)))
         self.progress = DlioProgress(self.emitter, self.config.get("train", {}).get("epochs"))
         error = None
         try:
@@ -135,10 +144,10 @@ class DlioBenchmark(Benchmark):
         return {
             **super().metadata(),
             "arguments": {"processes": self.dlio.processes, "accelerator": self.dlio.accelerator,
-                          "params": self.dlio.params, "hosts": [str(h) for h in self.hosts]},
+                          "params": redact(self.dlio.params), "hosts": [str(h) for h in self.hosts]},
             "workload": self.workload,
-            "resolved_parameters": self.config,
-            "executed_command": self.command_line(),
+            "resolved_parameters": self.shown_config(),
+            "executed_command": self.shown_command(),
             "returncode": self.returncode,
             "metrics": self.metrics(),
             "dlio_summary": self.summary,

@@ -206,7 +206,7 @@ def validate(evt) -> str | None:
     if evt.get("schema") not in READABLE_VERSIONS:
         return f"schema {evt.get('schema')!r} is not one this version reads ({', '.join(map(str, READABLE_VERSIONS))})"
     type_ = evt.get("type")
-    if type_ not in EVENT_TYPES:
+    if not isinstance(type_, str) or type_ not in EVENT_TYPES:
         return f"unknown event type {type_!r}"
     timestamp = evt.get("timestamp")
     if not isinstance(timestamp, str):
@@ -230,13 +230,26 @@ def validate(evt) -> str | None:
         for field, length in (("trace_id", 32), ("span_id", 16)):
             if len(evt[field]) != length or not _is_hex(evt[field]):
                 return f"{type_} with a malformed {field!r}"
+        parent = evt.get("parent_span_id")
+        if parent is not None and (not isinstance(parent, str) or len(parent) != 16 or not _is_hex(parent)):
+            return f"{type_} with a malformed 'parent_span_id'"
         if not isinstance(evt.get("attributes", {}), dict):
             return f"{type_} with attributes that are not an object"
+        if not _valid_span_events(evt.get("span_events", [])):
+            return f"{type_} with span_events that are not a list of {{name, unix_nano, attributes}}"
     if type_ == OUTPUT:
         lines = evt.get("lines", [evt.get("line")])
         if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
             return "output without its line(s)"
     return None
+
+
+def _valid_span_events(items) -> bool:
+    return isinstance(items, list) and all(
+        isinstance(item, dict) and isinstance(item.get("name"), str) and type(item.get("unix_nano")) is int
+        and isinstance(item.get("attributes", {}), dict)
+        for item in items
+    )
 
 
 # Built once: json.dumps() with any non-default argument builds a new encoder on every call.
