@@ -515,7 +515,7 @@ class RichRenderer:
         hosts.add_column(no_wrap=True, style="bold")
         hosts.add_column(no_wrap=True, overflow="ellipsis", style="dim")
         for host, values in samples[:MAX_HOST_ROWS]:
-            hosts.add_row(f"  {host}", describe_sample(values))
+            hosts.add_row(Text(f"  {host}"), Text(describe_sample(values)))  # Text: never parsed as markup
         if len(samples) > MAX_HOST_ROWS:
             hosts.add_row("", f"... and {len(samples) - MAX_HOST_ROWS} more hosts")
         return Group(grid, hosts)
@@ -559,7 +559,7 @@ class RichRenderer:
         table.add_column("Duration", justify="right")
         for stage in self._board.stages:
             status = _status_text(stage)
-            table.add_row(f"{stage.stage_index}/{stage.stage_count} {stage.name}", status,
+            table.add_row(Text(f"{stage.stage_index}/{stage.stage_count} {stage.name}"), status,
                           format_seconds(stage.elapsed_s(self._clock())))
         run = self._board.run
         if run is not None and run.status is not None:

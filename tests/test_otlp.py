@@ -431,6 +431,7 @@ def test_headers_stay_secret_when_export_fails(tmp_path, protocol):
 
 
 # ----- 6. two runs in one second, in one process ------------------------------------------------
+@pytest.mark.slow
 def test_two_runs_in_one_second_export_their_own_run_ids(sink, tmp_path, monkeypatch):
     """The second run's directory gets the _2 suffix; its exported run span says so, and no
     resource carries the first run's id (the resource holds no run id at all)."""

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from otlp_sink import base_env, start_sink
+from mlpstorage.testing.otlp_sink import base_env, start_sink
 
 from mlpstorage.benchmarks.base import RunOptions
 from mlpstorage.benchmarks.dlio import DlioOptions

@@ -369,3 +369,18 @@ def test_a_terminal_that_fails_does_not_hang_the_run():
     stream.broken = False
     finish(renderer)
     assert "Stage" in stream.getvalue().rsplit("\x1b[?25h", 1)[-1]  # summary after the cursor came back
+
+
+def test_names_are_never_parsed_as_rich_markup():
+    """A stage name from a recording is text: '[/oops]' neither breaks the summary nor does
+    '[link=...]' make Rich write a hyperlink."""
+    out = io.StringIO()
+    renderer = RichRenderer(Console(file=out, width=100, color_system=None), live=False)
+    name = "[/oops] [link=http://x]y[/link]"
+    common = {"schema": 2, "timestamp": "2026-11-27T10:56:18.000000Z", "level": "info", "span_id": "s",
+              "name": name, "stage_index": 1, "stage_count": 1, "start_unix_nano": 0}
+    renderer.handle({**common, "type": "stage.started"})
+    renderer.handle({**common, "type": "stage.finished", "status": "ok", "duration_s": 1.0})
+    renderer.close()
+    assert f"1/1 {name}" in out.getvalue()
+    assert "\x1b]8;" not in out.getvalue()
