@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -23,6 +24,7 @@ RENDER_HELP = (
 
 EPILOG = """\
 render modes:
+  auto   rich on an interactive terminal, else plain; plus otlp when an OTLP endpoint is set
   rich   live display on stderr: current stage, bar, elapsed time, a row per spinner;
          log lines and program output scroll above it; a summary stays at the end
   plain  one line per event for logs and batch jobs:
@@ -43,10 +45,69 @@ MIN_INTERVAL_S = 0.1
 
 
 class _Parser(argparse.ArgumentParser):
-    """Bad usage is one line and exit code 2, never a usage dump or a traceback."""
+    """Bad usage is one line and exit code 2, never a usage dump or a traceback. A command's
+    parser (one with a handler) reads the --config-file's options first, so that the command
+    line's own options, which come after them, win."""
+
+    is_command = False
+    config_tokens: list[str] = []  # the --config-file's options as command-line tokens (see _config_tokens)
+    config_file: Path | None = None
 
     def error(self, message: str):
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def set_defaults(self, **kwargs) -> None:
+        self.is_command = self.is_command or "handler" in kwargs
+        super().set_defaults(**kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):
+        if not (self.is_command and _Parser.config_tokens):
+            return super().parse_known_args(args, namespace)
+        tokens = list(_Parser.config_tokens)
+        namespace, extras = super().parse_known_args(tokens + list(args or []), namespace)
+        unknown = [t for t in extras if t in tokens and t.startswith("-")]
+        if unknown:
+            raise UsageError(f"--config-file {_Parser.config_file}: {', '.join(unknown)} is not an option of "
+                             f"'{self.prog}' (see '{self.prog} --help')")
+        return namespace, extras
+
+
+def _config_tokens(argv: list[str]) -> tuple[Path | None, list[str]]:
+    """The --config-file named in argv (before any '--') and its options as tokens:
+    'hosts: [a, b]' -> --hosts a b; 'skip-timeseries: true' -> --skip-timeseries;
+    'params: {reader.batch_size: 2}' -> --params reader.batch_size=2."""
+    import yaml
+
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config-file", type=Path)
+    path = pre.parse_known_args(head)[0].config_file
+    if path is None:
+        return None, []
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise UsageError(f"--config-file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--config-file {path}: not YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"--config-file {path}: expected a mapping of option names to values")
+    tokens: list[str] = []
+    for key, value in config.items():
+        flag = "--" + str(key).lstrip("-").replace("_", "-")
+        if flag == "--config-file":
+            raise UsageError(f"--config-file {path}: a config file cannot name another")
+        if value is True:
+            tokens.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, dict):
+            tokens += [flag, *(f"{k}={v}" for k, v in value.items())]
+        elif isinstance(value, list):
+            tokens += [flag, *map(str, value)]
+        else:
+            tokens += [flag, str(value)]
+    return path, tokens
 
 
 def _positive_float(text: str) -> float:
@@ -78,15 +139,39 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
-def _display_options() -> argparse.ArgumentParser:
+LOG_LEVELS = ("debug", "info", "status", "warning", "error")
+
+
+def _global_options(top: bool) -> argparse.ArgumentParser:
+    """Options every command takes, before or after the command's name. The top-level parser
+    holds the defaults; a command's own copy has none (SUPPRESS), so it only overrides what
+    is given after the command."""
+
+    def default(value):
+        return value if top else argparse.SUPPRESS
+
     parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("display")
-    group.add_argument("--render", metavar="R", default=os.environ.get("MLPSTORAGE_RENDER", "auto"), help=RENDER_HELP)
-    group.add_argument("--events-file", metavar="PATH", type=Path, help="also write the JSON lines event stream to PATH")
-    group.add_argument("--heartbeat", metavar="SECONDS", type=_interval, default=30.0,
+    group = parent.add_argument_group("global options (before or after the command)")
+    group.add_argument("--render", metavar="R", default=default(os.environ.get("MLPSTORAGE_RENDER", "auto")),
+                       help=RENDER_HELP)
+    group.add_argument("--results-dir", "-rd", metavar="DIR", type=Path,
+                       default=default(Path(os.environ.get("MLPERF_RESULTS_DIR") or "results")),
+                       help="where runs are kept: DIR/<benchmark>/<model>/<command>/<YYYYMMDD_HHMMSS>/ "
+                       "(default: $MLPERF_RESULTS_DIR, else ./results)")
+    group.add_argument("--events-file", metavar="PATH", type=Path, default=default(None),
+                       help="also write the JSON lines event stream to PATH")
+    group.add_argument("--heartbeat", metavar="SECONDS", type=_interval, default=default(30.0),
                        help="plain mode: print a 'still running' line at this interval while a stage runs (default 30)")
-    group.add_argument("--debug", "--verbose", dest="debug", action="store_true",
+    group.add_argument("--verbose", "-v", action="store_true", default=default(False),
                        help="also show debug messages (the exact commands run, for example)")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="--verbose, plus the debug logging of the libraries mlpstorage runs in-process")
+    group.add_argument("--stream-log-level", metavar="LEVEL", choices=LOG_LEVELS, default=default(None),
+                       help=f"the least level of message shown on the terminal: {', '.join(LOG_LEVELS)} (default info, "
+                       "debug with --verbose/--debug); stage lines, errors and results always show")
+    group.add_argument("--config-file", metavar="FILE", type=Path, default=default(None),
+                       help="a YAML file of option defaults (e.g. 'hosts: [node1, node2]', 'results-dir: /data/r'); "
+                       "options on the command line win")
     return parent
 
 
@@ -113,8 +198,6 @@ def _dlio_options() -> argparse.ArgumentParser:
 def _run_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("run")
-    group.add_argument("--results-dir", "-rd", metavar="DIR", type=Path, default=Path("results"),
-                       help="where runs are kept: DIR/<benchmark>/<model>/<command>/<YYYYMMDD_HHMMSS>/ (default ./results)")
     group.add_argument("--hosts", "-s", metavar="HOST[:SLOTS]", nargs="+", default=["localhost"],
                        help="client hosts (default localhost)")
     group.add_argument("--cluster-collection", choices=["auto", "local", "ssh", "mpi", "none"], default="auto",
@@ -142,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a live display, plain log lines, JSON lines and OpenTelemetry traces from one event stream.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_global_options(top=True)],
     )
     parser.add_argument("--version", action="version", version=f"mlpstorage {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -149,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     exec_parser = commands.add_parser(
         "exec",
-        parents=[_run_options(), _display_options()],
+        parents=[_run_options(), _global_options(top=False)],
         help="run any program under the benchmark lifecycle",
         description="Run PROGRAM under the full lifecycle (validation, cluster info, run, results), "
         "with its output passed through unchanged and kept in the results directory.",
@@ -169,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     events_commands.required = True
     replay = events_commands.add_parser(
         "replay",
-        parents=[_display_options()],
+        parents=[_global_options(top=False)],
         help="feed a recorded events.jsonl through any renderer",
         description="Render a recorded events.jsonl again: as plain lines, JSON lines, a rich summary, or "
         "exported over OTLP with its original timestamps and trace ids (for batch jobs that had no "
@@ -195,7 +279,7 @@ def _add_training(commands) -> None:
             parser.add_argument("--accelerator-type", "-g", choices=ACCELERATORS, default="h100",
                                 help="simulated accelerator (default h100)")
 
-    datasize = actions.add_parser("datasize", parents=[_display_options()],
+    datasize = actions.add_parser("datasize", parents=[_global_options(top=False)],
                                   help="how many files a run needs, and the datagen command to make them",
                                   description="Apply MLPerf Storage's data size rule: the data set must be 5x the "
                                   "client memory and cover 500 steps of every accelerator.")
@@ -209,14 +293,14 @@ def _add_training(commands) -> None:
     _add_params(datasize)
     datasize.set_defaults(handler=_cmd_datasize)
 
-    datagen = actions.add_parser("datagen", parents=[_run_options(), _dlio_options(), _display_options()],
+    datagen = actions.add_parser("datagen", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
                                  help="generate the data set with DLIO")
     model_args(datagen, accelerator=False)
     datagen.add_argument("--data-dir", "-dd", type=Path, required=True, help="where the data set goes")
     datagen.add_argument("--num-processes", "-np", type=_positive_int, default=1, help="MPI ranks (default 1)")
     datagen.set_defaults(handler=_cmd_training, processes_flag="num_processes")
 
-    run = actions.add_parser("run", parents=[_run_options(), _dlio_options(), _display_options()],
+    run = actions.add_parser("run", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
                              help="run the training benchmark with DLIO")
     model_args(run)
     run.add_argument("--data-dir", "-dd", type=Path, required=True, help="the generated data set")
@@ -239,7 +323,7 @@ def _add_checkpointing(commands) -> None:
     actions = checkpointing.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     actions.required = True
     run = actions.add_parser(
-        "run", parents=[_run_options(), _dlio_options(), _display_options()],
+        "run", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
         help="write llama3 checkpoints with DLIO 2.0.0",
         description="Write llama3 checkpoints (fp16 model + fp32 optimizer, ZeRO stage 3: every rank writes its "
         "shard) at the end of each epoch of a minimal DLIO 2.0.0 training loop. Closed-division process counts: "
@@ -256,6 +340,11 @@ def _add_checkpointing(commands) -> None:
 
 
 # ----- renderer selection (the edge: nothing upstream knows which renderers run) ----------
+def _stream_level(args) -> str:
+    """--stream-log-level, else debug with --verbose or --debug, else info."""
+    return args.stream_log_level or ("debug" if args.verbose or args.debug else "info")
+
+
 def _make_renderers(args, *, replaying: bool) -> list:
     from renderers import RenderOptions, RenderSpecError, create, resolve
 
@@ -269,7 +358,7 @@ def _make_renderers(args, *, replaying: bool) -> list:
     if "rich" in names and not interactive and not replaying:
         raise UsageError("--render rich needs an interactive terminal on stderr (use --render plain, or set TTY_INTERACTIVE=1)")
     options = RenderOptions(
-        show_debug=getattr(args, "debug", False),
+        min_level=_stream_level(args),
         color=wants_color(sys.stderr),
         heartbeat_s=0 if replaying else args.heartbeat,
         live=not replaying,
@@ -291,10 +380,15 @@ def _telemetry(args):
     from .emitter import Emitter, use_emitter
 
     emitter = Emitter(_make_renderers(args, replaying=False))
+    root = logging.getLogger()
+    level = root.level
+    if args.debug:  # the libraries mlpstorage runs in-process log into the stream too
+        root.setLevel(logging.DEBUG)
     with use_emitter(emitter):
         try:
             yield emitter
         finally:
+            root.setLevel(level)
             # Any span a signal left open ends as what happened, before the renderers close.
             stopping = sys.exc_info()[1]
             reason = {Terminated: "terminated", KeyboardInterrupt: "interrupted"}.get(type(stopping), "interrupted")
@@ -468,7 +562,9 @@ def _stop_children() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        _Parser.config_file, _Parser.config_tokens = _config_tokens(argv)
         args = parser.parse_args(argv)
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:

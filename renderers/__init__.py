@@ -33,7 +33,7 @@ class RenderOptions:
     color: bool = False
     heartbeat_s: float = 30.0  # plain: interval of the "still running" line; 0 turns it off
     live: bool = True  # rich: draw the live display (off when replaying into a recording)
-    show_debug: bool = False  # text renderers: show debug-level messages (--debug/--verbose)
+    min_level: str = "info"  # text renderers: the least level of message shown (--stream-log-level, --verbose)
 
 
 def create(name: str, options: RenderOptions):

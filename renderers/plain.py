@@ -24,7 +24,7 @@ import threading
 import time
 from typing import IO
 
-from mlpstorage.emitter.events import iso_from_ns, output_lines
+from mlpstorage.emitter.events import LEVEL_RANK, iso_from_ns, output_lines
 
 from .board import Board, SpanRow, describe_sample, format_seconds, without_trailing_dots
 
@@ -38,7 +38,7 @@ _COLORS = {"DEBUG": "2", "WARNING": "33", "ERROR": "31;1", "RESULT": "32;1", "ST
 
 class PlainRenderer:
     def __init__(self, stream: IO[str], color: bool = False, heartbeat_s: float = 30.0, clock=time.time_ns,
-                 show_debug: bool = True):
+                 min_level: str = "debug"):
         self._stream = stream
         self._color = color
         self._clock = clock
@@ -48,13 +48,13 @@ class PlainRenderer:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._heartbeat_s = heartbeat_s
-        self._show_debug = show_debug
+        self._min_rank = LEVEL_RANK[min_level]
         self._heartbeat: threading.Thread | None = None
 
     @classmethod
     def from_options(cls, options) -> "PlainRenderer":
         return cls(options.stream or sys.stderr, color=options.color, heartbeat_s=options.heartbeat_s,
-                   show_debug=options.show_debug)
+                   min_level=options.min_level)
 
     # ----- events ----------------------------------------------------------------------
     def handle(self, event: dict) -> None:
@@ -93,7 +93,7 @@ class PlainRenderer:
         if kind == "sample":
             return self._format(event, event.get("level", "info"), f"{event['host']}: {describe_sample(event['values'])}")
         if kind == "log":
-            if event["level"] == "debug" and not self._show_debug:
+            if LEVEL_RANK.get(event["level"], 0) < self._min_rank:
                 return None
             return self._format(event, event["level"], event["message"])
         if row is None:

@@ -31,7 +31,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from mlpstorage.emitter.events import ns_from_iso, output_lines
+from mlpstorage.emitter.events import LEVEL_RANK, ns_from_iso, output_lines
 
 from .board import Board, SpanRow, clock, describe_sample, format_seconds, without_trailing_dots
 
@@ -179,14 +179,14 @@ class RichRenderer:
     MAX_QUEUED_LINES = 16384
 
     def __init__(self, console: Console, live: bool = True, refresh_per_second: float = SPINNER_STEPS_PER_SECOND,
-                 clock_ns=time.time_ns, show_debug: bool = True):
+                 clock_ns=time.time_ns, min_level: str = "debug"):
         """refresh_per_second: steps per second of a spinner. Apart from them the display is
         redrawn only when what it shows changes (a clock's second, an event, queued lines)."""
         self._console = console
         self._board = Board()
         self._lock = threading.Lock()  # the board
         self._clock = clock_ns
-        self._show_debug = show_debug
+        self._min_rank = LEVEL_RANK[min_level]
         self._spinner_hz = refresh_per_second
         self._live = LiveRegion() if live else None
         self._summarised = False
@@ -220,7 +220,7 @@ class RichRenderer:
             no_color=not options.color,
             highlight=False,
         )
-        return cls(console, live=options.live, show_debug=options.show_debug)
+        return cls(console, live=options.live, min_level=options.min_level)
 
     # ----- events ----------------------------------------------------------------------
     def handle(self, event: dict) -> None:
@@ -229,7 +229,7 @@ class RichRenderer:
             self._print_output(output_lines(event))
             return
         if kind == "log":
-            if event["level"] != "debug" or self._show_debug:
+            if LEVEL_RANK.get(event["level"], 0) >= self._min_rank:
                 self._print(self._log_text(event))
             return
         with self._lock:

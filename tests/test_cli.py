@@ -290,3 +290,63 @@ def test_a_validation_error_says_its_text_once(tmp_path):
     assert result.stderr.count("no training data in") == 1, result.stderr
     assert result.stderr.splitlines()[-1].startswith("mlpstorage: error: no training data in")
     assert "[1/4 Validating environment] failed after" in result.stderr  # the lifecycle lines stay
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_options_go_before_or_after_the_command(tmp_path, where):
+    options = ["--render", "jsonl", "--results-dir", str(tmp_path), "--verbose"]
+    command = ["exec", "--skip-timeseries"]
+    args = [*options, *command] if where == "before" else [*command, *options]
+    result = mlpstorage(*args, "--", "true")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["type"] == "run.started"
+    assert len(run_dirs(tmp_path)) == 1
+
+
+def test_an_option_after_the_command_wins_over_one_before(tmp_path):
+    result = mlpstorage("--render", "plain", "exec", "--render", "jsonl", "--results-dir", str(tmp_path),
+                        "--skip-timeseries", "--", "true")
+    assert result.returncode == 0 and result.stdout.startswith("{")
+
+
+def test_results_dir_defaults_to_mlperf_results_dir(tmp_path):
+    result = mlpstorage("exec", "--render", "none", "--skip-timeseries", "--", "true",
+                        env=cli_env(MLPERF_RESULTS_DIR=str(tmp_path / "from-env")))
+    assert result.returncode == 0, result.stderr
+    assert len(run_dirs(tmp_path / "from-env")) == 1
+
+
+def test_config_file_gives_defaults_and_the_command_line_wins(tmp_path):
+    config = tmp_path / "mlps.yaml"
+    config.write_text(f"render: jsonl\nresults-dir: {tmp_path / 'from-config'}\nskip_timeseries: true\n")
+    result = mlpstorage("--config-file", str(config), "exec", "--", "true")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("{") and len(run_dirs(tmp_path / "from-config")) == 1
+    result = mlpstorage("--config-file", str(config), "exec", "--render", "none", "--", "true")
+    assert result.returncode == 0 and result.stdout == ""
+
+
+@pytest.mark.parametrize("content, message", [
+    ("bogus: 1\n", "--bogus is not an option of 'mlpstorage exec'"),
+    ("- a list\n", "expected a mapping"),
+    ("render: [unclosed\n", "not YAML"),
+])
+def test_a_bad_config_file_is_one_line(tmp_path, content, message):
+    config = tmp_path / "mlps.yaml"
+    config.write_text(content)
+    result = mlpstorage("exec", "--config-file", str(config), "--", "true")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_stream_log_level_hides_lesser_messages_but_never_stage_lines_or_results(tmp_path):
+    result = mlpstorage("exec", "--render", "plain", "--stream-log-level", "warning", "--results-dir", str(tmp_path),
+                        "--skip-timeseries", "--", "true")
+    assert result.returncode == 0
+    assert "Environment validation passed" not in result.stderr  # info
+    assert "[1/4 Validating environment] done in" in result.stderr and "RESULT" in result.stderr
+
+
+def test_top_level_help_lists_auto_and_the_global_options():
+    result = mlpstorage("--help")
+    assert "  auto " in result.stdout and "--config-file" in result.stdout and "--stream-log-level" in result.stdout

@@ -50,6 +50,8 @@ EVENT_TYPES = frozenset(
 # (an epoch, a host in a collection, an MPI rank) shown like a spinner.
 KINDS = ("run", "stage", "spinner", "task")
 LEVELS = ("debug", "info", "status", "warning", "error", "result")
+# For "at least this level" filters; a result always passes.
+LEVEL_RANK = {"debug": 10, "info": 20, "status": 25, "warning": 30, "error": 40, "result": 50}
 
 # Span attributes with a meaning of their own.
 KIND = "mlpstorage.kind"
