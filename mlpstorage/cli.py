@@ -91,7 +91,10 @@ def _display_options() -> argparse.ArgumentParser:
 
 def _add_params(parser) -> None:
     parser.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                        help="DLIO workload overrides, e.g. -p reader.batch_size=2 train.epochs=1")
+                        help="DLIO workload overrides, e.g. -p reader.batch_size=2 train.epochs=1 "
+                        "(keys DLIO 2.0.0 reads; values reach DLIO as given, ${...} included)")
+    parser.add_argument("--allow-invalid-params", action="store_true",
+                        help="pass a --params key DLIO 2.0.0 does not read anyway, with a warning")
 
 
 def _dlio_options() -> argparse.ArgumentParser:
@@ -348,14 +351,24 @@ def _mpi_options_from(args):
                       allow_run_as_root=args.allow_run_as_root, map_by=args.map_by)
 
 
+def _params_from(args) -> dict[str, str]:
+    """--params, every key one DLIO 2.0.0 reads; with --allow-invalid-params, another is
+    passed on with a warning line."""
+    from .workloads import check_params, parse_params
+
+    params = parse_params(args.params)
+    for warning in check_params(params, allow_invalid=args.allow_invalid_params):
+        print(f"mlpstorage: warning: {warning}", file=sys.stderr)
+    return params
+
+
 def _dlio_options_from(args, processes: int):
     from .benchmarks.dlio import DlioOptions
-    from .workloads import parse_params
 
     return DlioOptions(
         processes=processes,
         accelerator=getattr(args, "accelerator_type", "h100"),
-        params=parse_params(args.params),
+        params=_params_from(args),
     )
 
 
@@ -405,10 +418,10 @@ def _cmd_checkpointing(args) -> int:
 def _cmd_configview(args) -> int:
     import yaml
 
-    from .workloads import apply_params, load_workload, parse_params, workload_name
+    from .workloads import apply_params, load_workload, workload_name
 
     name = workload_name(args.model, "datagen" if args.datagen else "run", args.accelerator_type)
-    config = apply_params(load_workload(name), parse_params(args.params))
+    config = apply_params(load_workload(name), _params_from(args))
     print(f"# workload {name}")
     print(yaml.safe_dump(config, sort_keys=False).rstrip())
     return 0
@@ -416,9 +429,9 @@ def _cmd_configview(args) -> int:
 
 def _cmd_datasize(args) -> int:
     from .benchmarks.training import datagen_hint
-    from .workloads import apply_params, load_workload, parse_params, required_data_size, workload_name
+    from .workloads import apply_params, load_workload, required_data_size, workload_name
 
-    params = parse_params(args.params)
+    params = _params_from(args)
     config = apply_params(load_workload(workload_name(args.model, "run", args.accelerator_type)), params)
     size = required_data_size(config, args.client_host_memory_in_gb, args.num_client_hosts, args.max_accelerators)
     with _telemetry(args) as emitter:

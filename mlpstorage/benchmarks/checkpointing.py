@@ -43,6 +43,7 @@ class CheckpointingBenchmark(DlioBenchmark):
         }
 
     def _validate_data(self) -> None:
+        self.config  # a --params value that does not fit the workload is refused here, before anything runs
         check_writable(self.checkpoint_folder, "checkpoint folder")
 
     def metrics(self) -> dict:
