@@ -177,7 +177,10 @@ def _global_options(top: bool) -> argparse.ArgumentParser:
 
 def _add_params(parser) -> None:
     parser.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                        help="DLIO workload overrides, e.g. -p reader.batch_size=2 train.epochs=1")
+                        help="DLIO workload overrides, e.g. -p reader.batch_size=2 train.epochs=1 "
+                        "(keys DLIO 2.0.0 reads; values reach DLIO as given, ${...} included)")
+    parser.add_argument("--allow-invalid-params", action="store_true",
+                        help="pass a --params key DLIO 2.0.0 does not read anyway, with a warning")
 
 
 def _dlio_options() -> argparse.ArgumentParser:
@@ -309,7 +312,8 @@ def _add_training(commands) -> None:
     run.add_argument("--loops", type=_positive_int, default=1, help="run the benchmark this many times (default 1)")
     run.set_defaults(handler=_cmd_training, processes_flag="num_accelerators")
 
-    configview = actions.add_parser("configview", help="print the workload configuration DLIO would get")
+    configview = actions.add_parser("configview", parents=[_global_options(top=False)],
+                                    help="print the workload configuration DLIO would get")
     model_args(configview)
     _add_params(configview)
     configview.add_argument("--datagen", action="store_true", help="the datagen workload instead of the run workload")
@@ -319,9 +323,21 @@ def _add_training(commands) -> None:
 def _add_checkpointing(commands) -> None:
     from .models import LLAMA3
 
-    checkpointing = commands.add_parser("checkpointing", help="MLPerf Storage checkpointing workloads (DLIO)")
+    checkpointing = commands.add_parser("checkpointing", help="MLPerf Storage checkpointing workloads (DLIO)",
+                                        description="Checkpointing workloads: llama3 checkpoints written by DLIO "
+                                        "2.0.0. Typical order: datasize, run.")
     actions = checkpointing.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     actions.required = True
+
+    def model_args(parser, *, folder_help: str, folder_required: bool = False):
+        parser.add_argument("--model", "-m", required=True, choices=list(LLAMA3),
+                            help="the model whose checkpoints are written")
+        parser.add_argument("--num-processes", "-np", type=_positive_int, default=None,
+                            help="MPI ranks (default: the model's closed-division count)")
+        parser.add_argument("--num-checkpoints", type=_positive_int, default=10, help="checkpoints to write (default 10)")
+        parser.add_argument("--checkpoint-folder", "-cf", type=Path, required=folder_required,
+                            default=None if folder_required else Path("checkpoints"), help=folder_help)
+
     run = actions.add_parser(
         "run", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
         help="write llama3 checkpoints with DLIO 2.0.0",
@@ -329,14 +345,27 @@ def _add_checkpointing(commands) -> None:
         "shard) at the end of each epoch of a minimal DLIO 2.0.0 training loop. Closed-division process counts: "
         + ", ".join(f"{name} {arch.closed_processes}" for name, arch in LLAMA3.items()) + ".",
     )
-    run.add_argument("--model", "-m", required=True, choices=list(LLAMA3), help="the model whose checkpoints are written")
-    run.add_argument("--num-processes", "-np", type=_positive_int, default=None,
-                     help="MPI ranks (default: the model's closed-division count)")
-    run.add_argument("--checkpoint-folder", "-cf", type=Path, required=True,
-                     help="where checkpoints are written: the storage under test (they are kept; "
-                     "llama3-8b writes 105 GiB per checkpoint)")
-    run.add_argument("--num-checkpoints", type=_positive_int, default=10, help="checkpoints to write (default 10)")
+    model_args(run, folder_required=True, folder_help="where checkpoints are written: the storage under test "
+               "(they are kept; llama3-8b writes 105 GiB per checkpoint)")
     run.set_defaults(handler=_cmd_checkpointing)
+
+    datasize = actions.add_parser(
+        "datasize", parents=[_global_options(top=False)],
+        help="how much a run writes, and whether it beats the client memory",
+        description="The size of a checkpoint (parameters x 14 bytes) per rank and in total, the disk space "
+        "the checkpoints take, and MLPerf Storage's rule that the part of a checkpoint each client host "
+        "writes must exceed the host's memory (so the page cache cannot hold it).")
+    model_args(datasize, folder_help="for the run command shown (default ./checkpoints)")
+    datasize.add_argument("--client-host-memory-in-gb", "-cm", type=_positive_float, required=True,
+                          help="memory per client host, GiB")
+    datasize.add_argument("--num-client-hosts", "-nc", type=_positive_int, default=1, help="client hosts (default 1)")
+    datasize.set_defaults(handler=_cmd_checkpointing_datasize)
+
+    configview = actions.add_parser("configview", parents=[_global_options(top=False)],
+                                    help="print the workload configuration DLIO would get")
+    model_args(configview, folder_help="the checkpoint folder it names (default ./checkpoints)")
+    _add_params(configview)
+    configview.set_defaults(handler=_cmd_checkpointing_configview)
 
 
 # ----- renderer selection (the edge: nothing upstream knows which renderers run) ----------
@@ -446,14 +475,24 @@ def _mpi_options_from(args):
                       allow_run_as_root=args.allow_run_as_root, map_by=args.map_by)
 
 
+def _params_from(args) -> dict[str, str]:
+    """--params, every key one DLIO 2.0.0 reads; with --allow-invalid-params, another is
+    passed on with a warning line."""
+    from .workloads import check_params, parse_params
+
+    params = parse_params(args.params)
+    for warning in check_params(params, allow_invalid=args.allow_invalid_params):
+        print(f"mlpstorage: warning: {warning}", file=sys.stderr)
+    return params
+
+
 def _dlio_options_from(args, processes: int):
     from .benchmarks.dlio import DlioOptions
-    from .workloads import parse_params
 
     return DlioOptions(
         processes=processes,
         accelerator=getattr(args, "accelerator_type", "h100"),
-        params=parse_params(args.params),
+        params=_params_from(args),
     )
 
 
@@ -490,35 +529,88 @@ def _cmd_training(args) -> int:
                                                                    args.data_dir, emitter=emitter))
 
 
-def _cmd_checkpointing(args) -> int:
-    from .benchmarks.checkpointing import CheckpointingBenchmark
+def _checkpoint_processes(args) -> int:
     from .models import LLAMA3
 
-    options = _run_options_from(args)
-    dlio = _dlio_options_from(args, args.num_processes or LLAMA3[args.model].closed_processes)
-    return _run_benchmarks(args, lambda emitter: CheckpointingBenchmark(
-        options, args.model, dlio, args.checkpoint_folder, args.num_checkpoints, emitter=emitter))
+    return args.num_processes or LLAMA3[args.model].closed_processes
 
 
-def _cmd_configview(args) -> int:
+def _checkpointing(args, options):
+    """make(emitter) for the checkpointing run these arguments describe."""
+    from .benchmarks.checkpointing import CheckpointingBenchmark
+
+    dlio = _dlio_options_from(args, _checkpoint_processes(args))
+    return lambda emitter: CheckpointingBenchmark(options, args.model, dlio, args.checkpoint_folder,
+                                                  args.num_checkpoints, emitter=emitter)
+
+
+def _cmd_checkpointing(args) -> int:
+    return _run_benchmarks(args, _checkpointing(args, _run_options_from(args)))
+
+
+def _print_config(name: str, config: dict) -> int:
     import yaml
 
     from .redaction import redact
-    from .workloads import apply_params, load_workload, parse_params, workload_name
 
-    name = workload_name(args.model, "datagen" if args.datagen else "run", args.accelerator_type)
-    config = apply_params(load_workload(name), parse_params(args.params))
     print(f"# workload {name}")
     print(yaml.safe_dump(redact(config), sort_keys=False).rstrip())
+    return 0
+
+
+def _cmd_configview(args) -> int:
+    from .workloads import apply_params, load_workload, workload_name
+
+    name = workload_name(args.model, "datagen" if args.datagen else "run", args.accelerator_type)
+    return _print_config(name, apply_params(load_workload(name), _params_from(args)))
+
+
+def _cmd_checkpointing_configview(args) -> int:
+    """What `checkpointing run` with these options gives DLIO: the workload, the keys
+    mlpstorage sets for the model (its shard size, the epochs that write the checkpoints)
+    and --params; the driver data folder is named after the run's planned directory."""
+    from .benchmarks.base import RunOptions
+    from .emitter import Emitter
+
+    benchmark = _checkpointing(args, RunOptions())(Emitter())
+    return _print_config(benchmark.workload, benchmark.config)
+
+
+def _cmd_checkpointing_datasize(args) -> int:
+    from .benchmarks.checkpointing import checkpoint_size, run_hint
+    from .models import LLAMA3
+
+    arch, processes = LLAMA3[args.model], _checkpoint_processes(args)
+    if args.num_client_hosts > processes:
+        raise UsageError(f"--num-client-hosts {args.num_client_hosts} is more than the {processes} processes: "
+                         "a host would write nothing")
+    size = checkpoint_size(arch, processes, args.num_checkpoints, args.client_host_memory_in_gb, args.num_client_hosts)
+    gib = 2**30
+    with _telemetry(args) as emitter:
+        emitter.info(f"{args.model}: {arch.parameters():,} parameters x 14 bytes (fp16 weights, fp32 master "
+                     f"weights and two Adam moments), split across {processes} ranks")
+        emitter.result(f"Checkpoint size: {size.shard_bytes / gib:.2f} GiB per rank, "
+                       f"{size.checkpoint_bytes / gib:.2f} GiB for {processes} ranks",
+                       bytes=size.checkpoint_bytes, bytes_per_rank=size.shard_bytes, processes=processes)
+        emitter.result(f"Disk space needed: {size.disk_bytes / gib:.2f} GiB for {args.num_checkpoints} checkpoints",
+                       bytes=size.disk_bytes)
+        least = " at least" if processes % args.num_client_hosts else ""
+        writes = f"each client host writes{least} {size.per_host_bytes / gib:.2f} GiB of every checkpoint"
+        memory = f"{args.client_host_memory_in_gb:g} GiB of memory"
+        emitter.result(f"Client memory rule holds: {writes}, more than its {memory}" if size.exceeds_memory else
+                       f"Client memory rule does not hold: {writes}, not more than its {memory} "
+                       "(its page cache can keep what it writes)",
+                       bytes_per_host=size.per_host_bytes, memory_rule_met=size.exceeds_memory)
+        emitter.result(f"Next: {run_hint(args.model, args.checkpoint_folder, processes, args.num_checkpoints)}")
     return 0
 
 
 def _cmd_datasize(args) -> int:
     from .benchmarks.training import datagen_hint
     from .redaction import redact
-    from .workloads import apply_params, load_workload, parse_params, required_data_size, workload_name
+    from .workloads import apply_params, load_workload, required_data_size, workload_name
 
-    params = parse_params(args.params)
+    params = _params_from(args)
     config = apply_params(load_workload(workload_name(args.model, "run", args.accelerator_type)), params)
     size = required_data_size(config, args.client_host_memory_in_gb, args.num_client_hosts, args.max_accelerators)
     with _telemetry(args) as emitter:

@@ -32,6 +32,10 @@ class Llama3:
         # fp16 weights (2 B) + fp32 master weights and two Adam moments (12 B) per parameter
         return self.parameters() * 14
 
+    def shard_bytes(self, processes: int) -> int:
+        """Each rank's part of one checkpoint (ZeRO stage 3: every rank writes a shard)."""
+        return self.checkpoint_bytes() // processes
+
 
 LLAMA3 = {
     "llama3-8b": Llama3(32, 4096, 14336, 32, 8, 128256, 8),

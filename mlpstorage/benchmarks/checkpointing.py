@@ -8,13 +8,47 @@ read checkpoints back and model the transformer layer by layer; 2.0.0 does neith
 
 from __future__ import annotations
 
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..models import LLAMA3
+from ..models import LLAMA3, Llama3
 from ..results import check_writable
 from .base import RunOptions
 from .dlio import DlioBenchmark, DlioOptions
+
+
+@dataclass(frozen=True)
+class CheckpointSize:
+    """What `checkpointing run` writes, and MLPerf Storage's client memory rule: the part of a
+    checkpoint each client host writes must exceed the host's memory, so that the page cache
+    cannot hold it."""
+
+    processes: int
+    hosts: int
+    shard_bytes: int  # each rank's part of one checkpoint
+    checkpoint_bytes: int  # one checkpoint, every rank
+    disk_bytes: int  # every checkpoint (they are kept)
+    per_host_bytes: int  # the least any host writes of one checkpoint (ranks spread evenly)
+    host_memory_bytes: float
+
+    @property
+    def exceeds_memory(self) -> bool:
+        return self.per_host_bytes > self.host_memory_bytes
+
+
+def checkpoint_size(arch: Llama3, processes: int, num_checkpoints: int, memory_per_host_gib: float,
+                    client_hosts: int) -> CheckpointSize:
+    shard = arch.shard_bytes(processes)
+    return CheckpointSize(processes, client_hosts, shard, shard * processes, shard * processes * num_checkpoints,
+                          shard * (processes // client_hosts), memory_per_host_gib * 2**30)
+
+
+def run_hint(model: str, checkpoint_folder: Path, processes: int, num_checkpoints: int) -> str:
+    """The checkpointing run command line, quoted for a shell."""
+    return shlex.join(["mlpstorage", "checkpointing", "run", "--model", model, "--num-processes", str(processes),
+                       "--num-checkpoints", str(num_checkpoints), "--checkpoint-folder", str(checkpoint_folder)])
 
 
 class CheckpointingBenchmark(DlioBenchmark):
@@ -36,13 +70,14 @@ class CheckpointingBenchmark(DlioBenchmark):
         return {
             "model": self.model.replace("-", "_"),
             "checkpoint.checkpoint_folder": str(self.checkpoint_folder),
-            "checkpoint.model_size": self.arch.checkpoint_bytes() // self.dlio.processes,
+            "checkpoint.model_size": self.arch.shard_bytes(self.dlio.processes),
             "train.epochs": self.num_checkpoints,
             "dataset.num_files_train": self.dlio.processes,
             "dataset.data_folder": str(self.run_dir / "driver-data"),
         }
 
     def _validate_data(self) -> None:
+        self.config  # a --params value that does not fit the workload is refused here, before anything runs
         check_writable(self.checkpoint_folder, "checkpoint folder")
 
     def metrics(self) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..emitter import Emitter
 from ..workloads import CONFIG_PATH
+from ..workloads.overrides import hydra_value
 
 # A DLIO record: "[INFO] 2026-11-27T10:10:20.906145 Starting epoch 1: 4 steps expected [/path.py:192]"
 _EPOCH_START = re.compile(r"Starting epoch (\d+): (\d+) steps expected")
@@ -28,18 +29,6 @@ _GENERATED = re.compile(r"\bGeneration done\b")
 _ERROR = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception)\b:? .+")
 
 RANK_MODULE = "mlpstorage.engines.dlio_rank"
-
-
-_PLAIN = re.compile(r"^[\w./:+@-]*$")
-
-
-def hydra_value(value: object) -> str:
-    """A value as hydra's override grammar reads it back unchanged: plain paths and numbers as
-    they are, anything else (a comma, a space, brackets...) single-quoted and escaped."""
-    text = str(value)
-    if _PLAIN.match(text):
-        return text
-    return "'" + text.replace("'", "\\'") + "'"  # in hydra's quoted strings only quotes are escaped
 
 
 def dlio_program(workload: str, run_dir: Path, overrides: dict[str, object], python: str = sys.executable) -> list[str]:

@@ -8,15 +8,18 @@ own bundled unet3d/resnet50/cosmoflow files would win over ours).
 from __future__ import annotations
 
 import copy
+import difflib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from ..errors import UsageError
+from . import dlio_keys
+from .overrides import as_dlio_reads
 
 CONFIG_PATH = Path(__file__).parent / "configs"
-
 
 
 def workload_name(model: str, command: str, accelerator: str = "h100") -> str:
@@ -31,45 +34,89 @@ def load_workload(name: str) -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def _coerce(text):
-    """A --params value as YAML reads it (16 -> int, 0.5 -> float, True -> bool, else str)."""
-    if not isinstance(text, str):
-        return text
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    return value if isinstance(value, (int, float, bool, str)) or value is None else text
-
-
-# DLIO 2.0.0's top-level configuration sections (a --params key must start with one).
-SECTIONS = ("model", "framework", "workflow", "dataset", "reader", "train", "evaluation", "checkpoint", "output",
-            "profiling", "metric")
 # Keys whose value must be a positive number.
 POSITIVE = ("dataset.num_files_train", "dataset.num_samples_per_file", "dataset.record_length",
             "reader.batch_size", "train.epochs")
 
 
+def _closest(key: str) -> str | None:
+    """The key DLIO reads that KEY most likely meant. In a known section, by the name alone,
+    anywhere (reader.epochs -> train.epochs), the same section first and a name contained in
+    a key counting as close (checkpoint.folder -> checkpoint.checkpoint_folder); otherwise
+    the closest whole key (trian.epochs -> train.epochs)."""
+    section, _, name = key.partition(".")
+    usable = {s: keys for s, keys in dlio_keys.SECTIONS.items() if s not in dlio_keys.REPLACES}
+    if section not in usable or not name:
+        every = [*dlio_keys.VALUES, *(f"{s}.{k}" for s, keys in usable.items() for k in keys)]
+        close = difflib.get_close_matches(key, every, n=1)
+        return close[0] if close else None
+
+    def score(candidate: tuple[str, str]) -> float:
+        where, known = candidate
+        ratio = difflib.SequenceMatcher(None, name, known).ratio()
+        if where == section:
+            ratio = max(ratio, 1.0 if name in known else 0) + 0.05
+        return ratio
+
+    where, known = max(((s, k) for s, keys in usable.items() for k in keys), key=score)
+    return f"{where}.{known}" if score((where, known)) >= 0.6 else None
+
+
+def key_problem(key: str) -> str | None:
+    """Why DLIO 2.0.0 would not read the --params KEY as given, or None when it does."""
+    section, _, rest = key.partition(".")
+    name, _, below = rest.partition(".")
+    dlio = f"DLIO {dlio_keys.DLIO_VERSION}"
+    if section in dlio_keys.REPLACES:
+        instead = dlio_keys.REPLACES[section]
+        return (f"{dlio} reads {section} in place of the workload's whole {instead} section, "
+                f"dropping its settings; use {instead}.{rest or '...'}")
+    if section in dlio_keys.VALUES:
+        return f"{dlio} reads {section} as one value, nothing below it" if rest else None
+    keys = dlio_keys.SECTIONS.get(section, ())
+    if keys and not rest:
+        return f"{section} is a section; set one of its keys (e.g. {section}.{keys[0]}=...)"
+    if name in keys:
+        return f"{dlio} reads {section}.{name} as one value, nothing below it" if below else None
+    if close := _closest(key):
+        hint = f"did you mean {close}?"
+    elif keys:
+        hint = f"{section} has: {', '.join(keys)}"
+    else:
+        hint = f"sections: {', '.join(dlio_keys.SECTIONS)}; values: {', '.join(dlio_keys.VALUES)}"
+    return f"{dlio} reads no such key ({hint})"
+
+
+def check_params(params: dict[str, object], allow_invalid: bool = False) -> list[str]:
+    """Refuses a key DLIO would not read (one line naming it, with the likeliest key meant);
+    with allow_invalid, returns those lines as warnings instead (the key is passed on)."""
+    problems = [f"--params {key}: {problem}" for key in params if (problem := key_problem(key))]
+    if problems and not allow_invalid:
+        raise UsageError(problems[0])
+    return [f"{problem}; passed to DLIO anyway (--allow-invalid-params)" for problem in problems]
+
+
 def apply_params(config: dict, params: dict[str, object]) -> dict:
-    """The workload with dotted overrides applied, as DLIO will see it. A value must keep the
-    kind the workload gives the key (a number stays a number, a section stays a section)."""
+    """The workload with dotted overrides applied, as DLIO will see it (each value as hydra
+    reads it). A value must keep the kind the workload gives the key (a number stays a
+    number, a boolean a boolean, a section a section)."""
     resolved = copy.deepcopy(config)
     for key, value in params.items():
         node = resolved
         *path, last = key.split(".")
-        if path and path[0] not in SECTIONS or not path and last not in SECTIONS:
-            raise UsageError(f"--params {key}: unknown section {key.split('.')[0]!r} (one of {', '.join(SECTIONS)})")
         for part in path:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UsageError(f"--params {key}: {part} is not a section")
-        new, old = _coerce(value), node.get(last)
+        new, old = as_dlio_reads(value), node.get(last)
         if isinstance(old, dict):
             raise UsageError(f"--params {key}: {last} is a section; set one of its keys (e.g. {key}.{next(iter(old), 'x')}=...)")
         numeric = isinstance(old, (int, float)) and not isinstance(old, bool)
-        if numeric and (isinstance(new, bool) or not isinstance(new, (int, float))):
+        if numeric and (isinstance(new, bool) or not isinstance(new, (int, float)) or not math.isfinite(new)):
             raise UsageError(f"--params {key}={value}: expected a number")
-        if key in POSITIVE and (not isinstance(new, (int, float)) or new <= 0):
+        if isinstance(old, bool) and not isinstance(new, bool):
+            raise UsageError(f"--params {key}={value}: expected true or false")
+        if key in POSITIVE and (isinstance(new, bool) or not isinstance(new, (int, float)) or not 0 < new < math.inf):
             raise UsageError(f"--params {key}={value}: expected a number greater than 0")
         node[last] = new
     return resolved
