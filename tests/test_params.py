@@ -105,6 +105,7 @@ def test_key_problems_name_the_key_meant(key, problem):
         (["train.epochs=nan"], "--params train.epochs=nan: expected a number"),
     ],
 )
+@pytest.mark.slow  # a CLI process per case: the rule itself is checked fast above
 @pytest.mark.parametrize("command", ["run", "datagen", "configview", "checkpointing"])
 def test_a_key_or_value_dlio_would_not_read_as_recorded_is_one_error_line(command, params, message, tmp_path):
     if command == "checkpointing":
@@ -129,6 +130,7 @@ def test_storage_section_is_accepted():
     assert yaml.safe_load(result.stdout)["storage"] == {"storage_root": "/mnt/x", "storage_type": "local_fs"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["datagen", "run", "checkpointing"])
 def test_allow_invalid_params_passes_the_key_on_with_one_warning(command, tmp_path):
     if command == "checkpointing":
