@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import urllib.parse
 import sys
 import threading
 from typing import Callable, Sequence
@@ -48,16 +50,60 @@ def check_headers() -> None:
                              "(its value is not shown: it may hold a secret)")
 
 
+def _endpoint_variable() -> str | None:
+    return next((n for n in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT") if os.environ.get(n)),
+                None)
+
+
+def _insecure() -> bool:
+    value = (_env("INSECURE") or "false").strip().lower()
+    if value not in ("true", "false"):
+        raise UsageError(f"OTEL_EXPORTER_OTLP_INSECURE={value!r} is not true or false")
+    return value == "true"
+
+
+def check_endpoint(protocol: str) -> str | None:
+    """The endpoint, checked at start (one line, not a late warning), as the OpenTelemetry
+    specification reads it: a URL with an http or https scheme and a host. For gRPC only,
+    host:port without a scheme is allowed; OTEL_EXPORTER_OTLP_INSECURE=true then means
+    plaintext, else TLS. Returns the endpoint to give the exporter (None: its own default)."""
+    name = _endpoint_variable()
+    if name is None:
+        return None
+    value = os.environ[name].strip()
+    parsed = urllib.parse.urlsplit(value if "://" in value else f"//{value}")
+    try:
+        port_ok = parsed.port is None or 0 < parsed.port < 65536
+    except ValueError:
+        port_ok = False
+    host_ok = bool(parsed.hostname) and re.fullmatch(r"[\w.:-]+", parsed.hostname) is not None
+    if not host_ok or not port_ok or (parsed.scheme and parsed.scheme not in ("http", "https")):
+        raise UsageError(f"{name}={value!r} is not an OTLP endpoint (expected e.g. http://collector:4318"
+                         + (" or collector:4317" if protocol == "grpc" else "") + ")")
+    if not parsed.scheme:
+        if protocol != "grpc":
+            raise UsageError(f"{name}={value!r} has no scheme: use http://{value} (or https://)")
+        return ("http://" if _insecure() else "https://") + value
+    return None
+
+
 def make_exporter() -> tuple[SpanExporter, str]:
     """The OTLP exporter the environment asks for, and a description for messages
     (protocol and endpoint only: headers may hold secrets and are never shown)."""
     check_headers()
     protocol = (_env("PROTOCOL") or "http/protobuf").strip().lower()
     timeout = export_timeout_s()
+    if protocol not in ("grpc", "http/protobuf", "http"):
+        raise UsageError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)")
+    endpoint = check_endpoint(protocol)
     if protocol == "grpc":
+        # gRPC's C core writes its own connection errors straight to stderr, over any live
+        # display; this renderer reports failures itself, once.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
 
-        return Grpc(timeout=timeout), f"grpc {_env('ENDPOINT') or 'localhost:4317'}"
+        extra = {"endpoint": endpoint, "insecure": endpoint.startswith("http://")} if endpoint else {}
+        return Grpc(timeout=timeout, **extra), f"grpc {endpoint or _env('ENDPOINT') or 'localhost:4317'}"
     if protocol in ("http/protobuf", "http"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
 

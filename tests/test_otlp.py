@@ -462,3 +462,59 @@ def test_two_runs_in_one_second_export_their_own_run_ids(sink, tmp_path, monkeyp
         assert not [key for key in run.resource if key.startswith("mlpstorage.")]
         assert run.resource["service.name"] == "mlpstorage"
     assert len({r.trace_id for r in runs}) == 2
+
+
+# ----- 7. endpoints checked at start, as the specification reads them ---------------------------
+@pytest.mark.parametrize("protocol, endpoint, message", [
+    ("http/protobuf", "not a url", "is not an OTLP endpoint"),
+    ("http/protobuf", "collector:4318", "has no scheme: use http://collector:4318"),
+    ("http/protobuf", "ftp://collector:4318", "is not an OTLP endpoint"),
+    ("grpc", "http://collector:99999", "is not an OTLP endpoint"),
+])
+def test_a_bad_endpoint_is_one_line_at_start(tmp_path, protocol, endpoint, message):
+    env = {**base_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_EXPORTER_OTLP_PROTOCOL": protocol}
+    proc = run_cli(exec_args(tmp_path), env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert not list(tmp_path.iterdir())  # nothing ran, nothing was written
+
+
+def test_grpc_endpoint_without_a_scheme_follows_otel_exporter_otlp_insecure(monkeypatch):
+    from renderers.otlp import check_endpoint
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "127.0.0.1:4317")
+    assert check_endpoint("grpc") == "https://127.0.0.1:4317"  # TLS unless told otherwise
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+    assert check_endpoint("grpc") == "http://127.0.0.1:4317"
+
+
+@pytest.mark.slow
+def test_grpc_without_a_scheme_and_insecure_exports_without_chatter(tmp_path):
+    """'127.0.0.1:4317' with OTEL_EXPORTER_OTLP_INSECURE=true reaches a plaintext gRPC receiver."""
+    server, sink = start_sink("grpc")
+    try:
+        endpoint = sink.endpoint.removeprefix("http://")
+        proc = run_cli(exec_args(tmp_path), sink.env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_INSECURE="true"))
+        assert proc.returncode == 0, proc.stderr
+        assert only(sink.spans(), RUN_NAME)
+        from renderers.plain import LINE_PATTERN
+
+        chatter = [l for l in proc.stderr.splitlines() if not LINE_PATTERN.match(l) and l != "hi"]
+        assert chatter == [], proc.stderr
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_a_failing_grpc_export_is_one_warning_and_no_grpc_chatter(tmp_path):
+    """TLS to a plaintext receiver fails the handshake: one warning line, nothing from gRPC."""
+    server, sink = start_sink("grpc")
+    try:
+        endpoint = sink.endpoint.removeprefix("http://")  # no scheme, not insecure: TLS
+        proc = run_cli(exec_args(tmp_path), sink.env(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="2"))
+    finally:
+        server.stop()
+    from renderers.plain import LINE_PATTERN
+
+    others = [l for l in proc.stderr.splitlines() if not LINE_PATTERN.match(l) and l != "hi"]
+    assert len(others) == 1 and others[0].startswith("mlpstorage: warning: OTLP export"), proc.stderr
