@@ -396,10 +396,7 @@ def _make_renderers(args, *, replaying: bool) -> list:
     if args.events_file:
         from renderers.jsonl import JsonlRenderer
 
-        try:
-            renderers.append(JsonlRenderer.to_file(args.events_file))
-        except OSError as exc:
-            raise UsageError(f"--events-file {args.events_file}: {exc.strerror}") from None
+        renderers.append(JsonlRenderer.to_file(args.events_file))
     return renderers
 
 

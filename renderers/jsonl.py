@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import IO
 
 from mlpstorage.emitter.events import to_json_line
+from mlpstorage.errors import UsageError
+from mlpstorage.results import check_writable
 
 
 class JsonlRenderer:
@@ -21,10 +23,8 @@ class JsonlRenderer:
         return cls(options.stream or sys.stdout)
 
     @classmethod
-    def to_file(cls, path: str | Path) -> "JsonlRenderer":
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(open(path, "w", encoding="utf-8"), owns_stream=True)
+    def to_file(cls, path: str | Path) -> "EventsFile":
+        return EventsFile(Path(path))
 
     def handle(self, event: dict) -> None:
         self._stream.write(to_json_line(event))
@@ -35,3 +35,45 @@ class JsonlRenderer:
             self._stream.close()
         else:
             self._stream.flush()
+
+
+class EventsFile:
+    """`--events-file PATH`: the same JSON lines in a file of the user's choosing.
+
+    Like the run's own recording, nothing is created before validation has passed: the path
+    is only checked at start, events are held until the run has claimed its directory
+    (on_run_directory) or the command ends, and then written and flushed event by event. A
+    run that fails validation leaves no file and no folder behind."""
+
+    def __init__(self, path: Path):
+        check_writable(path.parent, "--events-file folder")
+        if path.is_dir():
+            raise UsageError(f"--events-file {path}: is a directory")
+        self.path = path
+        self._pending: list[dict] | None = []
+        self._writer: JsonlRenderer | None = None
+
+    def handle(self, event: dict) -> None:
+        if self._writer is not None:
+            self._writer.handle(event)
+        elif self._pending is not None:
+            self._pending.append(event)
+
+    def on_run_directory(self, run_dir: Path) -> None:
+        if self._writer is None:
+            self._open()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = JsonlRenderer(open(self.path, "w", encoding="utf-8"), owns_stream=True)
+        for event in self._pending or []:
+            self._writer.handle(event)
+        self._pending = None
+
+    def close(self) -> None:
+        # A command without a run (datasize, replay) writes its events now; a run that never
+        # claimed its directory (it failed validation) leaves nothing.
+        if self._writer is None and self._pending and not any(e["type"] == "run.started" for e in self._pending):
+            self._open()
+        if self._writer is not None:
+            self._writer.close()

@@ -350,3 +350,23 @@ def test_stream_log_level_hides_lesser_messages_but_never_stage_lines_or_results
 def test_top_level_help_lists_auto_and_the_global_options():
     result = mlpstorage("--help")
     assert "  auto " in result.stdout and "--config-file" in result.stdout and "--stream-log-level" in result.stdout
+
+
+def test_events_file_creates_nothing_before_validation_passes(tmp_path):
+    events = tmp_path / "deep" / "er" / "events.jsonl"
+    result = mlpstorage("training", "run", "--model", "unet3d", "--data-dir", str(tmp_path / "none"),
+                        "--results-dir", str(tmp_path / "results"), "--events-file", str(events), "--render", "none")
+    assert result.returncode == 2
+    assert not (tmp_path / "deep").exists() and not (tmp_path / "results").exists()
+    result = mlpstorage("exec", "--render", "none", "--skip-timeseries", "--results-dir", str(tmp_path / "results"),
+                        "--events-file", str(events), "--", "true")
+    assert result.returncode == 0
+    assert json.loads(events.read_text().splitlines()[0])["type"] == "run.started"
+
+
+def test_events_file_under_a_regular_file_says_so(tmp_path):
+    (tmp_path / "plain-file").write_text("x")
+    result = mlpstorage("exec", "--events-file", str(tmp_path / "plain-file" / "events.jsonl"), "--", "true")
+    assert result.returncode == 2
+    assert result.stderr == f"mlpstorage: error: --events-file folder {tmp_path / 'plain-file'} cannot be created: " \
+                            f"{tmp_path / 'plain-file'} is not a directory\n"

@@ -141,8 +141,14 @@ class Emitter:
         return self.scope().stage_fields
 
     def attach_recording(self, run_dir: Path) -> Path:
-        """Starts the open run's events.jsonl in run_dir, with every event of the run so far."""
-        return self.recording.attach(run_dir)
+        """Starts the open run's events.jsonl in run_dir, with every event of the run so far;
+        renderers that wait for the run's directory before writing a file (on_run_directory)
+        start too."""
+        path = self.recording.attach(run_dir)
+        for renderer in self._fanout.renderers:
+            if hasattr(renderer, "on_run_directory"):
+                renderer.on_run_directory(run_dir)
+        return path
 
     def close(self, reason: str = "interrupted") -> None:
         """Ends any span still open (with error status `reason`), then closes every renderer."""
