@@ -583,7 +583,12 @@ def _cmd_checkpointing_datasize(args) -> int:
                          "a host would write nothing")
     size = checkpoint_size(arch, processes, args.num_checkpoints, args.client_host_memory_in_gb, args.num_client_hosts)
     gib = 2**30
-    with _telemetry(args) as emitter:
+    arguments = {"processes": processes, "num_checkpoints": args.num_checkpoints,
+                 "client_host_memory_in_gb": args.client_host_memory_in_gb, "num_client_hosts": args.num_client_hosts}
+    with _computed_run(args, "checkpointing", arguments) as (emitter, results):
+        results.update(checkpoint_bytes=size.checkpoint_bytes, bytes_per_rank=size.shard_bytes,
+                       disk_bytes=size.disk_bytes, bytes_per_host=size.per_host_bytes,
+                       memory_rule_met=size.exceeds_memory)
         emitter.info(f"{args.model}: {arch.parameters():,} parameters x 14 bytes (fp16 weights, fp32 master "
                      f"weights and two Adam moments), split across {processes} ranks")
         emitter.result(f"Checkpoint size: {size.shard_bytes / gib:.2f} GiB per rank, "
@@ -602,6 +607,31 @@ def _cmd_checkpointing_datasize(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _computed_run(args, benchmark: str, arguments: dict):
+    """A command that only computes (datasize) as a run of its own: a run span, and a small
+    record in <results-dir>/<benchmark>/<model>/datasize/<YYYYMMDD_HHMMSS>/ (events.jsonl and
+    the metadata: arguments with secrets redacted, and the results the caller fills in)."""
+    import datetime
+
+    from .redaction import redact
+    from .results import check_writable, claim_run_dir, run_dir_base, write_json
+
+    check_writable(args.results_dir, "results directory")
+    stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
+    run_dir = claim_run_dir(run_dir_base(args.results_dir, benchmark, args.model, "datasize"), stamp)
+    run_id = f"{benchmark}-{args.model}-datasize-{run_dir.name}"
+    attributes = {"mlpstorage.benchmark": benchmark, "mlpstorage.model": args.model, "mlpstorage.command": "datasize",
+                  "mlpstorage.run_id": run_id, "mlpstorage.results_dir": str(run_dir)}
+    results: dict = {}
+    with _telemetry(args) as emitter, emitter.run(f"mlpstorage {benchmark} datasize", attributes):
+        emitter.attach_recording(run_dir)
+        yield emitter, results
+        write_json(run_dir / f"{benchmark}_{run_dir.name}_metadata.json",
+                   {"benchmark": benchmark, "model": args.model, "command": "datasize", "run_id": run_id,
+                    "arguments": redact(arguments), "results": results})
+
+
 def _cmd_datasize(args) -> int:
     from .benchmarks.training import datagen_hint
     from .redaction import redact
@@ -610,7 +640,11 @@ def _cmd_datasize(args) -> int:
     params = _params_from(args)
     config = apply_params(load_workload(workload_name(args.model, "run", args.accelerator_type)), params)
     size = required_data_size(config, args.client_host_memory_in_gb, args.num_client_hosts, args.max_accelerators)
-    with _telemetry(args) as emitter:
+    arguments = {"max_accelerators": args.max_accelerators, "client_host_memory_in_gb": args.client_host_memory_in_gb,
+                 "num_client_hosts": args.num_client_hosts, "accelerator": args.accelerator_type, "params": params}
+    with _computed_run(args, "training", arguments) as (emitter, results):
+        results.update(files=size.files, bytes=size.total_bytes, files_for_memory=size.files_for_memory,
+                       files_for_steps=size.files_for_steps)
         emitter.info(f"{args.model}: {size.files_for_memory} files for 5x client memory, "
                      f"{size.files_for_steps} files for 500 steps of {args.max_accelerators} accelerators")
         emitter.result(f"Files needed: {size.files}", files=size.files)

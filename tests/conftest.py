@@ -15,3 +15,13 @@ def update_goldens(request) -> bool:
 # Real sshd hosts on 127.0.0.2.. for SSH tests (see mlpstorage/testing/sshd_hosts.py).
 ssh_cluster = sshd_hosts.ssh_cluster
 make_ssh_cluster = sshd_hosts.make_ssh_cluster
+
+
+@pytest.fixture(autouse=True, scope="session")
+def results_outside_the_repository(tmp_path_factory):
+    """Commands a test runs without --results-dir (datasize leaves a record too) write to a
+    temporary folder, never into the checkout."""
+    import os
+
+    os.environ["MLPERF_RESULTS_DIR"] = str(tmp_path_factory.mktemp("default-results"))
+    yield

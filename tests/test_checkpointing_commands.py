@@ -24,7 +24,7 @@ def results(*args) -> list[dict]:
     result = mlpstorage("checkpointing", "datasize", *args, "--render", "jsonl")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    common = ("schema", "type", "timestamp", "level", "message")
+    common = ("schema", "type", "timestamp", "level", "message", "trace_id", "span_id")
     return [{"message": e["message"], "fields": {k: v for k, v in e.items() if k not in common}}
             for e in events if e["type"] == "log" and e["level"] == "result"]
 

@@ -370,3 +370,15 @@ def test_events_file_under_a_regular_file_says_so(tmp_path):
     assert result.returncode == 2
     assert result.stderr == f"mlpstorage: error: --events-file folder {tmp_path / 'plain-file'} cannot be created: " \
                             f"{tmp_path / 'plain-file'} is not a directory\n"
+
+
+def test_datasize_leaves_a_small_record_of_its_own(tmp_path):
+    result = mlpstorage("training", "datasize", "--model", "unet3d", "-ma", "8", "-cm", "64", "-nc", "2",
+                        "--results-dir", str(tmp_path), "--render", "plain")
+    assert result.returncode == 0, result.stderr
+    [run_dir] = list(tmp_path.glob("training/unet3d/datasize/*"))
+    metadata = json.loads(next(run_dir.glob("*_metadata.json")).read_text())
+    assert metadata["results"]["files"] == 28000 and metadata["command"] == "datasize"
+    events = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert events[0]["type"] == "run.started" and events[-1]["type"] == "run.finished"
+    assert any(e.get("message") == "Files needed: 28000" for e in events)
