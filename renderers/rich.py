@@ -451,6 +451,8 @@ class RichRenderer:
         """While the display is live the terminal must not echo keys: an echoed Enter, or the
         '^C' of Ctrl-C at the end of a full-width row, moves the cursor down a row; the next
         redraw then starts one row too low and a frozen copy of the display stays on screen.
+        NOFLSH too: on Ctrl-C the terminal driver otherwise discards the output it still holds,
+        and a redraw cut in half leaves the cursor where the next one does not expect it.
         Only in the foreground: tcsetattr from a background process group stops it with SIGTTOU."""
         try:
             import termios
@@ -461,6 +463,7 @@ class RichRenderer:
             saved = termios.tcgetattr(fd)
             quiet = termios.tcgetattr(fd)
             quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)
+            quiet[3] |= termios.NOFLSH
             termios.tcsetattr(fd, termios.TCSANOW, quiet)
             self._saved_tty = (fd, saved)
         except Exception:  # no termios (Windows), no fileno (StringIO), not a terminal

@@ -174,7 +174,7 @@ def pane(tmp_path):
 
 # Prints e.g. "TTY0=echo echoctl": the echo modes of the terminal before the command runs and
 # (as TTY1=) after it; a renderer that changes terminal modes must put them back.
-TTY_MODES = "$(stty -a | tr ' ;' '\\n\\n' | grep -E '^-?echo(ctl)?$' | tr '\\n' ' ' | sed 's/ $//')"
+TTY_MODES = "$(stty -a | tr ' ;' '\\n\\n' | grep -E '^-?(echo(ctl)?|noflsh)$' | tr '\\n' ' ' | sed 's/ $//')"
 
 
 def _around(command: str) -> str:
@@ -624,3 +624,23 @@ def test_no_color_non_interactive_in_a_terminal_is_plain(pane, tmp_path):
     assert p.cursor_visible(), f"plain mode must never hide the cursor:\n{screen}"
     _assert_tty_modes_restored(rows)
     print("\n--- plain ---\n" + screen)
+
+
+def test_ctrl_c_at_random_moments_of_a_chatty_run_never_leaves_a_stale_frame(pane, tmp_path):
+    """Ctrl-C while output scrolls and the frame redraws, at random moments, ten times: the
+    terminal discards what it had queued for output when it sends SIGINT (unless NOFLSH),
+    so a redraw cut short there would leave a frozen frame row above the summary."""
+    rng = random.Random()
+    for attempt in range(10):
+        p = pane()
+        p.start(_around(_exec_line(tmp_path / str(attempt), _counting_program(100000, pause=0.002))))
+        p.wait_for(lambda rows: any(LIVE_STAGE_ROW.match(r) and "Running benchmark" in r for r in rows),
+                   "'Running benchmark'")
+        time.sleep(rng.uniform(0.0, 0.6))
+        p.send_keys("C-c")
+        rows = p.wait_for(_finished, "EXIT= and TTY1= after Ctrl-C", timeout=30)
+        screen = _show(rows)
+        assert "EXIT=130" in rows, f"try {attempt}:\n{screen}"
+        assert not any(LIVE_STAGE_ROW.match(r) for r in rows), f"try {attempt}: a live frame is left:\n{screen}"
+        assert sum(r.startswith("■ Stage 3/4") for r in rows) == 1, f"try {attempt}:\n{screen}"
+        p.kill()
