@@ -218,3 +218,18 @@ def test_captures_are_isolated_between_tests_part_2(mlpstorage_capture):
 
     assert current_emitter() is mlpstorage_capture.emitter
     assert mlpstorage_capture.events == [] and mlpstorage_capture.spans == []
+
+
+def test_close_ends_every_span_still_open_innermost_first(mlpstorage_capture):
+    """A signal can land between a span's start and the block that would end it: closing the
+    emitter ends whatever is still open, with the reason, before the renderers close."""
+    em = mlpstorage_capture.emitter
+    run_block, stages = em.run("r"), em.stages(["a"])  # kept: a collected block would end its span
+    run = run_block.__enter__()
+    stages.__enter__()
+    em.start_task("epoch 1")
+    em.close("terminated")
+    finished = mlpstorage_capture.of_type("task.finished", "stage.finished", "run.finished")
+    assert [e["type"] for e in finished] == ["task.finished", "stage.finished", "run.finished"]
+    assert {(e["status"], e["error"]) for e in finished} == {("error", "terminated")}
+    assert run.end_time is not None
