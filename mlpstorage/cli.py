@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import math
 import os
 import signal
@@ -76,14 +75,14 @@ def _config_tokens(argv: list[str]) -> tuple[Path | None, list[str]]:
     """The --config-file named in argv (before any '--') and its options as tokens:
     'hosts: [a, b]' -> --hosts a b; 'skip-timeseries: true' -> --skip-timeseries;
     'params: {reader.batch_size: 2}' -> --params reader.batch_size=2."""
-    import yaml
-
     head = argv[: argv.index("--")] if "--" in argv else argv
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config-file", type=Path)
     path = pre.parse_known_args(head)[0].config_file
     if path is None:
         return None, []
+    import yaml
+
     try:
         config = yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
@@ -404,6 +403,8 @@ def _make_renderers(args, *, replaying: bool) -> list:
 def _telemetry(args):
     """An emitter wired to the chosen renderers (each run attaches its own events.jsonl)."""
     from .emitter import Emitter, use_emitter
+
+    import logging
 
     emitter = Emitter(_make_renderers(args, replaying=False))
     root = logging.getLogger()

@@ -312,13 +312,19 @@ finally:
 '''
 
 
-def test_spinner_row_has_its_own_clock_and_leaves_no_stale_row(pane, tmp_path):
+def _start_helper(pane, tmp_path: Path, name: str, source: str):
+    """A pane running a helper script that waits at gates (files the test creates)."""
     gates = tmp_path / "gates"
     gates.mkdir()
-    helper = tmp_path / "spinner_helper.py"
-    helper.write_text(SPINNER_HELPER)
+    helper = tmp_path / name
+    helper.write_text(source)
     p = pane()
     p.start(_around(f"{shlex.quote(sys.executable)} {shlex.quote(str(helper))} {shlex.quote(str(gates))}"))
+    return p, gates
+
+
+def test_spinner_row_has_its_own_clock_and_leaves_no_stale_row(pane, tmp_path):
+    p, gates = _start_helper(pane, tmp_path, "spinner_helper.py", SPINNER_HELPER)
 
     # The stage runs for 2 s before the spinner opens, so the two clocks differ.
     def stage_at_two_seconds(rows):
@@ -441,12 +447,7 @@ def _check_flood_rows(rows: list[str], framed: bool) -> None:
 
 
 def test_flood_of_batched_output_scrolls_above_the_display(pane, tmp_path):
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    helper = tmp_path / "flood_helper.py"
-    helper.write_text(FLOOD_HELPER)
-    p = pane()
-    p.start(_around(f"{shlex.quote(sys.executable)} {shlex.quote(str(helper))} {shlex.quote(str(gates))}"))
+    p, gates = _start_helper(pane, tmp_path, "flood_helper.py", FLOOD_HELPER)
     title = p.tmux("display", "-p", "-t", p.session, "#{pane_title}").strip()
 
     def framed(rows):
