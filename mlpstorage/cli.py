@@ -213,6 +213,9 @@ def _run_options() -> argparse.ArgumentParser:
     ssh.add_argument("--ssh-timeout", metavar="SECONDS", type=_interval, default=10.0,
                      help="per host: connect and collect within this time (default 10)")
     group.add_argument("--skip-timeseries", action="store_true", help="do not sample /proc counters during the run")
+    group.add_argument("--metrics-port", metavar="PORT", type=_port, default=None,
+                       help="serve the time series as Prometheus metrics on this port while the run lasts "
+                       "(on $OTEL_EXPORTER_PROMETHEUS_HOST, default localhost)")
     group.add_argument("--timeseries-interval", metavar="SECONDS", type=_interval, default=10.0,
                        help="seconds between time-series samples (default 10)")
     group.add_argument("--max-timeseries-samples", metavar="N", type=_positive_int, default=3600,
@@ -373,6 +376,10 @@ def _stream_level(args) -> str:
     return args.stream_log_level or ("debug" if args.verbose or args.debug else "info")
 
 
+def _prometheus_wanted() -> bool:
+    return "prometheus" in {e.strip().lower() for e in os.environ.get("OTEL_METRICS_EXPORTER", "").split(",")}
+
+
 def _make_renderers(args, *, replaying: bool) -> list:
     from renderers import RenderOptions, RenderSpecError, create, resolve
 
@@ -385,11 +392,15 @@ def _make_renderers(args, *, replaying: bool) -> list:
         raise UsageError(f"--render: {exc}") from None
     if "rich" in names and not interactive and not replaying:
         raise UsageError("--render rich needs an interactive terminal on stderr (use --render plain, or set TTY_INTERACTIVE=1)")
+    metrics_port = getattr(args, "metrics_port", None)
+    if not replaying and "prometheus" not in names and (metrics_port or _prometheus_wanted()):
+        names.append("prometheus")  # a scrape endpoint while the run lasts
     options = RenderOptions(
         min_level=_stream_level(args),
         color=wants_color(sys.stderr),
         heartbeat_s=0 if replaying else args.heartbeat,
         live=not replaying,
+        metrics_port=metrics_port,
     )
     renderers = [create(name, options) for name in names]
     if args.events_file:

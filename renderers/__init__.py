@@ -19,6 +19,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "jsonl": ("renderers.jsonl", "JsonlRenderer"),
     "otlp": ("renderers.otlp", "OtlpRenderer"),
     "none": ("renderers.none", "NoneRenderer"),
+    "prometheus": ("renderers.prometheus", "PrometheusRenderer"),
 }
 # Renderers that hand events on as data (JSON lines, OTLP spans, nothing). The others write
 # text for people: a replay makes the strings of their events harmless (mlpstorage/replay.py).
@@ -33,7 +34,8 @@ class RenderOptions:
     color: bool = False
     heartbeat_s: float = 30.0  # plain: interval of the "still running" line; 0 turns it off
     live: bool = True  # rich: draw the live display (off when replaying into a recording)
-    min_level: str = "info"  # text renderers: the least level of message shown (--stream-log-level, --verbose)
+    min_level: str = "info"
+    metrics_port: int | None = None  # prometheus: where to serve the scrape endpoint  # text renderers: the least level of message shown (--stream-log-level, --verbose)
 
 
 def create(name: str, options: RenderOptions):

@@ -35,14 +35,21 @@ from . import sdk_disabled
 DEFAULT_TIMEOUT_S = 5.0
 
 
-def _env(name: str) -> str | None:
-    return os.environ.get(f"OTEL_EXPORTER_OTLP_TRACES_{name}") or os.environ.get(f"OTEL_EXPORTER_OTLP_{name}")
+def _variable(name: str, signal: str) -> str | None:
+    """The variable that sets `name` for a signal (TRACES or METRICS): the signal's own first."""
+    return next((v for v in (f"OTEL_EXPORTER_OTLP_{signal}_{name}", f"OTEL_EXPORTER_OTLP_{name}") if os.environ.get(v)),
+                None)
 
 
-def check_headers() -> None:
-    """OTEL_EXPORTER_OTLP_[TRACES_]HEADERS must be key=value pairs. The SDK would log a bad
+def _env(name: str, signal: str = "TRACES") -> str | None:
+    variable = _variable(name, signal)
+    return os.environ[variable] if variable else None
+
+
+def check_headers(signal: str = "TRACES") -> None:
+    """OTEL_EXPORTER_OTLP_[SIGNAL_]HEADERS must be key=value pairs. The SDK would log a bad
     value, secret and all, and go on; here it is one error that never shows the value."""
-    for name in ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
+    for name in (f"OTEL_EXPORTER_OTLP_{signal}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"):
         value = os.environ.get(name, "")
         pairs = [p for p in value.split(",") if p.strip()]
         if any("=" not in p or not p.split("=", 1)[0].strip() for p in pairs):
@@ -50,24 +57,19 @@ def check_headers() -> None:
                              "(its value is not shown: it may hold a secret)")
 
 
-def _endpoint_variable() -> str | None:
-    return next((n for n in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT") if os.environ.get(n)),
-                None)
-
-
-def _insecure() -> bool:
-    value = (_env("INSECURE") or "false").strip().lower()
+def _insecure(signal: str = "TRACES") -> bool:
+    value = (_env("INSECURE", signal) or "false").strip().lower()
     if value not in ("true", "false"):
         raise UsageError(f"OTEL_EXPORTER_OTLP_INSECURE={value!r} is not true or false")
     return value == "true"
 
 
-def check_endpoint(protocol: str) -> str | None:
+def check_endpoint(protocol: str, signal: str = "TRACES") -> str | None:
     """The endpoint, checked at start (one line, not a late warning), as the OpenTelemetry
     specification reads it: a URL with an http or https scheme and a host. For gRPC only,
     host:port without a scheme is allowed; OTEL_EXPORTER_OTLP_INSECURE=true then means
     plaintext, else TLS. Returns the endpoint to give the exporter (None: its own default)."""
-    name = _endpoint_variable()
+    name = _variable("ENDPOINT", signal)
     if name is None:
         return None
     value = os.environ[name].strip()
@@ -83,40 +85,55 @@ def check_endpoint(protocol: str) -> str | None:
     if not parsed.scheme:
         if protocol != "grpc":
             raise UsageError(f"{name}={value!r} has no scheme: use http://{value} (or https://)")
-        return ("http://" if _insecure() else "https://") + value
+        return ("http://" if _insecure(signal) else "https://") + value
     return None
 
 
-def make_exporter() -> tuple[SpanExporter, str]:
-    """The OTLP exporter the environment asks for, and a description for messages
-    (protocol and endpoint only: headers may hold secrets and are never shown)."""
-    check_headers()
-    protocol = (_env("PROTOCOL") or "http/protobuf").strip().lower()
-    timeout = export_timeout_s()
+def _protocol(signal: str) -> str:
+    protocol = (_env("PROTOCOL", signal) or "http/protobuf").strip().lower()
     if protocol not in ("grpc", "http/protobuf", "http"):
         raise UsageError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)")
-    endpoint = check_endpoint(protocol)
+    return protocol
+
+
+def make_exporter(signal: str = "TRACES"):
+    """The OTLP exporter the environment asks for (spans, or metrics with signal="METRICS"),
+    and a description for messages (protocol and endpoint only: headers may hold secrets and
+    are never shown)."""
+    check_headers(signal)
+    protocol = _protocol(signal)
+    timeout = export_timeout_s(signal)
+    endpoint = check_endpoint(protocol, signal)
     if protocol == "grpc":
         # gRPC's C core writes its own connection errors straight to stderr, over any live
         # display; this renderer reports failures itself, once.
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+        if signal == "TRACES":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Exporter
+        else:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Exporter
 
         extra = {"endpoint": endpoint, "insecure": endpoint.startswith("http://")} if endpoint else {}
-        return Grpc(timeout=timeout, **extra), f"grpc {endpoint or _env('ENDPOINT') or 'localhost:4317'}"
-    if protocol in ("http/protobuf", "http"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+        return Exporter(timeout=timeout, **extra), f"grpc {endpoint or _env('ENDPOINT', signal) or 'localhost:4317'}"
+    if signal == "TRACES":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Exporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Exporter
+    return Exporter(timeout=timeout), f"http/protobuf {_env('ENDPOINT', signal) or 'http://localhost:4318'}"
 
-        return Http(timeout=timeout), f"http/protobuf {_env('ENDPOINT') or 'http://localhost:4318'}"
-    raise UsageError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r} is not supported (use http/protobuf or grpc)")
+
+def metrics_wanted() -> bool:
+    """OTEL_METRICS_EXPORTER (default otlp) names otlp; 'none' turns metrics off."""
+    exporters = {e.strip().lower() for e in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",") if e.strip()}
+    return "otlp" in exporters
 
 
-def export_timeout_s() -> float:
-    """Seconds each export may take: OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT, else DEFAULT_TIMEOUT_S.
+def export_timeout_s(signal: str = "TRACES") -> float:
+    """Seconds each export may take: OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT, else DEFAULT_TIMEOUT_S.
 
     Parsed here, and handed to the exporter explicitly, so that the exporter and the wait at
     exit agree, and a bad value is one usage error rather than a traceback."""
-    name = next((n for n in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT") if os.environ.get(n)), None)
+    name = _variable("TIMEOUT", signal)
     if name is None:
         return DEFAULT_TIMEOUT_S
     raw = os.environ[name]
@@ -174,20 +191,31 @@ class _CountingProcessor(BatchSpanProcessor):
 
 class OtlpRenderer:
     def __init__(self, exporter: SpanExporter | None = None, description: str = "", warn: Callable[[str], None] | None = None,
-                 flush_timeout_s: float | None = None):
+                 flush_timeout_s: float | None = None, metrics=None):
+        """exporter: spans go there instead of where the environment says (and metrics go to
+        `metrics`, an OtlpMetrics, or nowhere)."""
+        exporter_given = exporter is not None
         self.disabled = exporter is None and sdk_disabled()
         self._warn = warn or (lambda message: print(f"mlpstorage: warning: {message}", file=sys.stderr))
         self._live = False  # True once the emitter took span_processor(): events are then not rebuilt
         self._resource = None
+        self._metrics = None
         if self.disabled:
             return
         if exporter is None:
             exporter, description = make_exporter()
         # The exporters log every failed batch (with tracebacks) to the root logger, which would
         # draw over the live display; this renderer reports failures itself, once.
-        for logger in ("opentelemetry.exporter", "opentelemetry.util.re"):  # the latter logs header values
+        for logger in ("opentelemetry.exporter", "opentelemetry.util.re",  # the latter logs header values
+                       "opentelemetry.sdk.metrics"):
             logging.getLogger(logger).setLevel(logging.CRITICAL)
         self._description = description
+        if metrics is None and exporter_given is False and metrics_wanted():
+            from .metrics import OtlpMetrics
+
+            metric_exporter, metric_description = make_exporter("METRICS")
+            metrics = OtlpMetrics(metric_exporter, metric_description, export_timeout_s("METRICS"), default_resource())
+        self._metrics = metrics
         self._exporter = _CountingExporter(exporter)
         self._processor = _CountingProcessor(self._exporter, schedule_delay_millis=1000)
         self._flush_timeout_s = flush_timeout_s or export_timeout_s() + 1.0
@@ -201,10 +229,16 @@ class OtlpRenderer:
         if self.disabled:
             return None
         self._live = True
+        if self._metrics is not None:
+            self._metrics.go_live()
         return self._processor
 
     def handle(self, event: dict) -> None:
-        if self.disabled or self._live:
+        if self.disabled:
+            return
+        if self._metrics is not None:
+            self._metrics.handle(event)
+        if self._live:  # the spans go through span_processor()
             return
         kind, _, what = event["type"].partition(".")
         if kind in KINDS and what == "finished":
@@ -238,3 +272,5 @@ class OtlpRenderer:
         lost = handed - self._exporter.sent_spans
         if lost > 0 or not flushed:
             self._warn(f"OTLP export to {self._description} failed: {lost} of {handed} spans not delivered")
+        if self._metrics is not None and (problem := self._metrics.close()):
+            self._warn(problem)

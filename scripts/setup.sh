@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
+need_lean=()
 command -v mpirun >/dev/null || need_apt+=(openmpi-bin)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh >/dev/null || need_apt+=(openssh-client)
@@ -13,6 +14,14 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v pgrep >/dev/null || need_apt+=(procps)        # the tests look for leftover processes
 command -v hostname >/dev/null || need_apt+=(hostname)   # the sshd test hosts name themselves
 command -v unshare >/dev/null || need_apt+=(util-linux)
+# Prometheus scrapes a real run in the metrics tests; without its recommends (no node exporter)
+command -v prometheus >/dev/null || need_lean+=(prometheus)
+if [ ${#need_lean[@]} -gt 0 ]; then
+  echo "setup: installing system packages: ${need_lean[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_lean[@]}" >/dev/null
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -23,6 +23,8 @@ _EPOCH_START = re.compile(r"Starting epoch (\d+): (\d+) steps expected")
 _EPOCH_END = re.compile(r"Ending epoch (\d+) - (\d+) steps completed in ([\d.]+) s")
 _CKPT_START = re.compile(r"Starting checkpoint (\d+) after total step (\d+) for epoch (\d+)")
 _CKPT_END = re.compile(r"Ending checkpoint (\d+) for epoch (\d+)")
+_EPOCH_AU = re.compile(r"Epoch (\d+) - Block \d+ \[Training\] Accelerator Utilization \[AU\] \(%\): ([\d.]+)")
+_EPOCH_THROUGHPUT = re.compile(r"Epoch (\d+) - Block \d+ \[Training\] Throughput \(samples/second\): ([\d.]+)")
 _GENERATING = re.compile(r"Generating \w+ Data: .*?([\d.]+)% (\d+) of (\d+)")
 _GENERATED = re.compile(r"\bGeneration done\b")
 # The last line of a Python traceback, e.g. "FileNotFoundError: [Errno 2] ... '/data/train'"
@@ -64,6 +66,10 @@ class DlioProgress:
                     f"epoch {epoch}{total}", {"dlio.epoch": epoch, "dlio.steps_expected": int(match.group(2))})
             elif match := _EPOCH_END.search(text):
                 self._end_epoch({"dlio.steps_completed": int(match.group(2)), "dlio.duration_s": float(match.group(3))})
+            elif match := _EPOCH_AU.search(text):
+                self._epoch_figure("dlio.au_percent", float(match.group(2)))
+            elif match := _EPOCH_THROUGHPUT.search(text):
+                self._epoch_figure("dlio.samples_per_second", float(match.group(2)))
             elif match := _CKPT_START.search(text):
                 self._end_checkpoint()
                 number = len(self.checkpoints) + 1
@@ -80,6 +86,11 @@ class DlioProgress:
                 self._end_generation()
             elif stream == "stderr" and _ERROR.match(text):
                 self.last_error = text.strip()[:300]
+
+    def _epoch_figure(self, key: str, value: float) -> None:
+        """A figure DLIO prints for the epoch before it ends (AU, samples/s): on its span."""
+        if self._epoch is not None:
+            self._epoch.set_attribute(key, value)
 
     def _end_epoch(self, attributes: dict | None = None, error: str | None = None) -> None:
         self._end_checkpoint(error=error)
