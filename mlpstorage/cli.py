@@ -188,7 +188,8 @@ def _dlio_options() -> argparse.ArgumentParser:
     _add_params(group)
     group.add_argument("--what-if", action="store_true",
                        help="print the exact command and the resolved configuration, run nothing")
-    group.add_argument("--mpi-bin", choices=["mpirun", "mpiexec"], default="mpirun", help="MPI launcher (default mpirun)")
+    group.add_argument("--mpi-bin", choices=["mpirun", "mpiexec", "srun"], default="mpirun",
+                       help="MPI launcher (default mpirun; srun --mpi=pmix inside a Slurm allocation)")
     group.add_argument("--oversubscribe", action="store_true", default=None,
                        help="allow more ranks than cores (default: when the ranks outnumber this machine's cores)")
     group.add_argument("--allow-run-as-root", action="store_true", default=None,
@@ -200,8 +201,9 @@ def _dlio_options() -> argparse.ArgumentParser:
 def _run_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("run")
-    group.add_argument("--hosts", "-s", metavar="HOST[:SLOTS]", nargs="+", default=["localhost"],
-                       help="client hosts (default localhost)")
+    group.add_argument("--hosts", "-s", metavar="HOST[:SLOTS]", nargs="+", default=None,
+                       help="client hosts (default: inside a Slurm job, the allocation's nodes with their task "
+                       "counts; else localhost)")
     group.add_argument("--cluster-collection", choices=["auto", "local", "ssh", "mpi", "none"], default="auto",
                        help="how host information is collected (default auto: local when the only host is this one, "
                        "else mpi for DLIO workloads and ssh for exec)")
@@ -433,6 +435,12 @@ def _telemetry(args):
             emitter.close(reason)
 
 
+def _default_hosts() -> list[str]:
+    from .slurm import allocation_hosts, job_id
+
+    return allocation_hosts() if job_id() else ["localhost"]
+
+
 def _run_options_from(args):
     from .benchmarks.base import RunOptions
     from .collectors.ssh import SshOptions
@@ -451,7 +459,7 @@ def _run_options_from(args):
         mpi=_mpi_options_from(args),
         data_dir=str(Path(data_dir).absolute()) if data_dir else None,
         results_dir=args.results_dir,
-        hosts=[str(h) for h in parse_hosts(args.hosts)],
+        hosts=[str(h) for h in parse_hosts(args.hosts or _default_hosts())],
         cluster_collection=args.cluster_collection,
         skip_timeseries=args.skip_timeseries,
         timeseries_interval=args.timeseries_interval,

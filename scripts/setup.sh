@@ -14,6 +14,11 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v pgrep >/dev/null || need_apt+=(procps)        # the tests look for leftover processes
 command -v hostname >/dev/null || need_apt+=(hostname)   # the sshd test hosts name themselves
 command -v unshare >/dev/null || need_apt+=(util-linux)
+# Slurm on this one machine for the Slurm tests (libpmix-dev: srun --mpi=pmix loads the
+# unversioned libpmix.so that only the -dev package installs)
+command -v slurmctld >/dev/null || need_apt+=(slurm-wlm)
+command -v munged >/dev/null || need_apt+=(munge)
+[ -e /usr/lib/x86_64-linux-gnu/libpmix.so ] || ls /usr/lib/*/libpmix.so >/dev/null 2>&1 || need_apt+=(libpmix-dev)
 # Prometheus scrapes a real run in the metrics tests; without its recommends (no node exporter)
 command -v prometheus >/dev/null || need_lean+=(prometheus)
 if [ ${#need_lean[@]} -gt 0 ]; then

@@ -24,6 +24,7 @@ from ..errors import Terminated
 from ..engines.mpi import MpiOptions
 from ..hosts import Host, host_names, is_local_host
 from ..progress import create_stage_progress, progress_context
+from ..slurm import job_attributes
 from ..results import check_writable, claim_run_dir, run_dir_base, write_json
 
 STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
@@ -174,6 +175,7 @@ class Benchmark:
             "runtime_s": self.runtime,
             "stage_durations_s": self.emitter.stage_durations(),
             "cluster": summarise_hosts(self.cluster_info_start or {}),
+            **({"slurm": slurm} if (slurm := job_attributes()) else {}),
             "files": sorted(p.name for p in self.run_dir.iterdir() if p.is_file()) if self.run_dir.exists() else [],
         }
 

@@ -76,10 +76,12 @@ def _tracer_provider(resource: Resource) -> TracerProvider:
 
 
 def default_resource() -> Resource:
-    """service.name=mlpstorage and the version; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
-    win. What a run did (benchmark, model, run id...) is on its run span, not here: one
+    """service.name=mlpstorage and the version, and the Slurm job this process runs in;
+    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win. What a run did (benchmark, model, run id...) is on its run span, not here: one
     process may run several benchmarks (--loops), each with its own run id."""
-    attributes = {"service.name": "mlpstorage", "service.version": __version__}
+    from ..slurm import job_attributes
+
+    attributes = {"service.name": "mlpstorage", "service.version": __version__, **job_attributes()}
     attributes.update(OTELResourceDetector().detect().attributes)
     return Resource.create(attributes)
 

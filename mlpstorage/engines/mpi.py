@@ -12,7 +12,7 @@ from ..hosts import Host, is_local_host
 
 @dataclass
 class MpiOptions:
-    mpi_bin: str = "mpirun"  # or mpiexec
+    mpi_bin: str = "mpirun"  # or mpiexec, or srun (inside a Slurm allocation)
     oversubscribe: bool | None = None  # None: when all hosts are this one and the ranks outnumber its cores
     allow_run_as_root: bool | None = None  # None: when running as root
     map_by: str = "socket"  # MLPerf Storage uses node or socket
@@ -32,7 +32,22 @@ def host_list(hosts: list[Host], processes: int, oversubscribe: bool = False) ->
     return ",".join(f"{h.name}:{h.slots or per_host}" for h in hosts)
 
 
+def srun_command(options: MpiOptions, hosts: list[Host], processes: int, program: list[str]) -> list[str]:
+    """srun inside the allocation, through PMIx (what Debian's Slurm and Open MPI speak); srun
+    passes the whole environment on (TRACEPARENT and the rest), so there is no -x list."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        raise UsageError("--mpi-bin srun runs inside a Slurm allocation (sbatch or salloc); use mpirun here")
+    names = list(dict.fromkeys(h.name for h in hosts))
+    argv = ["srun", "-n", str(processes), "--mpi=pmix", "--export=ALL", f"--nodelist={','.join(names)}",
+            f"--distribution={'cyclic' if options.map_by == 'node' else 'block'}"]
+    if all(h.slots == 1 for h in hosts) and processes == len(names):
+        argv.append("--ntasks-per-node=1")  # one rank per host (the MPI collector)
+    return argv + list(program)
+
+
 def mpi_command(options: MpiOptions, hosts: list[Host], processes: int, program: list[str]) -> list[str]:
+    if options.mpi_bin == "srun":
+        return srun_command(options, hosts, processes, program)
     oversubscribe = options.oversubscribe
     if oversubscribe is None:  # this machine's cores say nothing about other hosts
         oversubscribe = all(is_local_host(h.name) for h in hosts) and processes > (os.cpu_count() or 1)
