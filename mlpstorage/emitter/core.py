@@ -77,8 +77,10 @@ def _tracer_provider(resource: Resource) -> TracerProvider:
 
 def default_resource() -> Resource:
     """service.name=mlpstorage and the version, and the Slurm job this process runs in;
-    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win. What a run did (benchmark, model, run id...) is on its run span, not here: one
-    process may run several benchmarks (--loops), each with its own run id."""
+    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win. What a run did (benchmark, model, run
+    id...) is on its run span, not here: one process may run several benchmarks (--loops),
+    each with its own run id. The SDK's service.instance.id is one per process, so the trace
+    and the metrics, each made from this, have the same resource."""
     from ..slurm import job_attributes
 
     attributes = {"service.name": "mlpstorage", "service.version": __version__, **job_attributes()}
