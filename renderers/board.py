@@ -2,13 +2,28 @@
 
 Both the plain and the rich renderer feed every event to a Board; elapsed times are always
 `now - span start` or the span's own duration, never a timer of the renderer's.
+
+Time-series samples are timed by their own timestamps: the board's sample clock is the newest
+timestamp among them, and a host is silent when that clock has moved more than
+SILENT_AFTER_INTERVALS intervals past its last sample. So a replay judges exactly as the live
+run did, and a host whose clock is off does not make the others look silent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlpstorage.emitter.events import ERROR_REPORTED
+from mlpstorage.emitter.events import ERROR_REPORTED, ns_from_iso
+
+# Up to this many hosts the text renderers show each one (a row, a line per sample); with more,
+# the aggregate and the hosts that stand out.
+FEW_HOSTS = 8
+# The hosts that stand out by speed: this many of the slowest.
+SLOWEST_HOSTS = 3
+# A host is silent after this many intervals without a sample (the interval: the median gap
+# between two samples of a host).
+SILENT_AFTER_INTERVALS = 2.5
+RATES = ("read_Bps", "write_Bps", "rx_Bps", "tx_Bps")
 
 
 @dataclass
@@ -34,11 +49,45 @@ class SpanRow:
 
 
 @dataclass
+class HostSeries:
+    """A host's latest time-series sample."""
+
+    values: dict
+    sampled_ns: int  # the sample's own timestamp, on the host's clock
+    seen_ns: int  # the board's sample clock when it came
+    gap_ns: int | None = None  # between its last two samples, on its own clock
+    count: int = 1
+
+
+@dataclass
+class HostState:
+    name: str
+    values: dict | None  # the latest sample's values; None before the host's first
+    silent_s: float | None  # seconds without a sample, once the host counts as silent
+    has_rates: bool = False  # a first sample has no rates yet (they are since the previous one)
+
+
+@dataclass
+class Aggregate:
+    """The time series of all hosts at the board's sample clock."""
+
+    hosts: list[HostState]  # the run's hosts, then any other that sent a sample
+    reporting: int  # hosts with a sample that are not silent
+    rates: dict[str, float]  # RATES, summed over the reporting hosts
+    direction: str  # "read" or "write": the busier one, by which the slowest are ranked
+    slowest: list[HostState]  # slowest first: reporting hosts with rates, when at least two have some
+    silent: list[HostState]
+
+
+@dataclass
 class Board:
     run: SpanRow | None = None
     stages: list[SpanRow] = field(default_factory=list)  # in the order they started
     open_rows: dict[str, SpanRow] = field(default_factory=dict)  # spinners and tasks, by span id
-    samples: dict[str, dict] = field(default_factory=dict)  # host -> latest time-series values
+    run_hosts: list[str] = field(default_factory=list)  # the run's hosts (its mlpstorage.hosts), without slots
+    hosts: dict[str, HostSeries] = field(default_factory=dict)  # by host, in the order they first reported
+    sample_clock_ns: int = 0  # the newest sample timestamp: the time as the samples tell it
+    first_sample_ns: int = 0  # the sample clock at the run's first sample
 
     @property
     def current_stage(self) -> SpanRow | None:
@@ -51,7 +100,7 @@ class Board:
         """Updates the board; returns the row the event was about (if any)."""
         kind, _, what = event["type"].partition(".")
         if kind == "sample":
-            self.samples[event["host"]] = event["values"]
+            self._apply_sample(event)
             return None
         if kind not in ("run", "stage", "spinner", "task"):
             return None
@@ -70,7 +119,11 @@ class Board:
             )
             if kind == "run":
                 self.run = row
-                self.samples.clear()
+                hosts = event.get("attributes", {}).get("mlpstorage.hosts") or []
+                hosts = [hosts] if isinstance(hosts, str) else hosts
+                self.run_hosts = list(dict.fromkeys(str(h).split(":", 1)[0] for h in hosts))
+                self.hosts.clear()
+                self.sample_clock_ns = self.first_sample_ns = 0
             elif kind == "stage":
                 self.stages.append(row)
             else:
@@ -92,6 +145,51 @@ class Board:
                 row.description = event["description"]
             self.open_rows.pop(span_id, None)
         return row
+
+    def _apply_sample(self, event: dict) -> None:
+        stamp = event.get("timestamp")
+        at = ns_from_iso(stamp) if stamp else self.sample_clock_ns
+        if not self.hosts:
+            self.first_sample_ns = at
+        self.sample_clock_ns = max(self.sample_clock_ns, at)
+        last = self.hosts.get(event["host"])
+        if last is None:
+            self.hosts[event["host"]] = HostSeries(event["values"], at, self.sample_clock_ns)
+            return
+        if at > last.sampled_ns:
+            last.gap_ns = at - last.sampled_ns
+        last.values, last.sampled_ns, last.seen_ns = event["values"], at, self.sample_clock_ns
+        last.count += 1
+
+    def host_states(self) -> list[HostState]:
+        """Every host of the run, and any other that sent a sample, as of the sample clock."""
+        gaps = sorted(s.gap_ns for s in self.hosts.values() if s.gap_ns)
+        limit = SILENT_AFTER_INTERVALS * gaps[len(gaps) // 2] if gaps else None
+        states = []
+        for name in dict.fromkeys([*self.run_hosts, *self.hosts]):
+            series = self.hosts.get(name)
+            # a host that never sent one: silent as long as the series has run
+            since = self.sample_clock_ns - (series.seen_ns if series else self.first_sample_ns)
+            silent = since / 1e9 if limit is not None and since > limit else None
+            states.append(HostState(name, series.values if series else None, silent,
+                                    series is not None and series.count > 1))
+        return states
+
+    def aggregate(self, slowest: int = SLOWEST_HOSTS) -> Aggregate | None:
+        """The hosts' latest samples summed, the slowest and the silent ones; None before the
+        run's first sample."""
+        if not self.hosts:
+            return None
+        states = self.host_states()
+        reporting = [h for h in states if h.values is not None and h.silent_s is None]
+        rates = {rate: sum(h.values.get(rate, 0) for h in reporting) for rate in RATES}
+        direction = "write" if rates["write_Bps"] > rates["read_Bps"] else "read"
+        ranked = [h for h in reporting if h.has_rates]
+        if len(ranked) < 2 or not rates[f"{direction}_Bps"]:
+            ranked = []
+        ranked.sort(key=lambda h: h.values.get(f"{direction}_Bps", 0))
+        return Aggregate(states, len(reporting), rates, direction, ranked[:slowest],
+                         [h for h in states if h.silent_s is not None])
 
     def _find(self, kind: str, span_id: str) -> SpanRow | None:
         if kind == "run":
@@ -118,9 +216,29 @@ def without_trailing_dots(text: str) -> str:
     return text.rstrip(" .…")
 
 
+def megabytes(bytes_per_s: float) -> str:
+    return f"{bytes_per_s / 1e6:.1f}"
+
+
+def describe_rates(values: dict) -> str:
+    """'read 12.3 MB/s, write 0.0 MB/s, net 0.1/0.1 MB/s in/out' from a sample's values or sums."""
+    read, write, rx, tx = (megabytes(values.get(rate, 0)) for rate in RATES)
+    return f"read {read} MB/s, write {write} MB/s, net {rx}/{tx} MB/s in/out"
+
+
 def describe_sample(values: dict) -> str:
-    """'read 12.3 MB/s, write 0.0 MB/s, net 0.1/0.1 MB/s, load 1.20' from a sample's values."""
-    mb = 1e6
-    return (f"read {values.get('read_Bps', 0) / mb:.1f} MB/s, write {values.get('write_Bps', 0) / mb:.1f} MB/s, "
-            f"net {values.get('rx_Bps', 0) / mb:.1f}/{values.get('tx_Bps', 0) / mb:.1f} MB/s in/out, "
-            f"load {values.get('load1', 0):.2f}")
+    """'read 12.3 MB/s, write 0.0 MB/s, net 0.1/0.1 MB/s in/out, load 1.20' from a sample's values."""
+    return f"{describe_rates(values)}, load {values.get('load1', 0):.2f}"
+
+
+def describe_host(host: HostState) -> str:
+    if host.silent_s is not None:
+        return f"no sample for {format_seconds(host.silent_s)}"
+    if host.values is None:
+        return "no sample yet"
+    return describe_sample(host.values)
+
+
+def describe_aggregate(aggregate: Aggregate) -> str:
+    """'63/64 reporting, read 6123.4 MB/s, write 0.0 MB/s, net 6200.1/12.3 MB/s in/out'."""
+    return f"{aggregate.reporting}/{len(aggregate.hosts)} reporting, {describe_rates(aggregate.rates)}"

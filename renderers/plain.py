@@ -9,7 +9,13 @@ Line format (documented in the README; stable):
 - the bracket names the stage the event belongs to and is left out outside any stage
 - stage lines end in "started", "done in 12.3s" or "failed after 1.2s: <error>"
 - spinner lines read "<description>: started", "<description>: <new text>", "<description>: done in 0.3s"
-- time-series samples read "<host>: read 12.3 MB/s, write 0.0 MB/s, net 0.1/0.1 MB/s in/out, load 1.20"
+- time series: one aggregate line per interval, "all hosts: 63/64 reporting, read 6123.4 MB/s,
+  write 0.0 MB/s, net 6200.1/12.3 MB/s in/out; slowest node17 (read 42.5 MB/s); silent node42"
+  (AGGREGATE_PATTERN reads its message), and a line per sample, "<host>: read 12.3 MB/s, write
+  0.0 MB/s, net 0.1/0.1 MB/s in/out, load 1.20", only with up to FEW_HOSTS hosts or at min_level
+  debug. An interval has passed when a host reports again, or when every host that is not
+  silent has reported since the last aggregate line: the samples' own timestamps decide, so a
+  replay prints the same lines.
 
 Lines of a child process's output are written exactly as they came, with no prefix.
 While a stage runs past the heartbeat interval, a "still running" line names the open stage
@@ -26,11 +32,21 @@ from typing import IO
 
 from mlpstorage.emitter.events import LEVEL_RANK, iso_from_ns, output_lines
 
-from .board import Board, SpanRow, describe_sample, format_seconds, without_trailing_dots
+from .board import (FEW_HOSTS, Aggregate, Board, SpanRow, describe_aggregate, describe_sample, format_seconds,
+                    megabytes, without_trailing_dots)
 
 LINE_PATTERN = re.compile(
     r"^(?P<timestamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?P<level>[A-Z]+)\s+"
     r"(?:\[(?P<stage_index>\d+)/(?P<stage_count>\d+) (?P<stage>[^\]]+)\] )?(?P<message>.*)$"
+)
+# The message of a time-series aggregate line (MB/s are 10^6 bytes a second).
+_MBPS = r"-?\d+\.\d"
+_HOST = r"[^ ,;()]+"
+AGGREGATE_PATTERN = re.compile(
+    rf"^all hosts: (?P<reporting>\d+)/(?P<hosts>\d+) reporting, read (?P<read_MBps>{_MBPS}) MB/s, "
+    rf"write (?P<write_MBps>{_MBPS}) MB/s, net (?P<rx_MBps>{_MBPS})/(?P<tx_MBps>{_MBPS}) MB/s in/out"
+    rf"(?:; slowest (?P<slowest>{_HOST}) \((?P<slowest_by>read|write) (?P<slowest_MBps>{_MBPS}) MB/s\))?"
+    rf"(?:; silent (?P<silent>{_HOST}(?:, {_HOST})*))?$"
 )
 
 _COLORS = {"DEBUG": "2", "WARNING": "33", "ERROR": "31;1", "RESULT": "32;1", "STATUS": "36"}
@@ -50,6 +66,12 @@ class PlainRenderer:
         self._heartbeat_s = heartbeat_s
         self._min_rank = LEVEL_RANK[min_level]
         self._heartbeat: threading.Thread | None = None
+        # The time-series interval under way: the hosts that reported since the last aggregate
+        # line, the last of their samples, and whether a host has reported twice yet (before
+        # that, which hosts report at all is not known).
+        self._round: set[str] = set()
+        self._round_sample: dict | None = None
+        self._hosts_known = False
 
     @classmethod
     def from_options(cls, options) -> "PlainRenderer":
@@ -65,10 +87,17 @@ class PlainRenderer:
                 self._stream.flush()
             return
         with self._lock:
-            row = self._board.apply(event)
-            line = self._line(event, row)
-            if line is not None:
-                self._write(line)
+            if event["type"] == "sample":
+                lines = self._sample_lines(event)
+            else:
+                # the last interval of the series ends with its stage
+                lines = self._end_round() if event["type"] in ("stage.finished", "run.finished") else []
+                if event["type"] == "run.started":
+                    self._round, self._round_sample, self._hosts_known = set(), None, False
+                lines.append(self._line(event, self._board.apply(event)))
+            lines = [line for line in lines if line is not None]
+            if lines:
+                self._write("\n".join(lines))
         if event["type"] == "run.started" and self._heartbeat_s > 0:
             self._stop_heartbeat()
             self._stop = threading.Event()
@@ -80,6 +109,10 @@ class PlainRenderer:
 
     def close(self) -> None:
         self._stop_heartbeat()
+        with self._lock:
+            lines = self._end_round()
+            if lines:
+                self._write("\n".join(lines))
         self._stream.flush()
 
     def _stop_heartbeat(self) -> None:
@@ -88,10 +121,37 @@ class PlainRenderer:
             self._heartbeat.join(timeout=2)
         self._heartbeat = None
 
+    # ----- time series -----------------------------------------------------------------
+    def _sample_lines(self, event: dict) -> list[str]:
+        """The lines for a sample: the aggregate of the interval it ends, if any; its own line
+        with few hosts or at debug; the aggregate of its interval when it completes it."""
+        host = event["host"]
+        lines = []
+        if host in self._round:  # the host reports again: the interval before is over
+            self._hosts_known = True
+            lines += self._end_round()
+        self._board.apply(event)
+        self._round.add(host)
+        self._round_sample = event
+        hosts = self._board.host_states()
+        if len(hosts) <= FEW_HOSTS or self._min_rank <= LEVEL_RANK["debug"]:
+            lines.append(self._format(event, event.get("level", "info"), f"{host}: {describe_sample(event['values'])}"))
+        if self._hosts_known and all(h.name in self._round or h.silent_s is not None for h in hosts):
+            lines += self._end_round()
+        return lines
+
+    def _end_round(self) -> list[str]:
+        """The aggregate line of the interval under way (none when no host has reported in it),
+        stamped with the sample clock."""
+        if not self._round:
+            return []
+        self._round.clear()
+        stage = {k: self._round_sample[k] for k in ("stage_index", "stage_count") if k in self._round_sample}
+        line = {"type": "sample", "timestamp": iso_from_ns(self._board.sample_clock_ns), **stage}
+        return [self._format(line, "info", f"all hosts: {aggregate_message(self._board.aggregate(slowest=1))}")]
+
     def _line(self, event: dict, row: SpanRow | None) -> str | None:
         kind = event["type"]
-        if kind == "sample":
-            return self._format(event, event.get("level", "info"), f"{event['host']}: {describe_sample(event['values'])}")
         if kind == "log":
             if LEVEL_RANK.get(event["level"], 0) < self._min_rank:
                 return None
@@ -194,3 +254,13 @@ class PlainRenderer:
         }
         return self._format(event, "info", "; ".join(parts))
 
+
+def aggregate_message(aggregate: Aggregate) -> str:
+    """What follows "all hosts: " on an aggregate line (see AGGREGATE_PATTERN)."""
+    message = describe_aggregate(aggregate)
+    if aggregate.slowest:
+        slowest, by = aggregate.slowest[0], aggregate.direction
+        message += f"; slowest {slowest.name} ({by} {megabytes(slowest.values.get(f'{by}_Bps', 0))} MB/s)"
+    if aggregate.silent:
+        message += "; silent " + ", ".join(h.name for h in aggregate.silent)
+    return message

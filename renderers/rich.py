@@ -1,9 +1,11 @@
 """The rich renderer: a live display on stderr for interactive terminals.
 
 The display shows the current stage ("Stage i/N  name  bar  elapsed") and a row per open
-spinner or task with its own elapsed time, plus a row per host with its latest sample. When
-the run ends the display is removed and a summary (each stage, its duration and status) stays
-on screen.
+spinner or task with its own elapsed time, then the time series: a row per host with its
+latest sample, under a row of their sums when there are several; with more hosts than fit
+(FEW_HOSTS, or the terminal's height), the sums and the hosts that stand out: the slowest and
+the silent. When the run ends the display is removed and a summary (each stage, its duration
+and status) stays on screen.
 
 The live region is drawn by this module, not by rich.live: Rich renders the frame into an ANSI
 string, and one printer thread owns the terminal while the display is up. Each of its writes
@@ -33,10 +35,8 @@ from rich.text import Text
 
 from mlpstorage.emitter.events import LEVEL_RANK, ns_from_iso, output_lines
 
-from .board import Board, SpanRow, clock, describe_sample, format_seconds, without_trailing_dots
-
-# Time-series rows under the stage: one per host, up to this many.
-MAX_HOST_ROWS = 8
+from .board import (FEW_HOSTS, Aggregate, Board, HostState, SpanRow, clock, describe_aggregate, describe_host,
+                    format_seconds, without_trailing_dots)
 
 # Rich's "dots" spinner. It moves SPINNER_STEPS_PER_SECOND times a second by default: each
 # step is a redraw, and an idle display must cost next to nothing.
@@ -122,6 +122,37 @@ def visible_block(lines: list[str], colour: bool = True) -> str:
 def visible_text(line: str) -> Text:
     """A child's line (see visible_block) as a Rich Text, for printing through a Console."""
     return Text.from_ansi(visible_block([line]))
+
+
+# ----- the time series ----------------------------------------------------------------------
+def host_rows(aggregate: Aggregate, room: int) -> list[tuple[str, Text]]:
+    """(name, text) rows of the time series in at most `room` rows where it can: one host alone;
+    the sums, then every host, when up to FEW_HOSTS hosts fit; else the sums, then the slowest and
+    the silent hosts, the silent first to get a row (the slowest keep one)."""
+    if len(aggregate.hosts) == 1:
+        return [(host.name, _host_text(host)) for host in aggregate.hosts]
+    rows = [("all hosts", Text(describe_aggregate(aggregate)))]
+    if len(aggregate.hosts) <= FEW_HOSTS and len(aggregate.hosts) < room:
+        return rows + [(host.name, _host_text(host)) for host in aggregate.hosts]
+    budget = max(0, min(room - 1, FEW_HOSTS))
+    silent = aggregate.silent
+    shown = min(len(silent), max(0, budget - min(1, len(aggregate.slowest))))
+    slowest = aggregate.slowest[: budget - shown]
+    rows += [(host.name, _host_text(host, f"slowest {aggregate.direction}: ")) for host in slowest]
+    if shown == len(silent):
+        rows += [(host.name, _host_text(host)) for host in silent]
+    elif shown:  # the last row counts the rest
+        named = silent[: shown - 1]
+        rows += [(host.name, _host_text(host)) for host in named]
+        count = f"{len(silent) - len(named)} more" if named else f"{len(silent)} hosts"
+        rows.append((count, Text("silent", style="red")))
+    return rows
+
+
+def _host_text(host: HostState, tag: str = "") -> Text:
+    if host.silent_s is not None:
+        return Text.assemble(("silent: ", "red"), describe_host(host))
+    return Text.assemble((tag, "yellow"), describe_host(host))
 
 
 class _FrameState(NamedTuple):
@@ -492,7 +523,7 @@ class RichRenderer:
         with self._lock:
             stage = self._board.current_stage
             rows = list(self._board.open_rows.values())
-            samples = list(self._board.samples.items()) if stage is not None else []
+            aggregate = self._board.aggregate() if stage is not None else None
         # Below 80 columns the bars go: the stage name matters more.
         bar_width = 30 if self._console.width >= 80 else 0
         grid = Table.grid(padding=(0, 1), expand=True)
@@ -512,15 +543,14 @@ class RichRenderer:
         for row in rows:
             bar = [self._row_bar(row)] if bar_width else []
             grid.add_row(self._row_label(row, spinner), *bar, Text(clock(row.elapsed_s(now_ns)), style="yellow"))
-        if not samples:
+        if aggregate is None:
             return grid
         hosts = Table.grid(padding=(0, 2))
         hosts.add_column(no_wrap=True, style="bold")
         hosts.add_column(no_wrap=True, overflow="ellipsis", style="dim")
-        for host, values in samples[:MAX_HOST_ROWS]:
-            hosts.add_row(Text(f"  {host}"), Text(describe_sample(values)))  # Text: never parsed as markup
-        if len(samples) > MAX_HOST_ROWS:
-            hosts.add_row("", f"... and {len(samples) - MAX_HOST_ROWS} more hosts")
+        # the frame shows at most a row less than the terminal is high (see _frame_string)
+        for name, text in host_rows(aggregate, self._console.height - 1 - grid.row_count):
+            hosts.add_row(Text(f"  {name}"), text)  # Text: a host name is never parsed as markup
         return Group(grid, hosts)
 
     @staticmethod

@@ -5,13 +5,16 @@ renderer may send. Timing figures live in the benchmarks; nothing here asserts a
 from __future__ import annotations
 
 import io
+import json
 import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from mlpstorage.emitter.events import iso_from_ns, ns_from_iso
 from renderers.rich import SPINNER_FRAMES, RichRenderer, output_lines, visible_block
 
 T0 = 1_790_000_000_000_000_000  # a span start, in ns
@@ -241,16 +244,16 @@ def test_frame_taller_than_the_terminal_is_clipped():
     renderer, stream = make(height=6)
     open_stage(renderer)
     for n in range(8):
-        renderer.handle({"schema": 1, "type": "sample", "host": f"node{n}", "values": {"load1": 1.0}})
-    rows = wait_for(lambda: (r := screen_of(stream)) and any("node2" in x for x in r) and r, "host rows")
-    # a frame of 10 rows (stage, spinner, 8 hosts), clipped to the terminal's height minus one
-    assert len(rows) == 5 and not any("node3" in r for r in rows), rows
+        renderer.handle(span("task", "started", f"rank{n}", f"dlio rank {n}"))
+    rows = wait_for(lambda: (r := screen_of(stream)) and any("rank 2" in x for x in r) and r, "task rows")
+    # a frame of 10 rows (stage, spinner, 8 tasks), clipped to the terminal's height minus one
+    assert len(rows) == 5 and not any("rank 3" in r for r in rows), rows
     assert STAGE_ROW.match(rows[0]) and SPINNER_ROW.match(rows[1])
     renderer.handle(output(["a line"]))
     rows = wait_for(lambda: (r := screen_of(stream)) and "a line" in r and r, "'a line'")
     assert rows[0] == "a line" and len(rows) == 6 and STAGE_ROW.match(rows[1]), rows
     finish(renderer)
-    assert not any("node" in r for r in screen_of(stream)), "clipped frame rows left behind"
+    assert not any("rank" in r for r in screen_of(stream)), "clipped frame rows left behind"
 
 
 def settle(renderer: RichRenderer, stream: io.StringIO) -> tuple[int, int, int]:
@@ -384,3 +387,155 @@ def test_names_are_never_parsed_as_rich_markup():
     renderer.close()
     assert f"1/1 {name}" in out.getvalue()
     assert "\x1b]8;" not in out.getvalue()
+
+
+# ----- many hosts ----------------------------------------------------------------------------
+MANY_HOSTS = Path(__file__).parent / "golden" / "many_hosts.events.jsonl"  # 64 hosts, see its record script
+
+
+def frame_rows(renderer: RichRenderer, now_ns: int, height: int = HEIGHT) -> list[str]:
+    console = Console(file=io.StringIO(), width=WIDTH, height=height, color_system=None, get_time=lambda: 0.0)
+    renderer._console = console  # the frame fits the terminal the renderer draws on
+    console.print(renderer.frame(now_ns))
+    return [row.rstrip() for row in console.file.getvalue().splitlines()]
+
+
+def sample(host: str, at_s: float, **rates) -> dict:
+    values = {"read_Bps": 0.0, "write_Bps": 0.0, "rx_Bps": 0.0, "tx_Bps": 0.0, "load1": 1.0, **rates}
+    return {"schema": 2, "type": "sample", "timestamp": iso_from_ns(T0 + int(at_s * 1e9)), "level": "info",
+            "host": host, "values": values}
+
+
+def run_on(hosts: list[str]) -> RichRenderer:
+    renderer = RichRenderer(Console(file=io.StringIO(), width=WIDTH, color_system=None), live=False)
+    renderer.handle(span("run", "started", "run", "test run", attributes={"mlpstorage.hosts": hosts}))
+    renderer.handle(span("stage", "started", "st3", "Running benchmark", stage_index=3, stage_count=4))
+    return renderer
+
+
+def test_few_hosts_get_a_row_each_under_their_sums():
+    """Up to FEW_HOSTS hosts: the sums, then every host. One that stops sending samples keeps
+    its last values for 2.5 intervals, then is silent and no longer in the sums."""
+    renderer = run_on(["a:4", "b:4", "c"])
+    frames = {}
+    for second in (0, 10, 20, 30, 40):
+        for host in ("a", "b", "c") if second <= 10 else ("a", "b"):
+            renderer.handle(sample(host, second, read_Bps=100e6 * second / 10))
+        frames[second] = frame_rows(renderer, T0 + second * 10**9)[1:]
+    assert frames[30] == [
+        "  all hosts  3/3 reporting, read 700.0 MB/s, write 0.0 MB/s, net 0.0/0.0 MB/s in/out",
+        "  a          read 300.0 MB/s, write 0.0 MB/s, net 0.0/0.0 MB/s in/out, load 1.00",
+        "  b          read 300.0 MB/s, write 0.0 MB/s, net 0.0/0.0 MB/s in/out, load 1.00",
+        "  c          read 100.0 MB/s, write 0.0 MB/s, net 0.0/0.0 MB/s in/out, load 1.00",
+    ]
+    assert frames[40] == [
+        "  all hosts  2/3 reporting, read 800.0 MB/s, write 0.0 MB/s, net 0.0/0.0 MB/s in/out",
+        "  a          read 400.0 MB/s, write 0.0 MB/s, net 0.0/0.0 MB/s in/out, load 1.00",
+        "  b          read 400.0 MB/s, write 0.0 MB/s, net 0.0/0.0 MB/s in/out, load 1.00",
+        "  c          silent: no sample for 30.0s",
+    ]
+
+
+def test_a_host_alone_is_one_row():
+    renderer = run_on(["localhost"])
+    renderer.handle(sample("localhost", 0, read_Bps=12.3e6))
+    assert frame_rows(renderer, T0)[1:] == [
+        "  localhost  read 12.3 MB/s, write 0.0 MB/s, net 0.0/0.0 MB/s in/out, load 1.00"]
+
+
+def test_a_host_that_never_reports_counts_and_turns_silent():
+    renderer = run_on(["a", "b", "c"])
+    renderer.handle(sample("a", 0))
+    renderer.handle(sample("b", 0))
+    assert frame_rows(renderer, T0)[1].startswith("  all hosts  2/3 reporting, read 0.0 MB/s")
+    assert frame_rows(renderer, T0)[-1] == "  c          no sample yet"
+    for second in (10, 20, 30):
+        renderer.handle(sample("a", second))
+        renderer.handle(sample("b", second))
+    assert frame_rows(renderer, T0)[-1] == "  c          silent: no sample for 30.0s"
+
+
+def test_a_host_whose_clock_is_ahead_makes_no_other_silent():
+    """Silence is measured on the samples' own clock, as each sample arrives: a host 60 s ahead
+    moves that clock, but the others, arriving with it, are not behind it."""
+    renderer = run_on(["a", "b"])
+    for second in (0, 10, 20, 30):
+        renderer.handle(sample("a", second, read_Bps=1e6))
+        renderer.handle(sample("b", second + 60, read_Bps=1e6))
+    rows = frame_rows(renderer, T0)
+    assert rows[1].startswith("  all hosts  2/2 reporting, read 2.0 MB/s") and "silent" not in "".join(rows), rows
+
+
+def test_many_hosts_show_their_sums_and_the_hosts_that_stand_out_within_the_terminal():
+    """64 hosts (the golden recording, as its last round of samples came): the sums, the slowest
+    by read, the silent host; in a shorter terminal fewer of them, the silent one first, and the
+    frame never taller than the terminal less a row."""
+    events = [json.loads(line) for line in MANY_HOSTS.read_text().splitlines()]
+    last = max(i for i, e in enumerate(events) if e["type"] == "sample")
+    renderer = RichRenderer(Console(file=io.StringIO(), width=WIDTH, color_system=None), live=False)
+    for event in events[: last + 1]:
+        renderer.handle(event)
+    now = ns_from_iso(events[last]["timestamp"])
+    names = {height: [row.split()[0] for row in frame_rows(renderer, now, height)[2:]] for height in (25, 7, 6, 5, 4)}
+    assert names[25] == ["all", "node17", "node01", "node46", "node42"]
+    assert names[7] == ["all", "node17", "node01", "node42"]
+    assert names[6] == ["all", "node17", "node42"]
+    assert names[5] == ["all", "node17"]
+    assert names[4] == ["all"]
+    for height in (25, 7, 6, 5, 4):
+        assert len(frame_rows(renderer, now, height)) <= height - 1
+    rows = frame_rows(renderer, now)
+    assert rows[2].startswith("  all hosts  63/64 reporting, read 12123.5 MB/s")
+    assert rows[3].startswith("  node17     slowest read: read 43.2 MB/s")
+    assert rows[-1] == "  node42     silent: no sample for 40.0s"
+
+
+def test_many_silent_hosts_end_in_a_count():
+    hosts = [f"n{i}" for i in range(20)]
+    renderer = run_on(hosts)
+    for second in (0, 10, 20, 30):
+        for i, host in enumerate(hosts):
+            if second == 0 or i >= 12:  # 12 of them stop after their first sample
+                renderer.handle(sample(host, second, read_Bps=(i + 1) * 1e6))
+    rows = frame_rows(renderer, T0, height=10)[1:]
+    # 8 rows left under the stage: the sums, the slowest (one row kept), five silent, a count
+    assert [row.split()[0] for row in rows] == ["all", "n12", "n0", "n1", "n2", "n3", "n4", "7"]
+    assert rows[-1] == "  7 more     silent"
+    # a row under the sums: the slowest keeps it; the count of reporting hosts tells the rest
+    assert [row.split()[0] for row in frame_rows(renderer, T0, height=4)[1:]] == ["all", "n12"]
+    assert frame_rows(renderer, T0, height=5)[-1] == "  12 hosts   silent"
+
+
+def test_a_write_heavy_run_ranks_the_slowest_by_write():
+    hosts = [f"n{i}" for i in range(10)]
+    renderer = run_on(hosts)
+    for second in (0, 10):
+        for i, host in enumerate(hosts):
+            renderer.handle(sample(host, second, read_Bps=1e6, write_Bps=(100 - i) * 1e6))
+    assert frame_rows(renderer, T0)[2].startswith("  n9         slowest write: read 1.0 MB/s, write 91.0 MB/s")
+
+
+def test_host_names_are_text_in_the_host_rows():
+    hosts = ["[b]x[/b]", "[/oops]", *[f"n{i}" for i in range(9)]]
+    for shown in (hosts[:2], hosts):  # a row per host; the slowest of many
+        renderer = run_on(shown)
+        for second in (0, 10):
+            for i, host in enumerate(shown):
+                renderer.handle(sample(host, second, read_Bps=(i + 1) * 1e6))
+        rows = frame_rows(renderer, T0)
+        assert [row.split()[0] for row in rows[2:4]] == ["[b]x[/b]", "[/oops]"], rows
+
+
+def test_the_live_display_of_many_hosts_fits_the_terminal():
+    renderer, stream = make(height=8)
+    open_stage(renderer)
+    for second in (0, 10):
+        for i in range(40):
+            renderer.handle(sample(f"node{i:02d}", second, read_Bps=(100 + i) * 1e6))
+    rows = wait_for(lambda: (r := screen_of(stream)) and any("slowest" in x for x in r) and r, "the slowest hosts")
+    # stage, spinner, the sums, the three slowest: within the 7 rows a frame may take here
+    assert STAGE_ROW.match(rows[0]) and SPINNER_ROW.match(rows[1]), rows
+    assert rows[2].startswith("  all hosts  40/40 reporting, read 4780.0 MB/s"), rows
+    assert [row.split()[0] for row in rows[3:]] == ["node00", "node01", "node02"], rows
+    finish(renderer)
+    assert not any("node" in r for r in screen_of(stream))

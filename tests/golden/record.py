@@ -1,9 +1,9 @@
-"""Records tests/golden/*.events.jsonl: a run through the real emitter (with real timing).
+"""Records tests/golden/{ok,failed}.events.jsonl: a run through the real emitter (with real timing).
 
     python tests/golden/record.py
 
 Run it only when the event schema changes, then `pytest --update-goldens` and review the diff.
-The checked-in recordings are schema 1 (before batched output): they also prove that
+The recordings it writes (ok, failed) are schema 1 (before batched output): they also prove that
 recordings of that version still replay.
 """
 
