@@ -194,6 +194,13 @@ def _dlio_options() -> argparse.ArgumentParser:
     group.add_argument("--allow-run-as-root", action="store_true", default=None,
                        help="let mpirun run as root (default: when running as root)")
     group.add_argument("--map-by", choices=["node", "socket"], default="socket", help="rank placement (default socket)")
+    division = group.add_mutually_exclusive_group()
+    division.add_argument("--closed", dest="division", action="store_const", const="closed", default=None,
+                          help="stop before anything runs unless the run would be CLOSED (MLPerf Storage's rules; "
+                          "the reasons in one line, exit code 2)")
+    division.add_argument("--open", dest="division", action="store_const", const="open",
+                          help="stop before anything runs if the run would be INVALID (unless --allow-invalid-params). "
+                          "Without --closed or --open the verdict is a warning")
     return parent
 
 
@@ -250,9 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training(commands)
     _add_checkpointing(commands)
 
-    events = commands.add_parser("events", help="work with recorded event streams")
-    events_commands = events.add_subparsers(dest="events_command", metavar="ACTION", parser_class=_Parser)
-    events_commands.required = True
+    events_commands = _command_group(commands, "events", "events_command", help="work with recorded event streams")
     replay = events_commands.add_parser(
         "replay",
         parents=[_global_options(top=False)],
@@ -266,14 +271,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_group(commands, name: str, dest: str, **kwargs):
+    """`mlpstorage NAME ACTION ...`: the group's parser, whose actions (returned) are its subcommands."""
+    group = commands.add_parser(name, **kwargs)
+    actions = group.add_subparsers(dest=dest, metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    return actions
+
+
 def _add_training(commands) -> None:
     from .models import ACCELERATORS, TRAINING_MODELS
 
-    training = commands.add_parser("training", help="MLPerf Storage training workloads (DLIO)",
-                                   description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
-                                   "(tensorflow). Typical order: datasize, datagen, run.")
-    actions = training.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    actions.required = True
+    actions = _command_group(commands, "training", "action", help="MLPerf Storage training workloads (DLIO)",
+                             description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
+                             "(tensorflow). Typical order: datasize, datagen, run.")
 
     def model_args(parser, *, accelerator=True):
         parser.add_argument("--model", "-m", required=True, choices=TRAINING_MODELS, help="the workload")
@@ -322,11 +333,9 @@ def _add_training(commands) -> None:
 def _add_checkpointing(commands) -> None:
     from .models import LLAMA3
 
-    checkpointing = commands.add_parser("checkpointing", help="MLPerf Storage checkpointing workloads (DLIO)",
-                                        description="Checkpointing workloads: llama3 checkpoints written by DLIO "
-                                        "2.0.0. Typical order: datasize, run.")
-    actions = checkpointing.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    actions.required = True
+    actions = _command_group(commands, "checkpointing", "action", help="MLPerf Storage checkpointing workloads (DLIO)",
+                             description="Checkpointing workloads: llama3 checkpoints written by DLIO "
+                             "2.0.0. Typical order: datasize, run.")
 
     def model_args(parser, *, folder_help: str, folder_required: bool = False):
         parser.add_argument("--model", "-m", required=True, choices=list(LLAMA3),
@@ -491,6 +500,8 @@ def _dlio_options_from(args, processes: int):
         processes=processes,
         accelerator=getattr(args, "accelerator_type", "h100"),
         params=_params_from(args),
+        division=getattr(args, "division", None),
+        allow_invalid=args.allow_invalid_params,
     )
 
 
@@ -503,6 +514,12 @@ def _what_if(benchmark) -> int:
     print(shlex.join(benchmark.shown_command()))
     print("# resolved configuration (workload " + benchmark.workload + ")")
     print(yaml.safe_dump(benchmark.shown_config(), sort_keys=False).rstrip())
+    if benchmark.is_judged():
+        # as far as it is known without collecting anything from other hosts
+        verdict = benchmark.verdict(benchmark.launch_memory(collect=False))
+        print(f"# verdict at launch: {verdict.category}")
+        for reason in verdict.reasons:
+            print(f"#   {reason}")
     return 0
 
 
@@ -521,6 +538,9 @@ def _run_benchmarks(args, make) -> int:
 def _cmd_training(args) -> int:
     from .benchmarks.training import TrainingBenchmark
 
+    if args.action == "datagen" and args.division:
+        raise UsageError(f"--{args.division}: datagen gets no verdict; only runs are judged "
+                         "(training run, checkpointing run)")
     options = _run_options_from(args)
     dlio = _dlio_options_from(args, getattr(args, args.processes_flag))
     return _run_benchmarks(args, lambda emitter: TrainingBenchmark(options, args.model, args.action, dlio,
