@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_training(commands)
     _add_checkpointing(commands)
+    _add_reports(commands)
 
     events_commands = _command_group(commands, "events", "events_command", help="work with recorded event streams")
     replay = events_commands.add_parser(
@@ -374,6 +375,26 @@ def _add_checkpointing(commands) -> None:
     model_args(configview, folder_help="the checkpoint folder it names (default ./checkpoints)")
     _add_params(configview)
     configview.set_defaults(handler=_cmd_checkpointing_configview)
+
+
+def _add_reports(commands) -> None:
+    """`mlpstorage reports ACTION`: each kind of report adds its actions to `actions`."""
+    actions = _command_group(commands, "reports", "report_action", help="verdicts and reports over a results directory",
+                             description="Reports over the runs in a results directory (mlpstorage's own and "
+                             "the existing launcher's v2.0 layout).")
+    reportgen = actions.add_parser(
+        "reportgen", parents=[_global_options(top=False)],
+        help="every run's verdict and metrics: results.json, results.csv, index.html and a table",
+        description="Walk --results-dir and judge every run (CLOSED, OPEN or INVALID, with reasons); group the runs "
+        "into submission candidates and check the submission guidelines no launcher checks; write results.json "
+        "and results.csv (the existing launcher's record keys, plus category and issues) and index.html into "
+        "--output-dir; print a table (Rich on a terminal, plain text when piped).",
+        epilog="A datasize/ folder, or a run folder without DLIO's summary.json, is skipped with one warning line.",
+    )
+    reportgen.add_argument("--output-dir", "-od", metavar="DIR", type=Path, default=None,
+                           help="where results.json, results.csv and index.html go (default: the results directory)")
+    reportgen.set_defaults(handler=_cmd_reportgen)
+    # _add_report_pages(actions)  # html, show, compare: mlpstorage/reports/page*.py, show.py, compare.py
 
 
 # ----- renderer selection (the edge: nothing upstream knows which renderers run) ----------
@@ -673,6 +694,14 @@ def _cmd_datasize(args) -> int:
         others = [f"{k}={v}" for k, v in redact(params).items() if k != "dataset.num_files_train"]
         emitter.result(f"Next: {datagen_hint(args.model, args.data_dir, args.max_accelerators, size.files, others)}")
     return 0
+
+
+def _cmd_reportgen(args) -> int:
+    from .reports.reportgen import reportgen
+
+    names = args.render.split(",")
+    style = "rich" if "rich" in names else "plain" if "plain" in names else "auto"
+    return reportgen(args.results_dir, args.output_dir, style=style)
 
 
 def _cmd_replay(args) -> int:

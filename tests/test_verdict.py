@@ -395,7 +395,7 @@ def test_the_summary_table_shows_the_verdict_and_its_reasons():
 
 # ----- a real run ------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_real_run_carries_its_verdict_everywhere(tmp_path):
+def test_a_real_run_carries_its_verdict_everywhere_and_reportgen_agrees(tmp_path):
     tiny = ["dataset.num_files_train=8", "dataset.record_length=65536", "dataset.record_length_stdev=0",
             "dataset.record_length_resize=65536", "checkpoint.model_size=65536"]
     common = ["--data-dir", str(tmp_path / "data"), "--results-dir", str(tmp_path / "results"), "--render", "plain"]
@@ -420,3 +420,9 @@ def test_a_real_run_carries_its_verdict_everywhere(tmp_path):
     results = [e["message"] for e in events if e["type"] == "log" and e["level"] == "result"]
     assert results[-1 - len(verdict.reasons):] == ["Verdict: INVALID", *(f"- {r}" for r in verdict.reasons)]
     assert "Running an INVALID run (--allow-invalid-params): " in run.stderr
+    report = mlpstorage("reports", "reportgen", "--results-dir", str(tmp_path / "results"),
+                        "--output-dir", str(tmp_path / "out"))
+    assert report.returncode == 0, report.stderr
+    [record] = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert (record["category"], record["issues"]) == (INVALID, list(verdict.reasons))
+    assert report.stderr.startswith("mlpstorage: warning: skipped training/unet3d/datagen/")
