@@ -5,7 +5,8 @@ What page code can call:
     read_run(run_dir, results_dir=None) -> RunRecord   # ours or the existing launcher's layout
     verdict_of_run(run_dir) -> Verdict                  # .category, .reasons (strings)
     judge(record) -> Verdict
-    headline(record) -> list[str]                       # the metrics reports show, formatted
+    record.headline() -> list[str]                      # the metrics reports show, formatted
+    record.throughput_series, record.throughput_unit    # per epoch or per checkpoint
 Both raise NotARun (an MlpStorageError: one line, exit code 2 at the CLI) for a folder that
 holds no run.
 """

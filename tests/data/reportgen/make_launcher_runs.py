@@ -1,5 +1,8 @@
 """Writes results/ (the run folders in the existing launcher's v2.0 layout) and
 launcher_verdicts.json (what that launcher's reportgen says of each, and what ours says).
+The 20261128_* folders beside them are ours, from real tiny runs (`training datagen`,
+`training run`, `checkpointing run`), kept to their metadata, summary.json and dlio_config/;
+this script leaves them alone.
 
 Each folder is what the existing launcher leaves: dlio_config/config.yaml (the composed DLIO
 configuration, its `workload` section), dlio_config/overrides.yaml (hydra's overrides),
@@ -82,6 +85,7 @@ def training_metric(au: float, throughput: float, record_bytes: float) -> dict:
 def write_run(path: str, benchmark: str, config: dict, overrides: list[str], summary: dict | None, args: dict,
               verification: str, extra_metadata: str | None = None) -> None:
     folder = RESULTS / path
+    shutil.rmtree(folder, ignore_errors=True)
     (folder / "dlio_config").mkdir(parents=True)
     (folder / "dlio_config" / "config.yaml").write_text(yaml.safe_dump({"workload": config}, sort_keys=False))
     workload = overrides[0]
@@ -174,7 +178,6 @@ def expect(path: str, launcher: str, ours: str | None = None, why: str = "") -> 
 
 
 def main() -> None:
-    shutil.rmtree(RESULTS, ignore_errors=True)
     # A: a warm-up run and 5 measured runs on 2 hosts x 4 accelerators: every check passes.
     for hour, throughput in zip(range(10, 16), (165.2, 170.1, 171.6, 168.9, 170.7, 169.8)):
         stamp = f"20250601_{hour}0000"
@@ -223,7 +226,7 @@ def main() -> None:
            "(64 for llama3-70b)")
     # Not runs: a datasize record, a run DLIO wrote no summary for, two metadata files.
     datasize = RESULTS / "training/unet3d/datasize/20250531_090000"
-    datasize.mkdir(parents=True)
+    datasize.mkdir(parents=True, exist_ok=True)
     (datasize / "training_20250531_090000_metadata.json").write_text(json.dumps({"benchmark_type": "training"}))
     unet3d_run("20250607_100000", hosts=("node9",), summary_changes={})
     (RESULTS / "training/unet3d/run/20250607_100000/summary.json").unlink()
