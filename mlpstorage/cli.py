@@ -195,6 +195,13 @@ def _dlio_options() -> argparse.ArgumentParser:
     group.add_argument("--allow-run-as-root", action="store_true", default=None,
                        help="let mpirun run as root (default: when running as root)")
     group.add_argument("--map-by", choices=["node", "socket"], default="socket", help="rank placement (default socket)")
+    division = group.add_mutually_exclusive_group()
+    division.add_argument("--closed", dest="division", action="store_const", const="closed", default=None,
+                          help="stop before anything runs unless the run would be CLOSED (MLPerf Storage's rules; "
+                          "the reasons in one line, exit code 2)")
+    division.add_argument("--open", dest="division", action="store_const", const="open",
+                          help="stop before anything runs if the run would be INVALID (unless --allow-invalid-params). "
+                          "Without --closed or --open the verdict is a warning")
     return parent
 
 
@@ -254,10 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_training(commands)
     _add_checkpointing(commands)
+    _add_reports(commands)
 
-    events = commands.add_parser("events", help="work with recorded event streams")
-    events_commands = events.add_subparsers(dest="events_command", metavar="ACTION", parser_class=_Parser)
-    events_commands.required = True
+    events_commands = _command_group(commands, "events", "events_command", help="work with recorded event streams")
     replay = events_commands.add_parser(
         "replay",
         parents=[_global_options(top=False)],
@@ -271,14 +277,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_group(commands, name: str, dest: str, **kwargs):
+    """`mlpstorage NAME ACTION ...`: the group's parser, whose actions (returned) are its subcommands."""
+    group = commands.add_parser(name, **kwargs)
+    actions = group.add_subparsers(dest=dest, metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    return actions
+
+
 def _add_training(commands) -> None:
     from .models import ACCELERATORS, TRAINING_MODELS
 
-    training = commands.add_parser("training", help="MLPerf Storage training workloads (DLIO)",
-                                   description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
-                                   "(tensorflow). Typical order: datasize, datagen, run.")
-    actions = training.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    actions.required = True
+    actions = _command_group(commands, "training", "action", help="MLPerf Storage training workloads (DLIO)",
+                             description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
+                             "(tensorflow). Typical order: datasize, datagen, run.")
 
     def model_args(parser, *, accelerator=True):
         parser.add_argument("--model", "-m", required=True, choices=TRAINING_MODELS, help="the workload")
@@ -327,11 +339,9 @@ def _add_training(commands) -> None:
 def _add_checkpointing(commands) -> None:
     from .models import LLAMA3
 
-    checkpointing = commands.add_parser("checkpointing", help="MLPerf Storage checkpointing workloads (DLIO)",
-                                        description="Checkpointing workloads: llama3 checkpoints written by DLIO "
-                                        "2.0.0. Typical order: datasize, run.")
-    actions = checkpointing.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
-    actions.required = True
+    actions = _command_group(commands, "checkpointing", "action", help="MLPerf Storage checkpointing workloads (DLIO)",
+                             description="Checkpointing workloads: llama3 checkpoints written by DLIO "
+                             "2.0.0. Typical order: datasize, run.")
 
     def model_args(parser, *, folder_help: str, folder_required: bool = False):
         parser.add_argument("--model", "-m", required=True, choices=list(LLAMA3),
@@ -370,6 +380,26 @@ def _add_checkpointing(commands) -> None:
     model_args(configview, folder_help="the checkpoint folder it names (default ./checkpoints)")
     _add_params(configview)
     configview.set_defaults(handler=_cmd_checkpointing_configview)
+
+
+def _add_reports(commands) -> None:
+    """`mlpstorage reports ACTION`: each kind of report adds its actions to `actions`."""
+    actions = _command_group(commands, "reports", "report_action", help="verdicts and reports over a results directory",
+                             description="Reports over the runs in a results directory (mlpstorage's own and "
+                             "the existing launcher's v2.0 layout).")
+    reportgen = actions.add_parser(
+        "reportgen", parents=[_global_options(top=False)],
+        help="every run's verdict and metrics: results.json, results.csv, index.html and a table",
+        description="Walk --results-dir and judge every run (CLOSED, OPEN or INVALID, with reasons); group the runs "
+        "into submission candidates and check the submission guidelines no launcher checks; write results.json "
+        "and results.csv (the existing launcher's record keys, plus category and issues) and index.html into "
+        "--output-dir; print a table (Rich on a terminal, plain text when piped).",
+        epilog="A datasize/ folder, or a run folder without DLIO's summary.json, is skipped with one warning line.",
+    )
+    reportgen.add_argument("--output-dir", "-od", metavar="DIR", type=Path, default=None,
+                           help="where results.json, results.csv and index.html go (default: the results directory)")
+    reportgen.set_defaults(handler=_cmd_reportgen)
+    # _add_report_pages(actions)  # html, show, compare: mlpstorage/reports/page*.py, show.py, compare.py
 
 
 # ----- renderer selection (the edge: nothing upstream knows which renderers run) ----------
@@ -510,6 +540,8 @@ def _dlio_options_from(args, processes: int):
         processes=processes,
         accelerator=getattr(args, "accelerator_type", "h100"),
         params=_params_from(args),
+        division=getattr(args, "division", None),
+        allow_invalid=args.allow_invalid_params,
     )
 
 
@@ -522,6 +554,12 @@ def _what_if(benchmark) -> int:
     print(shlex.join(benchmark.shown_command()))
     print("# resolved configuration (workload " + benchmark.workload + ")")
     print(yaml.safe_dump(benchmark.shown_config(), sort_keys=False).rstrip())
+    if benchmark.is_judged():
+        # as far as it is known without collecting anything from other hosts
+        verdict = benchmark.verdict(benchmark.launch_memory(collect=False))
+        print(f"# verdict at launch: {verdict.category}")
+        for reason in verdict.reasons:
+            print(f"#   {reason}")
     return 0
 
 
@@ -540,6 +578,9 @@ def _run_benchmarks(args, make) -> int:
 def _cmd_training(args) -> int:
     from .benchmarks.training import TrainingBenchmark
 
+    if args.action == "datagen" and args.division:
+        raise UsageError(f"--{args.division}: datagen gets no verdict; only runs are judged "
+                         "(training run, checkpointing run)")
     options = _run_options_from(args)
     dlio = _dlio_options_from(args, getattr(args, args.processes_flag))
     return _run_benchmarks(args, lambda emitter: TrainingBenchmark(options, args.model, args.action, dlio,
@@ -672,6 +713,14 @@ def _cmd_datasize(args) -> int:
         others = [f"{k}={v}" for k, v in redact(params).items() if k != "dataset.num_files_train"]
         emitter.result(f"Next: {datagen_hint(args.model, args.data_dir, args.max_accelerators, size.files, others)}")
     return 0
+
+
+def _cmd_reportgen(args) -> int:
+    from .reports.reportgen import reportgen
+
+    names = args.render.split(",")
+    style = "rich" if "rich" in names else "plain" if "plain" in names else "auto"
+    return reportgen(args.results_dir, args.output_dir, style=style)
 
 
 def _cmd_replay(args) -> int:

@@ -45,10 +45,14 @@ def check_writable(path: Path, what: str) -> None:
 
 def write_json(path: Path, data) -> Path:
     """Writes through a temporary file and a rename, so a reader never sees half a file."""
+    return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Writes through a temporary file and a rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, default=str)
-        handle.write("\n")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
     os.replace(tmp, path)
     return path

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlpstorage.emitter.events import ERROR_REPORTED, ns_from_iso
+from mlpstorage.emitter.events import ERROR_REPORTED, VERDICT, VERDICT_REASONS, ns_from_iso
 
 # Up to this many hosts the text renderers show each one (a row, a line per sample); with more,
 # the aggregate and the hosts that stand out.
@@ -41,6 +41,8 @@ class SpanRow:
     duration_s: float | None = None
     error: str | None = None
     error_reported: bool = False  # the launcher's own error line says it (see events.ERROR_REPORTED)
+    verdict: str | None = None  # a run's CLOSED, OPEN or INVALID (see events.VERDICT)
+    verdict_reasons: tuple[str, ...] = ()
 
     def elapsed_s(self, now_ns: int) -> float:
         if self.duration_s is not None:
@@ -140,7 +142,11 @@ class Board:
             row.status = event.get("status", "ok")
             row.duration_s = event.get("duration_s")
             row.error = event.get("error")
-            row.error_reported = bool(event.get("attributes", {}).get(ERROR_REPORTED))
+            attributes = event.get("attributes") or {}
+            row.error_reported = bool(attributes.get(ERROR_REPORTED))
+            if attributes.get(VERDICT):
+                row.verdict = str(attributes[VERDICT])
+                row.verdict_reasons = tuple(str(r) for r in attributes.get(VERDICT_REASONS) or ())
             if "description" in event:
                 row.description = event["description"]
             self.open_rows.pop(span_id, None)

@@ -58,6 +58,9 @@ _LEVEL_STYLES = {
 _INTERRUPTS = ("KeyboardInterrupt", "Terminated", "interrupted", "terminated")
 
 
+_VERDICT_STYLES = {"CLOSED": "green", "OPEN": "yellow", "INVALID": "bold red"}
+
+
 def _interrupted(row: SpanRow) -> bool:
     return row.status == "error" and (row.error or "").startswith(_INTERRUPTS)
 
@@ -598,4 +601,8 @@ class RichRenderer:
         if run is not None and run.status is not None:
             verdict = _status_text(run)
             table.add_row(Text(f"run {run.name}", "bold"), verdict, format_seconds(run.duration_s or 0))
+            if run.verdict:
+                table.add_row(Text("verdict", "bold"), Text(run.verdict, _VERDICT_STYLES.get(run.verdict, "")), "")
+                for reason in run.verdict_reasons:
+                    table.add_row(Text(f"  {reason}", "dim"), "", "")
         return table

@@ -190,7 +190,18 @@ class Benchmark:
             return method
         return "local" if all(is_local_host(h) for h in self.options.hosts) else self.REMOTE_COLLECTION
 
-    def _collect_cluster(self, when: str) -> dict:
+    def _collect_cluster(self, when: str, info: dict | None = None) -> dict:
+        """Host information (gathered now unless given) kept as <benchmark>_<datetime>_cluster_<when>.json."""
+        if info is None:
+            if self.collection_method() == "none":
+                return {}
+            info = self.gather_cluster_info()
+        write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_cluster_{when}.json", info)
+        return info
+
+    def gather_cluster_info(self) -> dict:
+        """{host: info} from every host by the collection method, under a spinner; a host that
+        gave none is a warning."""
         hosts = host_names(self.options.hosts)
         method = self.collection_method()
         if method == "none":
@@ -207,7 +218,6 @@ class Benchmark:
         for host, host_info in info.items():
             if "error" in host_info:
                 self.emitter.warning(f"No cluster information from {host}: {host_info['error']}", host=host)
-        write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_cluster_{when}.json", info)
         return info
 
     def _collect_cluster_start(self) -> dict:

@@ -92,6 +92,7 @@ class CheckpointingBenchmark(DlioBenchmark):
             "checkpoint_bytes": per_checkpoint,
             "checkpoint_mean_duration_s": round(mean, 4),
             "checkpoint_write_GB_per_second": round(per_checkpoint / mean / 1e9, 4) if mean > 0 else None,
+            "checkpoint_durations_s": [round(d, 4) for d in durations],
         }
 
     def report(self, metrics: dict) -> None:

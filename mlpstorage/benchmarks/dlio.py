@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..emitter.events import DIVISION, VERDICT, VERDICT_REASONS
 from ..engines.dlio import DlioProgress, adopt_rank_spans, dlio_program, read_summary
 from ..engines.mpi import mpi_command
 from ..engines.process import run_command
@@ -18,8 +19,10 @@ from ..errors import CommandFailed, ValidationError
 from ..hosts import parse_hosts
 from ..models import TENSORFLOW_MODELS
 from ..redaction import redact, redact_argv
+from ..reports.records import RunRecord, record_of_ours
+from ..reports.verdict import CLOSED, INVALID, Verdict, judge, refusal
 from ..workloads import apply_params, load_workload
-from .base import Benchmark, RunOptions
+from .base import Benchmark, RunOptions, summarise_hosts
 
 # Forwarded to every rank with -x: the trace context, where ranks leave their spans, and
 # dftracer switched off (on by default in 2.0.0, it prints and installs signal handlers).
@@ -31,6 +34,8 @@ class DlioOptions:
     processes: int = 1
     accelerator: str = "h100"
     params: dict[str, str] = field(default_factory=dict)
+    division: str | None = None  # --closed | --open: the verdict the run must reach before it starts
+    allow_invalid: bool = False  # --allow-invalid-params: --open starts an INVALID run anyway
 
 
 class DlioBenchmark(Benchmark):
@@ -44,6 +49,9 @@ class DlioBenchmark(Benchmark):
         self.summary: dict | None = None
         self.progress: DlioProgress | None = None
         self.returncode: int | None = None
+        self.launch_verdict: Verdict | None = None
+        self.launch_memory_bytes: float | None = None  # the client memory the launch verdict used
+        self.early_cluster_info: dict | None = None  # gathered during validation (see launch_memory)
 
     # ----- what runs ---------------------------------------------------------------------
     @property
@@ -75,8 +83,9 @@ class DlioBenchmark(Benchmark):
         return redact(self.config)
 
     def run_attributes(self) -> dict:
+        division = {DIVISION: self.dlio.division} if self.dlio.division else {}
         return {**super().run_attributes(), "mlpstorage.workload": self.workload,
-                "mlpstorage.processes": self.dlio.processes}
+                "mlpstorage.processes": self.dlio.processes, **division}
 
     # The hosts already run MPI for DLIO, so cluster information comes the same way.
     REMOTE_COLLECTION = "mpi"
@@ -93,9 +102,55 @@ class DlioBenchmark(Benchmark):
         if self.model in TENSORFLOW_MODELS and importlib.util.find_spec("tensorflow") is None:
             raise ValidationError(f"{self.model} reads tfrecord files through tensorflow: pip install tensorflow-cpu")
         self._validate_data()
+        if self.is_judged() and not self.judged_after_collection():
+            self._judge_at_launch(self.launch_memory(collect=True))
 
     def _validate_data(self) -> None:
         """Subclasses check the data directory."""
+
+    # ----- the verdict (mlpstorage/reports/verdict.py) -----------------------------------
+    def is_judged(self) -> bool:
+        """Whether this run gets a verdict (training: only `run`, as in the existing launcher)."""
+        return True
+
+    def judged_after_collection(self) -> bool:
+        """Whether the launch verdict waits for the cluster information (the hosts' memory)."""
+        return False
+
+    def launch_memory(self, collect: bool) -> float | None:
+        """The client hosts' memory the launch verdict judges with (the data-size rule needs it)."""
+        return None
+
+    def record(self, memory_bytes: float | None = None, facts: dict | None = None) -> RunRecord:
+        """This run as reports read it (mlpstorage/reports/records.py), from what it would write."""
+        return record_of_ours(facts or self._facts(), self.run_dir, summary=self.summary, memory_bytes=memory_bytes)
+
+    def verdict(self, memory_bytes: float | None) -> Verdict:
+        return judge(self.record(memory_bytes))
+
+    def _judge_at_launch(self, memory_bytes: float | None) -> None:
+        """Before anything runs: --closed stops a run that would not be CLOSED, --open one that
+        would be INVALID (unless --allow-invalid-params); otherwise the verdict is a warning."""
+        self.launch_memory_bytes = memory_bytes
+        verdict = self.launch_verdict = self.verdict(memory_bytes)
+        self.emitter.set_run_attributes(verdict_attributes(verdict))
+        why = refusal(verdict, self.dlio.division, self.dlio.allow_invalid)
+        if why:
+            raise ValidationError(why)
+        if verdict.category == CLOSED:
+            self.emitter.info("Verdict at launch: CLOSED", verdict=CLOSED)
+        elif verdict.category == INVALID and self.dlio.division == "open":
+            self.emitter.warning(f"Running an INVALID run (--allow-invalid-params): {'; '.join(verdict.reasons)}",
+                                 verdict=INVALID)
+        else:
+            self.emitter.warning(f"Verdict at launch: {verdict.category}: {'; '.join(verdict.reasons)}",
+                                 verdict=verdict.category)
+
+    def _collect_cluster_start(self) -> dict:
+        info = self._collect_cluster("start", self.early_cluster_info)
+        if self.is_judged() and self.launch_verdict is None:
+            self._judge_at_launch(cluster_memory(info))
+        return info
 
     # ----- running -----------------------------------------------------------------------
     def _run(self) -> None:
@@ -131,20 +186,41 @@ class DlioBenchmark(Benchmark):
     def _process_results(self) -> None:
         self.summary = read_summary(self.run_dir)
         metrics = self.metrics()
-        if metrics:
-            self.emitter.set_run_attributes({f"mlpstorage.metric.{k}": v for k, v in metrics.items()
-                                             if isinstance(v, (int, float, str, bool))})
+        attributes = {f"mlpstorage.metric.{k}": v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
+        verdict = self.verdict(self.launch_memory_bytes) if self.is_judged() else None
+        if verdict is not None:
+            attributes.update(verdict_attributes(verdict))
+        self.emitter.set_run_attributes(attributes)
         super()._process_results()
         self.report(metrics)
+        if verdict is not None:
+            self.report_verdict(verdict)
 
     def report(self, metrics: dict) -> None:
         """RESULT lines for the headline metrics."""
 
+    def report_verdict(self, verdict: Verdict) -> None:
+        launch = self.launch_verdict
+        changed = f" (at launch: {launch.category})" if launch and launch.category != verdict.category else ""
+        self.emitter.result(f"Verdict: {verdict.category}{changed}", verdict=verdict.category)
+        for reason in verdict.reasons:
+            self.emitter.result(f"- {reason}")
+
     def metadata(self) -> dict:
+        facts = self._facts()
+        if self.is_judged():
+            verdict = judge(self.record(self.launch_memory_bytes, facts))
+            facts["verdict"] = {**verdict.as_dict(), "division": self.dlio.division,
+                                "at_launch": self.launch_verdict.as_dict() if self.launch_verdict else None}
+        return facts
+
+    def _facts(self) -> dict:
+        """The metadata but the verdict, which is judged from it."""
         return {
             **super().metadata(),
             "arguments": {"processes": self.dlio.processes, "accelerator": self.dlio.accelerator,
-                          "params": redact(self.dlio.params), "hosts": [str(h) for h in self.hosts]},
+                          "params": redact(self.dlio.params), "hosts": [str(h) for h in self.hosts],
+                          "division": self.dlio.division},
             "workload": self.workload,
             "resolved_parameters": self.shown_config(),
             "executed_command": self.shown_command(),
@@ -152,6 +228,18 @@ class DlioBenchmark(Benchmark):
             "metrics": self.metrics(),
             "dlio_summary": self.summary,
         }
+
+
+def verdict_attributes(verdict: Verdict) -> dict:
+    return {VERDICT: verdict.category, VERDICT_REASONS: list(verdict.reasons)}
+
+
+def cluster_memory(info: dict) -> float | None:
+    """The client hosts' memory together, when every host told its own."""
+    summary = summarise_hosts(info)
+    if not info or summary["hosts_without_information"]:
+        return None
+    return float(summary["total_memory_bytes"]) or None
 
 
 def count_files(folder: Path, suffix: str) -> int:

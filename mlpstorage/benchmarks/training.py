@@ -5,11 +5,13 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from ..collectors.hostinfo import meminfo
 from ..errors import ValidationError
+from ..hosts import is_local_host
 from ..results import check_writable
 from ..workloads import workload_name
 from .base import RunOptions
-from .dlio import DlioBenchmark, DlioOptions, count_files
+from .dlio import DlioBenchmark, DlioOptions, cluster_memory, count_files
 
 
 def datagen_hint(model: str, data_dir: Path, processes: int, files: int, params: list[str] = ()) -> str:
@@ -47,6 +49,29 @@ class TrainingBenchmark(DlioBenchmark):
                                   f"generate them with: {hint}")
         if not (self.data_dir / "valid").is_dir():
             raise ValidationError(f"{self.data_dir} has no valid/ folder (DLIO needs one); generate the data with: {hint}")
+
+    # ----- the verdict: `run` only, as the existing launcher judges ---------------------
+    def is_judged(self) -> bool:
+        return self.command == "run"
+
+    def _hosts_are_this_one(self) -> bool:
+        return all(is_local_host(h) for h in self.options.hosts)
+
+    def judged_after_collection(self) -> bool:
+        # Without --closed/--open the verdict only warns, so it waits for the other hosts'
+        # memory from the cluster information instead of asking them during validation.
+        return self.dlio.division is None and not self._hosts_are_this_one()
+
+    def launch_memory(self, collect: bool) -> float | None:
+        """This machine's memory when it is the only host; else, when a division must be
+        reached before anything runs, every host's through the cluster collection (kept as the
+        run's start information), or None (unknown) when collecting is off or not allowed."""
+        if self._hosts_are_this_one():
+            return float(meminfo().get("MemTotal", 0)) or None
+        if not collect or self.collection_method() == "none":
+            return None
+        self.early_cluster_info = self.gather_cluster_info() or None
+        return cluster_memory(self.early_cluster_info or {})
 
     def metrics(self) -> dict:
         metric = (self.summary or {}).get("metric", {})

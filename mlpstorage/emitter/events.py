@@ -63,6 +63,11 @@ DESCRIPTION = "mlpstorage.description"
 # On a span ended by an error users can cause: the launcher's own last line
 # ("mlpstorage: error: ...") says what went wrong, so text renderers need not repeat it.
 ERROR_REPORTED = "mlpstorage.error.reported"
+# On a run span: its verdict (CLOSED, OPEN or INVALID), the reasons it is not CLOSED, and the
+# division --closed/--open asked for (see mlpstorage/reports/verdict.py).
+VERDICT = "mlpstorage.verdict"
+VERDICT_REASONS = "mlpstorage.verdict.reasons"
+DIVISION = "mlpstorage.division"
 
 # Span attributes lifted to top-level event fields, for renderers and grep.
 LIFTED = {

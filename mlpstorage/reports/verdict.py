@@ -1,0 +1,187 @@
+"""The verdict of one run: CLOSED, OPEN or INVALID, with its reasons.
+
+Training follows the existing launcher's rules exactly (MLPerf Storage v2.0, 2.0.0b1): which
+--params overrides each division allows, the data-size rule on the files the run read, and
+O_DIRECT for unet3d only. A run is INVALID if any check says INVALID, else OPEN if any says
+OPEN, else CLOSED; a check that cannot be evaluated (a missing value) says INVALID.
+
+Checkpointing: the existing launcher checks nothing (every run is CLOSED). Ours applies the
+submission guidelines' process counts per model, and refuses a checkpoint that is not the
+model's size; both are ours alone, so ours is stricter there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..models import LLAMA3
+from ..redaction import REDACTED, is_secret_key
+from .records import OURS, RunRecord, read_run
+
+CLOSED, OPEN, INVALID = "CLOSED", "OPEN", "INVALID"
+CATEGORIES = (CLOSED, OPEN, INVALID)  # best to worst
+
+# --params keys (DLIO's ++workload.KEY) each division allows; any other is INVALID.
+CLOSED_OVERRIDES = frozenset({
+    "dataset.num_files_train", "dataset.num_subfolders_train", "dataset.data_folder",
+    "reader.read_threads", "reader.computation_threads", "reader.transfer_size", "reader.odirect",
+    "reader.prefetch_size", "checkpoint.checkpoint_folder", "storage.storage_type", "storage.storage_root",
+})
+OPEN_OVERRIDES = frozenset({"framework", "dataset.format", "dataset.num_samples_per_file", "reader.data_loader"})
+UNJUDGED_PREFIX = "workflow"  # the launcher leaves workflow.* overrides alone
+ODIRECT_MODELS = ("unet3d",)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's result: which category it allows and why."""
+
+    category: str
+    subject: str  # what was checked: key=value, or the rule
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.why} ({self.category})"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A run's category and the reasons it is not CLOSED (empty when it is)."""
+
+    category: str
+    reasons: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+
+    @classmethod
+    def of(cls, findings: list[Finding]) -> "Verdict":
+        category = max((f.category for f in findings), key=CATEGORIES.index, default=CLOSED)
+        return cls(category, tuple(str(f) for f in findings if f.category != CLOSED), tuple(findings))
+
+    def reasons_of(self, category: str) -> list[str]:
+        return [str(f) for f in self.findings if f.category == category]
+
+    def as_dict(self) -> dict:
+        return {"category": self.category, "reasons": list(self.reasons)}
+
+
+def verdict_of_run(run_dir: Path) -> Verdict:
+    """The verdict of the run in run_dir (ours or the existing launcher's v2.0 layout).
+    Raises records.NotARun (one line, exit code 2 at the CLI) when the folder holds no run."""
+    return judge(read_run(Path(run_dir)))
+
+
+def judge(record: RunRecord) -> Verdict:
+    if record.benchmark == "training":
+        return Verdict.of(training_findings(record))
+    if record.benchmark == "checkpointing":
+        return Verdict.of(checkpointing_findings(record))
+    return Verdict.of([Finding(INVALID, "benchmark", f"unknown benchmark type {record.benchmark!r}")])
+
+
+# ----- training ----------------------------------------------------------------------------------
+def training_findings(record: RunRecord) -> list[Finding]:
+    return [*override_findings(record.overrides), data_size_finding(record), *odirect_findings(record)]
+
+
+def shown(key: str, value) -> str:
+    return f"{key}={REDACTED if is_secret_key(key) else value}"
+
+
+def override_findings(overrides: dict) -> list[Finding]:
+    findings = []
+    for key, value in overrides.items():
+        if key.startswith(UNJUDGED_PREFIX):
+            continue
+        if key in CLOSED_OVERRIDES:
+            findings.append(Finding(CLOSED, shown(key, value), "allowed in CLOSED"))
+        elif key in OPEN_OVERRIDES:
+            findings.append(Finding(OPEN, shown(key, value), "allowed in OPEN only"))
+        else:
+            findings.append(Finding(INVALID, shown(key, value), "may not be changed in either division"))
+    return findings
+
+
+def data_size_finding(record: RunRecord) -> Finding:
+    """MLPerf Storage's data-size rule on the files the run read, with the run's total client
+    memory and its accelerator count (mlpstorage/workloads: required_data_size)."""
+    from ..workloads import required_data_size
+
+    config = record.config
+    dataset, reader = config.get("dataset") or {}, config.get("reader") or {}
+    record_length = dataset.get("record_length", dataset.get("record_length_bytes"))  # DLIO 2.0.0 / newer DLIO
+    facts = {
+        "the number of files the run read": record.num_files,
+        "the run's client memory": record.client_memory_bytes,
+        "the run's accelerator count": record.processes,
+        "dataset.num_samples_per_file": dataset.get("num_samples_per_file"),
+        "dataset.record_length": record_length,
+        "reader.batch_size": reader.get("batch_size"),
+    }
+    missing = [what for what, value in facts.items() if not _positive(value)]
+    if missing:
+        return Finding(INVALID, "data-size rule", f"cannot be evaluated: {' and '.join(missing)} not known")
+    size = required_data_size({"dataset": {"num_samples_per_file": dataset["num_samples_per_file"],
+                                           "record_length": record_length},
+                               "reader": {"batch_size": reader["batch_size"]}},
+                              record.client_memory_bytes / 2**30, 1, record.processes)
+    subject = f"dataset.num_files_train={record.num_files}"
+    if record.num_files >= size.files:
+        return Finding(CLOSED, subject, f"at least the {size.files} files the data-size rule requires")
+    per_file = dataset["num_samples_per_file"]
+    accelerators = f"{record.processes} accelerator{'s' if record.processes != 1 else ''}"
+    by_steps = (f"500 steps x {accelerators} x batch {reader['batch_size']} / "
+                f"{per_file} sample{'s' if per_file != 1 else ''} per file = {size.files_for_steps}")
+    by_memory = (f"5 x {record.client_memory_bytes / 2**30:.1f} GiB client memory / "
+                 f"{size.file_size_bytes / 2**20:.1f} MiB per file = {size.files_for_memory}")
+    return Finding(INVALID, subject, f"fewer than the {size.files} files the data-size rule requires "
+                                     f"({by_steps}; {by_memory})")
+
+
+def odirect_findings(record: RunRecord) -> list[Finding]:
+    odirect = (record.config.get("reader") or {}).get("odirect")
+    if odirect and record.model not in ODIRECT_MODELS:
+        return [Finding(INVALID, f"reader.odirect={odirect}", f"O_DIRECT is allowed for {', '.join(ODIRECT_MODELS)} "
+                                                              f"only, not {record.model}")]
+    return []
+
+
+# ----- checkpointing -----------------------------------------------------------------------------
+def checkpointing_findings(record: RunRecord) -> list[Finding]:
+    """Ours only (the existing launcher checks nothing): the submission guidelines' process
+    count per model, and, for our runs, each rank writing its share of the model's checkpoint."""
+    arch = LLAMA3.get(record.model or "")
+    if arch is None:
+        return [Finding(INVALID, "model", f"{record.model!r} is not one of {', '.join(LLAMA3)}")]
+    if not record.processes:
+        return [Finding(INVALID, "processes", "cannot be evaluated: the run's process count is unknown")]
+    findings = []
+    closed = arch.closed_processes
+    if record.processes == closed:
+        findings.append(Finding(CLOSED, f"processes={record.processes}", f"the CLOSED count for {record.model}"))
+    else:
+        findings.append(Finding(OPEN, f"processes={record.processes}",
+                                f"CLOSED runs {record.model} with exactly {closed} (submission guidelines)"))
+    shard = (record.config.get("checkpoint") or {}).get("model_size")
+    if record.layout == OURS and shard is not None:
+        expected = arch.shard_bytes(record.processes)
+        if shard != expected:
+            findings.append(Finding(INVALID, f"checkpoint.model_size={shard}",
+                                    f"each rank writes {shard} bytes, not its {expected}-byte share of a "
+                                    f"{record.model} checkpoint"))
+    return findings
+
+
+# ----- at launch ---------------------------------------------------------------------------------
+def refusal(verdict: Verdict, division: str | None, allow_invalid: bool = False) -> str | None:
+    """Why a run launched with --closed or --open must not start (one line), or None."""
+    if division == "closed" and verdict.category != CLOSED:
+        return f"--closed: this run would be {verdict.category}: {'; '.join(verdict.reasons)}"
+    if division == "open" and verdict.category == INVALID and not allow_invalid:
+        return (f"--open: this run would be INVALID: {'; '.join(verdict.reasons_of(INVALID))} "
+                "(--allow-invalid-params runs it anyway)")
+    return None
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
