@@ -24,6 +24,9 @@ with `from mlpstorage.testing.sshd_hosts import ssh_cluster, make_ssh_cluster` i
 
 or without pytest: ``with ssh_hosts(tmp_dir, 3) as cluster: ...`` / ``start_hosts(...)`` + ``.stop()``.
 
+Each sshd logs to its host's ``sshd.log``; ``cluster.logins()`` counts the logins in them
+({address: count}, one "Accepted ..." line per authenticated connection).
+
 Needs root (sshd must be able to switch to root for the session, and `unshare --uts` needs
 CAP_SYS_ADMIN), /usr/sbin/sshd, ssh, ssh-keygen and unshare.  When any is missing the fixtures
 skip, except under CI (``CI`` set to a true value) where they fail instead: CI must not go green
