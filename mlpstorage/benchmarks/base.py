@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..collectors.hostinfo import collect_local
 from ..collectors.mpi import MpiCollectionError, collect_via_mpi
-from ..collectors.ssh import SshOptions, collect_via_ssh
+from ..collectors.ssh import SshConnections, SshOptions, collect_via_ssh
 from ..collectors.timeseries import Timeseries
 from ..emitter import Emitter, current_emitter, use_emitter
 from ..errors import Terminated
@@ -73,6 +73,7 @@ class Benchmark:
         self.cluster_info_start: dict | None = None
         self.cluster_info_end: dict | None = None
         self.sampler: Timeseries | None = None
+        self.ssh_connections = SshConnections(options.ssh)  # one login per remote host per run
         self.timeseries: dict[str, list[dict]] = {}
         self.failure: BaseException | None = None  # what ended "Running benchmark", if it failed
         # method -> callable(hosts, data_dir, spinner) -> {host: info}; see _collect_cluster.
@@ -97,7 +98,7 @@ class Benchmark:
         emitter = self.emitter
         with use_emitter(emitter), emitter.run(f"mlpstorage {self.BENCHMARK_TYPE} {self.command}",
                                                  self.run_attributes()):
-            with create_stage_progress(STAGES) as advance_stage:
+            with create_stage_progress(STAGES) as advance_stage, self.ssh_connections:
                 check_writable(self.options.results_dir, "results directory")
                 self._validate()
                 self.run_dir = claim_run_dir(self.run_dir.parent, self.run_datetime)
@@ -108,6 +109,7 @@ class Benchmark:
                 emitter.info(f"Results in {self.run_dir}", results_dir=str(self.run_dir))
                 advance_stage()
 
+                self._open_ssh_connections()
                 self.cluster_info_start = self._collect_cluster_start()
                 advance_stage()
 
@@ -242,7 +244,8 @@ class Benchmark:
         def done(count: int) -> None:
             spinner.update(completed=count, description=f"Collecting via SSH... {count}/{len(hosts)} hosts")
 
-        return collect_via_ssh(hosts, data_dir, self.options.ssh, run_host=as_span, on_done=done)
+        return collect_via_ssh(hosts, data_dir, self.options.ssh, run_host=as_span, on_done=done,
+                               connections=self.ssh_connections)
 
     def _collect_via_mpi(self, hosts: list[str], data_dir: str | None, spinner: Spinner) -> dict:
         """One rank per host; if MPI fails, SSH (or local for this host alone), with a warning."""
@@ -253,6 +256,17 @@ class Benchmark:
             self.emitter.warning(f"MPI collection failed ({exc}); collecting {COLLECTION_LABELS[fallback]} instead")
             spinner.set_description(f"Collecting {COLLECTION_LABELS[fallback]}...")
             return self.collectors[fallback](hosts, data_dir, spinner)
+
+    def _open_ssh_connections(self) -> None:
+        """When the run will use SSH, one master connection per remote host, from before the
+        collection at the start to after the one at the end (closed as run() leaves, on every
+        way out): every use is a session on it. The hosts log in while the collection's
+        spinner runs (each host's first use waits for its own master)."""
+        if self.collection_method() == "ssh" or not self.options.skip_timeseries:
+            try:
+                self.ssh_connections.open(host_names(self.options.hosts))
+            except OSError as exc:  # no private directory for the sockets: each use logs in
+                self.emitter.warning(f"SSH connections are not shared in this run: {exc}")
 
     # ----- time series -----------------------------------------------------------------
     def _start_timeseries(self) -> None:
@@ -265,6 +279,7 @@ class Benchmark:
             on_sample=self.emitter.sample,
             on_limit=lambda n: self.emitter.warning(f"Time-series sampling stopped at its limit of {n} samples per host"),
             ssh=self.options.ssh,
+            connections=self.ssh_connections,
         )
         self.sampler.start()
 

@@ -1,10 +1,12 @@
 """Time series during a run: every host sampled at a fixed rate, this host directly and the
-others over SSH (the same sampler code, hostinfo.samples, runs on both sides)."""
+others over SSH (the same sampler code, hostinfo.samples, runs on both sides), each a session
+on the run's connection to that host when there is one (SshConnections)."""
 
 from __future__ import annotations
 
 import contextvars
 import json
+import os
 import subprocess
 import threading
 from typing import Callable
@@ -12,7 +14,7 @@ from typing import Callable
 from ..engines.process import CHILDREN
 from ..hosts import is_local_host
 from . import hostinfo
-from .ssh import SshOptions, remote_script, ssh_argv
+from .ssh import SshConnections, SshOptions, remote_script
 
 OnSample = Callable[[str, dict], None]
 
@@ -47,27 +49,31 @@ class LocalSampler:
 
 
 class SshSampler:
-    """One long-lived ssh per host, printing a JSON line per sample."""
+    """One long-lived ssh session per host, printing a JSON line per sample."""
 
-    def __init__(self, host: str, interval_s: float, max_samples: int, on_sample: OnSample, ssh: SshOptions):
+    def __init__(self, host: str, interval_s: float, max_samples: int, on_sample: OnSample,
+                 connections: SshConnections):
         self.host, self.samples, self.error = host, [], None
         self._script = remote_script("sample", str(interval_s), str(max_samples))
-        self._argv = ssh_argv(ssh, host)
+        self._connections = connections
         self._on_sample = on_sample
         self._proc: subprocess.Popen | None = None
-        self._thread: threading.Thread | None = None
+        self._stopped = False
+        self._lock = threading.Lock()  # a sample is taken whole before stop(), or not at all
 
     def start(self) -> None:
+        self.error = self._connections.ready(self.host)
+        if self.error is not None:
+            return
         try:
-            self._proc = CHILDREN.spawn(self._argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+            self._proc = CHILDREN.spawn(self._connections.argv(self.host), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         except OSError as exc:
             self.error = f"cannot run ssh: {exc.strerror}"
             return
         self._proc.stdin.write(self._script)
         self._proc.stdin.close()
-        self._thread = _thread_in_this_context(self._loop, self.host)
-        self._thread.start()
+        _thread_in_this_context(self._loop, self.host).start()
 
     def _loop(self) -> None:
         for line in self._proc.stdout:
@@ -76,24 +82,52 @@ class SshSampler:
             except json.JSONDecodeError:
                 continue
             sample["host"] = self.host
-            self.samples.append(sample)
-            self._on_sample(self.host, sample)
+            with self._lock:
+                if self._stopped:
+                    return
+                self.samples.append(sample)
+                self._on_sample(self.host, sample)
 
     def stop(self) -> None:
+        """Ends the session at once. Its ssh is killed, not asked: a session on a master waits
+        for the remote command's exit status whatever signal it gets, and the master holds the
+        session's pipes until then (the remote sampler ends at its next write, within one
+        interval). So nothing more is read, and the reader thread ends when the pipe does."""
         if self._proc is None:
             return
-        CHILDREN.stop(self._proc, grace_s=5)
-        self._thread.join(timeout=5)
-        stderr = self._proc.stderr.read().strip().splitlines()
+        with self._lock:
+            self._stopped = True
+        ended_by_itself = self._proc.poll() is not None
+        CHILDREN.stop(self._proc, grace_s=0)
         if not self.samples and self.error is None:
-            self.error = stderr[-1] if stderr else f"ssh exited with code {self._proc.returncode}"
+            stderr = _available(self._proc.stderr).strip().splitlines()
+            if stderr:
+                self.error = stderr[-1]
+            elif ended_by_itself:
+                self.error = f"ssh exited with code {self._proc.returncode}"
+            else:
+                self.error = "stopped before its first sample"
+
+
+def _available(pipe) -> str:
+    """What a pipe holds now, without waiting for every writer to close it."""
+    fd = pipe.fileno()
+    os.set_blocking(fd, False)
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    return b"".join(chunks).decode(errors="replace")
 
 
 class Timeseries:
     """Samples every host from start() to stop(); each sample goes to on_sample as it comes."""
 
     def __init__(self, hosts: list[str], interval_s: float, max_samples: int, on_sample: OnSample,
-                 on_limit: Callable[[int], None], ssh: SshOptions | None = None):
+                 on_limit: Callable[[int], None], ssh: SshOptions | None = None,
+                 connections: SshConnections | None = None):
         self.interval_s, self.max_samples = interval_s, max_samples
         self._on_limit = on_limit
         self._limit_reported = False
@@ -104,9 +138,10 @@ class Timeseries:
             on_sample(host, sample)
             self._check_limit(host)
 
+        connections = connections or SshConnections(ssh or SshOptions())  # unopened: direct logins
         self.samplers = [
             LocalSampler(h, interval_s, max_samples, counted) if is_local_host(h)
-            else SshSampler(h, interval_s, max_samples, counted, ssh or SshOptions())
+            else SshSampler(h, interval_s, max_samples, counted, connections)
             for h in dict.fromkeys(hosts)
         ]
 

@@ -24,6 +24,9 @@ with `from mlpstorage.testing.sshd_hosts import ssh_cluster, make_ssh_cluster` i
 
 or without pytest: ``with ssh_hosts(tmp_dir, 3) as cluster: ...`` / ``start_hosts(...)`` + ``.stop()``.
 
+Each sshd logs to its host's ``sshd.log``; ``cluster.logins()`` counts the logins in them
+({address: count}, one "Accepted ..." line per authenticated connection).
+
 Needs root (sshd must be able to switch to root for the session, and `unshare --uts` needs
 CAP_SYS_ADMIN), /usr/sbin/sshd, ssh, ssh-keygen and unshare.  When any is missing the fixtures
 skip, except under CI (``CI`` set to a true value) where they fail instead: CI must not go green
@@ -221,6 +224,14 @@ class Host:
     proc: subprocess.Popen | None = None
     uts_ns: str | None = None
 
+    def logins(self) -> int:
+        """Successful logins so far: sshd logs one "Accepted <method> for <user> ..." line per
+        authenticated connection (sessions multiplexed on a connection log none)."""
+        try:
+            return sum(line.startswith("Accepted ") for line in self.log.read_text(errors="replace").splitlines())
+        except OSError:
+            return 0
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -265,6 +276,10 @@ class SshCluster:
     def logs(self) -> dict[str, Path]:
         return {h.addr: h.log for h in self.host_objs}
 
+    def logins(self) -> dict[str, int]:
+        """{address: successful logins so far} (the readiness check made one per host)."""
+        return {h.addr: h.logins() for h in self.host_objs}
+
     def ssh_argv(self, host: str, *command: str, options: dict[str, str] | None = None) -> list[str]:
         """The full ssh argument list for running `command` on `host` with the cluster's config.
 
@@ -300,6 +315,14 @@ class SshCluster:
             if h.uts_ns and h.uts_ns != _uts_ns(me):
                 left.update(p for p in _pids_in_uts_ns(h.uts_ns) if _alive(p))
         return sorted(left)
+
+    def session_pids(self) -> list[int]:
+        """Processes the hosts run for connections and sessions (everything alive in a host's
+        UTS namespace but its listening sshd): none once every client has gone and the hosts
+        have finished with it."""
+        listeners = set(self.pids)
+        return sorted(p for h in self.host_objs if h.uts_ns for p in _pids_in_uts_ns(h.uts_ns)
+                      if p not in listeners and _alive(p))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every sshd (its process group, then anything left in its UTS namespace) and the
