@@ -1,0 +1,1 @@
+"""Reports of runs: a page per run, the terminal view, comparisons."""
