@@ -13,6 +13,8 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v pgrep >/dev/null || need_apt+=(procps)        # the tests look for leftover processes
 command -v hostname >/dev/null || need_apt+=(hostname)   # the sshd test hosts name themselves
 command -v unshare >/dev/null || need_apt+=(util-linux)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)         # the tests open the report pages in a real browser
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)  # ... through Selenium
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
