@@ -212,17 +212,21 @@ def test_broken_files_in_the_folder_are_left_out_with_a_warning(tmp_path):
     assert '<section id="problems">' in text and "93.12" in text  # the metrics from the run span
 
 
-def test_a_page_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+@pytest.mark.parametrize("failure, raised", [(OSError(28, "No space left on device"), UsageError),
+                                             (KeyboardInterrupt(), KeyboardInterrupt)])
+def test_a_page_is_written_whole_or_not_at_all(tmp_path, monkeypatch, failure, raised):
     page = tmp_path / "report.html"
     page.write_text("the previous page")
     import mlpstorage.reports.page as page_module
 
     def broken_replace(src, dst):
-        raise OSError(28, "No space left on device")
+        raise failure
 
     monkeypatch.setattr(page_module.os, "replace", broken_replace)
-    with pytest.raises(UsageError, match="report.html: cannot write \\(No space left on device\\)"):
+    with pytest.raises(raised) as caught:
         write_html("<html>new</html>", page)
+    if raised is UsageError:
+        assert str(caught.value) == f"{page}: cannot write (No space left on device)"
     assert page.read_text() == "the previous page"
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary file left
 
@@ -311,6 +315,19 @@ def test_an_interrupted_run_writes_its_page_too(mlpstorage_capture, tmp_path, mo
         benchmark.run()
     text = (benchmark.run_dir / "report.html").read_text()
     assert '<span class="badge interrupted">interrupted</span>' in text and "KeyboardInterrupt" in text
+
+
+def test_a_second_interrupt_while_the_page_is_built_is_not_swallowed(mlpstorage_capture, tmp_path, monkeypatch):
+    import mlpstorage.reports.page as page_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(page_module, "write_run_page", interrupted)
+    benchmark = exec_run(tmp_path, ["true"], skip_timeseries=True)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.run()
+    assert not (benchmark.run_dir / "report.html").exists()
 
 
 def test_a_page_that_cannot_be_written_is_a_warning_and_the_run_stands(mlpstorage_capture, tmp_path, monkeypatch):

@@ -27,10 +27,10 @@ LEFT = 240  # room for the timeline's lane labels, on every figure so the time a
 LANE_PX = 20
 PLOT_PX = 190
 TOOLS = "xpan,xwheel_zoom,xbox_zoom,reset,save"
-FAILED = "#d62728"
+FAILED = "#d00000"
 OPEN = "#b0b0b0"
 KIND_COLORS = {"run": "#7f7f7f", "stage": "#1f77b4", "spinner": "#17becf", "host": "#17becf", "epoch": "#2ca02c",
-               "checkpoint": "#ff7f0e", "rank": "#9467bd", "task": "#8c564b"}
+               "checkpoint": "#bcbd22", "rank": "#9467bd", "task": "#8c564b"}
 # 20 distinguishable colours (Category20's dark then light halves): a host keeps its colour in every plot.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",

@@ -155,7 +155,7 @@ def build_page(records: list[RunRecord]) -> str:
         "<h1>Comparison of runs</h1>", f'<section id="runs"><table>{runs}</table></section>',
         f'<section id="table"><h2>Side by side</h2><table>{head}{"".join(body)}</table></section>',
         '<section id="timeseries"><h2>Time series, overlaid</h2><p class="note">Time since each run started; dashed '
-        f"lines mark each run's stages in its colour; click a legend entry to hide its run.</p>{series}</section>",
+        f"lines mark each run's stages in its colour; hover a line for its run and value.</p>{series}</section>",
         "</body></html>", ""])
 
 

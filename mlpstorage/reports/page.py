@@ -239,8 +239,8 @@ def _series_html(record: RunRecord, divs: list[str]) -> str:
     if not divs:
         return '<p class="note">No time series in this run (--skip-timeseries, or no sample recorded).</p>'
     interval = f"every {record.interval_s:g} s, " if record.interval_s else ""
-    return (f'<p class="note">Sampled {interval}{len(record.samples)} host(s); click a legend entry to hide its '
-            "line.</p>" + "\n".join(divs))
+    return (f'<p class="note">Sampled {interval}{len(record.samples)} host(s); hover a line for its host and '
+            "value.</p>" + "\n".join(divs))
 
 
 def _bar_text(bar: tl.Bar) -> dict:
