@@ -127,6 +127,26 @@ def test_a_recording_alone_gives_the_timeline_series_and_metrics_from_its_events
     assert "93.12 %" in text and "≥ 90 %" in text  # the target from the shipped workload
 
 
+def test_a_recording_alone_shows_the_command_of_its_debug_line_redacted(tmp_path):
+    run_dir = small_run(tmp_path)
+    line = f"command: mpirun -n 6 python -m mlpstorage.engines.dlio_rank ++workload.storage.secret_key={SECRET}"
+    with open(run_dir / "events.jsonl", "a") as handle:
+        handle.write(ev.to_json_line(ev.log("debug", line)))
+    text = build_page(read_run(run_dir / "events.jsonl"))
+    assert "mpirun -n 6 python -m mlpstorage.engines.dlio_rank ++workload.storage.secret_key=***" in text
+    assert SECRET not in text
+
+
+def test_a_recording_of_two_runs_is_reported_as_its_last(tmp_path):
+    first, second = small_run(tmp_path), small_run(tmp_path, hosts=2, seed=7)
+    both = tmp_path / "both.jsonl"
+    both.write_text((first / "events.jsonl").read_text() + (second / "events.jsonl").read_text())
+    record = read_run(both)
+    assert record.problems == [f"{both} holds 2 runs; this report is of the last one"]
+    assert set(record.samples) == {"node01", "node02"}
+    assert [s.name for s in record.spans if s.name.startswith("host ")] == ["host node01", "host node02"] * 2
+
+
 def test_a_recording_cut_short_shows_what_was_open_as_unfinished(tmp_path):
     record = read_run(small_run(tmp_path, status="cut"))
     assert record.status == "unfinished"
@@ -160,7 +180,39 @@ def test_the_cluster_table_highlights_the_host_that_differs(tmp_path):
     assert "node07" in row and '<td class="differs" title="most hosts: 512.0 GiB">256.0 GiB</td>' in row
 
 
+def test_a_cluster_where_no_host_answered_is_a_row_of_errors(tmp_path):
+    run_dir = small_run(tmp_path)
+    [start] = run_dir.glob("*_cluster_start.json")
+    start.write_text(json.dumps({"node01": {"error": "timed out"}, "node02": {"error": "refused"}}))
+    text = write_run_page(run_dir).read_text()
+    assert "no information: timed out" in text and "no information: refused" in text
+
+
+def test_a_recording_of_samples_alone_has_its_time_axis_from_them(tmp_path):
+    recording = tmp_path / "samples.jsonl"
+    recording.write_text("".join(ev.to_json_line(ev.sample("node01", {"read_Bps": 1e6 * i}, ev.iso_from_ns(t)))
+                                 for i, t in enumerate(range(10**18, 10**18 + 5 * 10**9, 10**9))))
+    record = read_run(recording)
+    assert (record.start_ns, record.end_ns, record.interval_s) == (10**18, 10**18 + 4 * 10**9, 1.0)
+    [line] = tl.host_series(record, tl.METRICS[0])
+    assert (line.times_s, line.values) == ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 3.0, 4.0])
+    text = build_page(record)
+    assert "No spans in the recording." in text and "Read, per host" in text
+
+
 # ----- untrusted input -------------------------------------------------------------------------
+def test_times_no_calendar_has_are_shown_as_unknown(tmp_path):
+    run_dir = small_run(tmp_path)
+
+    def change(event):
+        if event.get("name") == "mlpstorage training run":
+            event["start_unix_nano"] = 10**30
+        return event
+
+    rewrite_events(run_dir, change)
+    assert "started unknown" in build_page(read_run(run_dir))
+
+
 def test_html_from_a_recording_or_a_folder_is_escaped_and_secrets_are_redacted(tmp_path):
     run_dir = make_evil_run(tmp_path)
     text = write_run_page(run_dir).read_text()

@@ -26,6 +26,7 @@ FRAME_WIDTH = 900
 LEFT = 240  # room for the timeline's lane labels, on every figure so the time axes line up
 LANE_PX = 20
 PLOT_PX = 190
+MAX_LEGEND = 32  # lines
 TOOLS = "xpan,xwheel_zoom,xbox_zoom,reset,save"
 FAILED = "#d00000"
 OPEN = "#b0b0b0"
@@ -132,11 +133,11 @@ def lines(title: str, unit: str, series: list[Series], colors: dict[str, str], m
                                "name": [line.name for line in series],
                                "color": [colors.get(line.name, TOTAL_COLOR) for line in series]})
     renderer = fig.multi_line("xs", "ys", source=source, line_color="color", line_width=1.4)
-    rows = max(1, (PLOT_PX - 40) // 19)
-    legend = Legend(items=[LegendItem(label=line.name, renderers=[renderer], index=i) for i, line in enumerate(series)],
-                    label_text_font_size="9pt", spacing=0, padding=4, ncols=max(1, -(-len(series) // rows)),
-                    glyph_height=12, label_height=12)
-    fig.add_layout(legend, "right")
+    if len(series) <= MAX_LEGEND:  # past that a legend is a wall of names: hover names a line
+        rows = max(1, (PLOT_PX - 40) // 19)
+        items = [LegendItem(label=line.name, renderers=[renderer], index=i) for i, line in enumerate(series)]
+        fig.add_layout(Legend(items=items, label_text_font_size="9pt", spacing=0, padding=4,
+                              ncols=max(1, -(-len(series) // rows)), glyph_height=12, label_height=12), "right")
     fig.add_tools(HoverTool(tooltips=[("", "@name"), ("at", "$snap_x{0.0} s"), (unit or "value", "$snap_y{0,0.00}")],
                             line_policy="nearest"))
     # From just below 0 (a line of zeros stays visible above the axis) to just above the top.

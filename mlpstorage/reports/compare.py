@@ -15,8 +15,8 @@ from rich.text import Text
 
 from . import timeline as tl
 from .headline import format_number, headlines, number
-from .page import STYLE, utc, write_html
-from .record import STAGE_NAMES, RunRecord, shown
+from .page import STYLE, write_html
+from .record import RunRecord, shown
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -58,8 +58,10 @@ def sections(records: list[RunRecord]) -> list[tuple[str, list[Row]]]:
         for item in headlines(record):
             row = metrics.setdefault(item.key, Row(_with_unit(item.label, item.unit), [None] * len(records), item.form))
             row.values[i] = item.value
-    names = [n for n in STAGE_NAMES if any(n in r.stage_durations() for r in records)]
-    names += sorted({n for r in records for n in r.stage_durations()} - set(names))
+    # The stages in their order (their index), each once, whichever runs have it.
+    ordered = sorted((s.attributes.get("mlpstorage.stage.index") or 0, i, s.name)
+                     for r in records for i, s in enumerate(r.stages))
+    names = list(dict.fromkeys(name for _, _, name in ordered))
     stages = [Row(f"{name} (s)", [r.stage_durations().get(name) for r in records]) for name in names]
     work = []
     for kind, title in (("epoch", "epochs"), ("checkpoint", "checkpoints")):
@@ -86,8 +88,8 @@ def render(records: list[RunRecord]) -> Group:
         runs.add_column(no_wrap=True)
     runs.add_column(overflow="fold")
     for i, record in enumerate(records):
-        runs.add_row(Text(label(i), style="bold"), Text(shown(record.title)), Text(record.status),
-                     Text(shown(f"{utc(record.start_ns)}  {record.source}"), style="dim"))
+        runs.add_row(Text(label(i), style="bold"), Text(shown(record.title)), Text(shown(record.status)),
+                     Text(shown(f"{tl.utc(record.start_ns)}  {record.source}"), style="dim"))
     table = Table(box=None, padding=(0, 2), show_edge=False, header_style="bold")
     table.add_column("", no_wrap=True)
     for i in range(len(records)):
@@ -136,8 +138,9 @@ def build_page(records: list[RunRecord]) -> str:
             figures.append(figure)
     bokeh_js, script, divs = charts.embed(figures)
     e = lambda value: html.escape(shown(value), quote=True)  # noqa: E731
-    runs = "".join(f"<tr><th>{label(i)}</th><td>{e(r.title)}</td><td>{e(r.status)}</td><td>{e(utc(r.start_ns))}</td>"
-                   f"<td><code>{e(r.source)}</code></td></tr>" for i, r in enumerate(records))
+    runs = "".join(f"<tr><th>{label(i)}</th><td>{e(r.title)}</td><td>{e(r.status)}</td>"
+                   f"<td>{e(tl.utc(r.start_ns))}</td><td><code>{e(r.source)}</code></td></tr>"
+                   for i, r in enumerate(records))
     head = "<tr><th></th>" + "".join(f"<th>{label(i)}</th>" + (f"<th>{label(i)} - A</th>" if i else "")
                                      for i in range(len(records))) + "</tr>"
     body = []

@@ -10,10 +10,8 @@ run is escaped (a recording is untrusted input): a span named <script> is shown,
 
 from __future__ import annotations
 
-import datetime
 import html
 import os
-import shlex
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -51,26 +49,27 @@ def build_page(record: RunRecord, page_path: Path | None = None, live: bool = Fa
     relative to it)."""
     from . import charts
 
-    origin_end = ((record.end_ns or 0) - (record.start_ns or 0)) / 1e9
-    x_range = charts.time_range(origin_end)
+    duration_s = ((record.end_ns or 0) - (record.start_ns or 0)) / 1e9
+    x_range = charts.time_range(duration_s)  # one for every figure: they pan and zoom together
     marks = tl.stage_marks(record)
-    figures = [charts.timeline(tl.lanes(record), marks, x_range, _bar_text)] if record.spans else []
-    hosts = sorted(record.samples)
-    colors = charts.colors_for([shown(h) for h in hosts])
+    lanes = tl.lanes(record)
+    for lane in lanes:
+        lane.label = shown(lane.label)
+    figures = [charts.timeline(lanes, marks, x_range, _bar_text)] if lanes else []
     for title, unit, keys in TOTALS:
         lines = [_named(tl.total_series(record, metric), metric.title) for metric in tl.METRICS if metric.key in keys]
         lines = [line for line in lines if line is not None]
         if lines:
-            figures.append(charts.lines(title, unit, lines, charts.colors_for([l.name for l in lines]), marks, x_range,
-                                        "total " + "+".join(keys)))
+            figures.append(charts.lines(title, unit, lines, charts.colors_for([line.name for line in lines]), marks,
+                                        x_range, "total " + "+".join(keys)))
+    colors = charts.colors_for([shown(host) for host in sorted(record.samples)])  # a host's colour in every plot
     for metric in tl.METRICS:
         lines = [_named(line, line.name) for line in tl.host_series(record, metric)]
         if lines:
             figures.append(charts.lines(metric.title + ", per host", metric.unit, lines, colors, marks, x_range,
                                         metric.key))
     bokeh_js, script, divs = charts.embed(figures)
-    timeline_div = divs[0] if record.spans else ""
-    series_divs = divs[1:] if record.spans else divs
+    timeline_div, series_divs = (divs[0], divs[1:]) if lanes else ("", divs)
     title = f"{record.title} {record.run_dir.name if record.run_dir else ''}".strip()
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -145,17 +144,11 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
-def utc(ns: int | None) -> str:
-    if ns is None:
-        return "unknown"
-    return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _header(record: RunRecord, live: bool) -> str:
     status = record.status
     duration = ((record.end_ns or 0) - (record.start_ns or 0)) / 1e9
     lines = [f'<h1>{_e(record.title)} <span class="badge {_e(status)}">{_e(status)}</span></h1>',
-             f'<p class="note">{_e(record.what("run_id") or record.source)} · started {utc(record.start_ns)} · '
+             f'<p class="note">{_e(record.what("run_id") or record.source)} · started {tl.utc(record.start_ns)} · '
              f"{_e(tl.format_duration(duration))}</p>"]
     if live:
         lines.append('<p class="note">Written while the run was processing its results: the run and that stage were '
@@ -177,13 +170,13 @@ def _what_ran(record: RunRecord) -> str:
         rows.append(("Hosts", _e(", ".join(map(str, hosts)))))
     if record.attributes.get("mlpstorage.processes") is not None:
         rows.append(("Processes", _e(record.attributes["mlpstorage.processes"])))
-    rows.append(("Started", _e(utc(record.start_ns))))
+    rows.append(("Started", _e(tl.utc(record.start_ns))))
     if record.error:
         rows.append(("Error", f'<span class="bad">{_e(record.error)}</span>'))
     rows.append(("Read from", f"<code>{_e(record.source)}</code>"))
     body = _table(rows)
     if record.command:
-        body += f"<h3>Exact command</h3><pre>{_e(shlex.join(record.command))}</pre>"
+        body += f"<h3>Exact command</h3><pre>{_e(record.command)}</pre>"
     params = record.params()
     if params:
         rows = "".join(f"<tr><td><code>{_e(key)}</code></td><td><code>{_e(value)}</code></td></tr>"
@@ -283,7 +276,8 @@ def _cluster(record: RunRecord) -> str:
         return '<p class="note">No cluster information (a recording alone, or --cluster-collection none).</p>'
     answered = {name: info for name, info in record.cluster.items() if "error" not in info}
     cells = {name: [_cell(info, column) for _, column in CLUSTER_COLUMNS] for name, info in answered.items()}
-    usual = [Counter(row[i] for row in cells.values()).most_common(1)[0][0] for i in range(len(CLUSTER_COLUMNS))]
+    usual = [Counter(row[i] for row in cells.values()).most_common(1)[0][0] if cells else None
+             for i in range(len(CLUSTER_COLUMNS))]
     head = "<tr><th>Host</th>" + "".join(f"<th>{label}</th>" for label, _ in CLUSTER_COLUMNS) + "</tr>"
     rows = []
     differing = 0

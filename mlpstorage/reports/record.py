@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,6 @@ from ..replay import UNFINISHED, OpenSpans, Recording, harmless
 RECORDING = "events.jsonl"
 REPORT = "report.html"
 METRIC_PREFIX = "mlpstorage.metric."
-STAGE_NAMES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
 
 
 @dataclass
@@ -58,7 +58,7 @@ class RunRecord:
     metadata: dict = field(default_factory=dict)
     cluster: dict[str, dict] = field(default_factory=dict)  # host -> information at the start
     messages: list[dict] = field(default_factory=list)  # log events of level result, warning and error
-    command: list[str] | None = None  # as run, secrets redacted
+    command: str | None = None  # as run, quoted for a shell, secrets redacted
     files: list[tuple[str, int | None]] = field(default_factory=list)  # (name, bytes); folders end in / and have None
     problems: list[str] = field(default_factory=list)
     verdict: object | None = None  # mlpstorage.reports.verdict.Verdict, when that module is there
@@ -110,15 +110,21 @@ class RunRecord:
 
     @property
     def start_ns(self) -> int | None:
+        """The run's start: its span's, else the first span's or sample's (the time axis' 0)."""
         if self.run:
             return self.run.start_ns
-        return min((s.start_ns for s in self.spans), default=None)
+        return min(self._moments(), default=None)
 
     @property
     def end_ns(self) -> int | None:
         if self.run:
             return self.run.end_ns
-        return max((s.end_ns for s in self.spans), default=None)
+        return max(self._moments(), default=None)
+
+    def _moments(self):
+        yield from (s.start_ns for s in self.spans)
+        yield from (s.end_ns for s in self.spans)
+        yield from (s["timestamp_ns"] for series in self.samples.values() for s in series)
 
     def metrics(self) -> dict:
         """The headline metrics: the metadata's, else the run span's mlpstorage.metric.* attributes."""
@@ -156,7 +162,7 @@ def read_run(path: Path, live: bool = False) -> RunRecord:
         record = RunRecord(source=path, run_dir=None)
     else:
         raise UsageError(f"{path}: no such run folder or recording")
-    sample_events = _read_events(record, recording, live)
+    event_samples = _read_events(record, recording, live)
     if record.run_dir is not None:
         _read_folder(record, record.run_dir)
         try:
@@ -164,7 +170,7 @@ def read_run(path: Path, live: bool = False) -> RunRecord:
         except Exception as exc:  # their rules failing must not cost the rest of the page
             record.problems.append(f"no verdict: {type(exc).__name__}: {exc}")
     if not record.samples:
-        record.samples = _samples_from_events(record, sample_events)
+        record.samples = _samples_from_events(record, event_samples)
     return record
 
 
@@ -183,10 +189,11 @@ def _verdict(run_dir: Path):
 
 # ----- the recording -----------------------------------------------------------------------
 def _read_events(record: RunRecord, path: Path, live: bool) -> list[dict]:
-    """Fills in the spans, messages and command; returns the sample events."""
+    """Fills in the spans, messages and command; returns the samples of the sample events,
+    as (trace id, host, sample), for a folder without a time-series file."""
     finished: dict[str, dict] = {}
     open_spans = OpenSpans()
-    sample_events: list[dict] = []
+    samples: list[tuple] = []
     runs: list[str] = []
     with Recording(path) as recording:
         for event in recording:
@@ -197,23 +204,25 @@ def _read_events(record: RunRecord, path: Path, live: bool) -> list[dict]:
             elif type_ == ev.RUN_STARTED:
                 runs.append(event["trace_id"])
             elif type_ == ev.SAMPLE:
-                sample_events.append(event)
+                sample = {**_numbers(event["values"]), "timestamp_ns": ev.ns_from_iso(event["timestamp"])}
+                samples.append((event.get("trace_id"), event["host"], sample))
             elif type_ == ev.LOG:
                 if event["level"] in ("result", "warning", "error"):
                     record.messages.append(event)
-                elif event["message"].startswith("command: ") and record.command is None:
-                    record.command = event["message"][len("command: "):].split(" ")
+                elif event["message"].startswith("command: ") and record.command is None:  # --debug's line
+                    record.command = " ".join(redact_argv(event["message"][len("command: "):].split(" ")))
         record.problems.extend(recording.problems)
     for event in open_spans.finished_events():  # a recording cut short: what was open ends at its last moment
         finished.setdefault(event["span_id"], event)
     trace = runs[-1] if runs else None
     if len(set(runs)) > 1:
         record.problems.append(f"{path} holds {len(set(runs))} runs; this report is of the last one")
-    in_run = (lambda e: e.get("trace_id") == trace) if len(set(runs)) > 1 else (lambda e: True)
-    spans = (_span(e, live) for e in finished.values() if in_run(e))
-    record.spans = sorted(spans, key=lambda s: (s.start_ns, s.end_ns))
-    record.messages = [m for m in record.messages if in_run(m)]
-    return [e for e in sample_events if in_run(e)]
+    if len(set(runs)) > 1:
+        finished = {k: e for k, e in finished.items() if e["trace_id"] == trace}
+        record.messages = [m for m in record.messages if m.get("trace_id") == trace]
+        samples = [s for s in samples if s[0] == trace]
+    record.spans = sorted((_span(e, live) for e in finished.values()), key=lambda s: (s.start_ns, s.end_ns))
+    return samples
 
 
 def _span(event: dict, live: bool) -> Span:
@@ -232,11 +241,10 @@ def _numbers(values: dict) -> dict:
             if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-def _samples_from_events(record: RunRecord, events: list[dict]) -> dict[str, list[dict]]:
+def _samples_from_events(record: RunRecord, found: list[tuple]) -> dict[str, list[dict]]:
     samples: dict[str, list[dict]] = {}
-    for event in events:
-        samples.setdefault(event["host"], []).append(
-            {**_numbers(event["values"]), "timestamp_ns": ev.ns_from_iso(event["timestamp"])})
+    for _, host, sample in found:
+        samples.setdefault(host, []).append(sample)
     for series in samples.values():
         series.sort(key=lambda s: s["timestamp_ns"])
     if record.interval_s is None:
@@ -258,7 +266,7 @@ def _read_folder(record: RunRecord, folder: Path) -> None:
         record.metadata = metadata
         command = metadata.get("executed_command")
         if isinstance(command, list) and all(isinstance(a, str) for a in command):
-            record.command = redact_argv(command)
+            record.command = shlex.join(redact_argv(command))
     cluster = _json_file(record, folder, "cluster_start", dict)
     if cluster is not None:
         record.cluster = {str(h): i for h, i in cluster.items() if isinstance(i, dict)}

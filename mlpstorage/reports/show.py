@@ -14,7 +14,6 @@ from rich.text import Text
 
 from . import timeline as tl
 from .headline import headlines
-from .page import utc
 from .record import RunRecord, shown
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -60,9 +59,9 @@ def _header(record: RunRecord) -> Text:
     duration = ((record.end_ns or 0) - (record.start_ns or 0)) / 1e9
     text = Text(shown(record.title), style="bold")
     text.append("  ")
-    text.append(record.status, style=STATUS_STYLE.get(record.status, "bold"))
+    text.append(shown(record.status), style=STATUS_STYLE.get(record.status, "bold"))
     hosts = record.what("hosts")
-    details = [str(record.what("run_id") or record.source), f"started {utc(record.start_ns)}",
+    details = [str(record.what("run_id") or record.source), f"started {tl.utc(record.start_ns)}",
                tl.format_duration(duration)]
     if isinstance(hosts, list):
         details.append(f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}: {', '.join(map(str, hosts[:4]))}"

@@ -11,6 +11,7 @@ stacked in rows of their own within the lane.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass, field
 
@@ -198,3 +199,11 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     clock = f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
     return f"{clock} ({seconds:.1f} s)"
+
+
+def utc(ns: int | None) -> str:
+    """2026-11-27 10:10:00 UTC from nanoseconds since the epoch."""
+    try:
+        return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError, OSError):  # none, or a moment no calendar has
+        return "unknown"
