@@ -24,7 +24,7 @@ UNBOUNDED = 1000  # the width of plain output
 
 def render(record: RunRecord, width: int = 100) -> Group:
     """The whole view, for console.print()."""
-    bar_width = max(10, min(50, width - 60))
+    bar_width = max(10, min(50, width - 70))  # room for the label and a duration on either side
     parts = [_header(record), Text(""), _verdict(record), Text("")]
     parts += _gantt(record, bar_width)
     parts += _metrics(record)
