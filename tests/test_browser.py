@@ -69,14 +69,16 @@ def test_a_one_hour_sixteen_host_page_draws_every_figure_offline(browser, hour_o
     page = load_page(browser, hour_of_sixteen_hosts, tmp_path / "report.png")
     assert_drawn_offline(page)
     assert hour_of_sixteen_hosts.stat().st_size < 5_000_000
-    assert set(page.figures) == {"timeline", "total read_Bps+write_Bps", "total rx_Bps+tx_Bps", "read_Bps",
-                                 "write_Bps", "rx_Bps", "tx_Bps", "mem_available_bytes", "load1"}
+    assert set(page.figures) == {"timeline", "total read_Bps+write_Bps", "total rx_Bps+tx_Bps",
+                                 "total mem_available_bytes", "total load1", "read_Bps", "write_Bps", "rx_Bps",
+                                 "tx_Bps", "mem_available_bytes", "load1"}
     names = timeline_names(browser)
     assert len(names) == 1 + 4 + 2 * (1 + 16) + 5 + 2 + 128  # run, stages, collections, epochs, checkpoints, ranks
     for metric in ("read_Bps", "write_Bps", "rx_Bps", "tx_Bps", "mem_available_bytes", "load1"):
         lines = page.figures[metric]["lines"]
         assert lines == {f"node{i:02d}": 361 for i in range(1, 17)}, metric
     assert page.figures["total read_Bps+write_Bps"]["lines"] == {"Read": 361, "Write": 361}
+    assert page.figures["total load1"]["lines"] == {"Load (1 min)": 361}
 
 
 def test_hovering_a_bar_shows_its_duration_and_a_script_in_a_name_stays_text(browser, tmp_path):

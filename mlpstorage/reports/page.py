@@ -24,8 +24,11 @@ from .headline import headlines
 from .record import REPORT, RunRecord, read_run, shown
 
 MAX_MESSAGES = 200
+# The plots of all hosts together: (title, unit, the metrics drawn in it).
 TOTALS = (("Storage, all hosts", "MB/s", ("read_Bps", "write_Bps")),
-          ("Network, all hosts", "MB/s", ("rx_Bps", "tx_Bps")))
+          ("Network, all hosts", "MB/s", ("rx_Bps", "tx_Bps")),
+          ("Memory available, all hosts", "GB", ("mem_available_bytes",)),
+          ("Load (1 min), mean of all hosts", "", ("load1",)))
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 24px 40px;
