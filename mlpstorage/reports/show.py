@@ -209,4 +209,5 @@ def _sparklines(record: RunRecord, width: int) -> list:
 
 
 def _short(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
+    """1,228 / 8.3 / 0.04: three significant figures at most, and a small rate not shown as 0.0."""
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}" if abs(value) >= 1 else f"{value:.2f}"
