@@ -274,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("file", metavar="FILE", type=Path, help="an events.jsonl file")
     replay.set_defaults(handler=_cmd_replay)
+
     return parser
 
 
@@ -283,6 +284,35 @@ def _command_group(commands, name: str, dest: str, **kwargs):
     actions = group.add_subparsers(dest=dest, metavar="ACTION", parser_class=_Parser)
     actions.required = True
     return actions
+
+
+def _add_report_pages(actions) -> None:
+    """`reports html`, `reports show` and `reports compare`, on the reports group's subparsers."""
+    run_help = "a run's results folder, or a recording (events.jsonl) alone"
+    page = actions.add_parser(
+        "html", parents=[_global_options(top=False)], help="write a run's page (report.html)",
+        description="Write a run's page: one self-contained HTML file that opens offline (what ran, the verdict, "
+        "the metrics against their targets, the timeline, the time series, the cluster, the files). Every run "
+        "writes its own during 'Processing results'; this makes one for any earlier run or recording.")
+    page.add_argument("run", metavar="RUN", type=Path, help=run_help)
+    page.add_argument("--output", "-o", metavar="FILE", type=Path,
+                      help="where to write it (default: RUN/report.html; for a recording, NAME.report.html beside it)")
+    page.set_defaults(handler=_cmd_reports_html)
+
+    show = actions.add_parser(
+        "show", parents=[_global_options(top=False)], help="a run's essentials in the terminal",
+        description="What ran, the verdict, the stages, epochs and checkpoints as bars with their durations, the "
+        "metrics against their targets, and read/write sparklines per host. Plain text when piped.")
+    show.add_argument("run", metavar="RUN", type=Path, help=run_help)
+    show.set_defaults(handler=_cmd_reports_show)
+
+    compare = actions.add_parser(
+        "compare", parents=[_global_options(top=False)], help="runs side by side, with the change from the first",
+        description="Metrics, stage durations, epochs and time-series means of two or more runs side by side, "
+        "with each run's change from the first (A); --html also writes a page with their time series overlaid.")
+    compare.add_argument("runs", metavar="RUN", type=Path, nargs="+", help=run_help + " (two or more)")
+    compare.add_argument("--html", metavar="FILE", type=Path, help="also write a page with the time series overlaid")
+    compare.set_defaults(handler=_cmd_reports_compare)
 
 
 def _add_training(commands) -> None:
@@ -399,7 +429,7 @@ def _add_reports(commands) -> None:
     reportgen.add_argument("--output-dir", "-od", metavar="DIR", type=Path, default=None,
                            help="where results.json, results.csv and index.html go (default: the results directory)")
     reportgen.set_defaults(handler=_cmd_reportgen)
-    # _add_report_pages(actions)  # html, show, compare: mlpstorage/reports/page*.py, show.py, compare.py
+    _add_report_pages(actions)  # html, show, compare
 
 
 # ----- renderer selection (the edge: nothing upstream knows which renderers run) ----------
@@ -730,6 +760,59 @@ def _cmd_replay(args) -> int:
         problems = replay(recording, _make_renderers(args, replaying=True))
     for problem in problems:
         print(f"mlpstorage: warning: {harmless(problem)}", file=sys.stderr)
+    return 0
+
+
+def _read_runs(paths: list[Path]) -> list:
+    """Each run read (a bad one: one error line), and what was left out of it as warnings."""
+    from .replay import harmless
+    from .reports.record import read_run
+
+    records = [read_run(path) for path in paths]
+    for record in records:
+        for problem in record.problems:
+            print(f"mlpstorage: warning: {harmless(problem)}", file=sys.stderr)
+    return records
+
+
+def _stdout_console():
+    from rich.console import Console
+
+    from .terminal import wants_color
+
+    color = wants_color(sys.stdout)
+    # Piped, no terminal sets the width: lines may be as long as a table needs.
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 120
+    return Console(file=sys.stdout, force_terminal=color or None, color_system="auto" if color else None,
+                   highlight=False, width=width)
+
+
+def _cmd_reports_html(args) -> int:
+    from .reports.page import build_page, default_output, write_html
+
+    [record] = _read_runs([args.run])
+    output = args.output or default_output(args.run)
+    print(write_html(build_page(record, output), output))
+    return 0
+
+
+def _cmd_reports_show(args) -> int:
+    from .reports.show import show
+
+    [record] = _read_runs([args.run])
+    show(record, _stdout_console())
+    return 0
+
+
+def _cmd_reports_compare(args) -> int:
+    from .reports import compare
+
+    if len(args.runs) < 2:
+        raise UsageError("compare needs two or more runs (see 'mlpstorage reports compare --help')")
+    records = _read_runs(args.runs)
+    compare.show(records, _stdout_console())
+    if args.html:
+        print(f"mlpstorage: wrote {compare.write_page(records, args.html)}", file=sys.stderr)
     return 0
 
 

@@ -27,6 +27,8 @@ if [ ${#need_lean[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_lean[@]}" >/dev/null
 fi
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)         # the tests open the report pages in a real browser
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)  # ... through Selenium
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing system packages: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -146,10 +146,10 @@ class Benchmark:
         self._write_timeseries()
 
     def _salvage(self, failure: BaseException) -> None:
-        """What a failed run can still keep (time series, metadata); a problem here is a
-        warning, so it never hides the failure itself."""
+        """What a failed run can still keep (time series, metadata, its page); a problem here
+        is a warning, so it never hides the failure itself."""
         interrupted = isinstance(failure, (KeyboardInterrupt, Terminated))
-        for step in (lambda: self._finish_run(interrupted), lambda: Benchmark._process_results(self)):
+        for step in (lambda: self._finish_run(interrupted), self._write_metadata, self._write_report):
             try:
                 step()
             except Exception as exc:
@@ -163,7 +163,22 @@ class Benchmark:
         raise NotImplementedError
 
     def _process_results(self) -> None:
+        self._write_metadata()
+        self._write_report()
+
+    def _write_metadata(self) -> None:
         write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_metadata.json", self.metadata())
+
+    def _write_report(self) -> None:
+        """report.html, the run's page, from what its folder holds now. The page is secondary:
+        a problem writing it is a warning and the run's outcome stands."""
+        try:
+            from ..reports.page import write_run_page  # imported here: only a run that gets this far needs it
+
+            page = write_run_page(self.run_dir, live=True)
+            self.emitter.info(f"Report: {page}", report=str(page))
+        except Exception as exc:
+            self.emitter.warning(f"No report.html: {type(exc).__name__}: {exc}")
 
     def metadata(self) -> dict:
         return {

@@ -1,0 +1,168 @@
+"""The pages' charts, drawn by Bokeh; the only module that imports it.
+
+Why Bokeh (measured on the synthetic one-hour, 16-host recording; see the README): its
+JavaScript, inlined, is 1.27 MB (Plotly's is 4.8 MB, which alone nearly fills the 5 MB budget
+and drew in 2.4 s), it draws on a canvas in about 0.6 s, its data travel as base64 typed
+arrays, and one shared x range makes the timeline and every plot pan and zoom together, which
+a one-hour run needs: a 0.2 s stage is a sliver until you zoom in. Static SVG (matplotlib,
+Vega through vl-convert) was smaller and faster but has no hover and no zoom.
+
+All figures share one frame width and left border, so their time axes line up on the page.
+Strings from a recording reach Bokeh as data only (tooltips and legends show them as text).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from bokeh.embed import components
+from bokeh.models import (AdaptiveTicker, ColumnDataSource, CompositeTicker, CustomJSTickFormatter, HoverTool, Legend,
+                          LegendItem, Range1d, Span as Rule)
+from bokeh.plotting import figure
+from bokeh.resources import Resources
+
+from .timeline import Lane, Series, StageMark
+
+FRAME_WIDTH = 900
+LEFT = 240  # room for the timeline's lane labels, on every figure so the time axes line up
+LANE_PX = 20
+PLOT_PX = 190
+MAX_LEGEND = 32  # lines
+TOOLS = "xpan,xwheel_zoom,xbox_zoom,reset,save"
+FAILED = "#d00000"
+OPEN = "#b0b0b0"
+KIND_COLORS = {"run": "#7f7f7f", "stage": "#1f77b4", "spinner": "#17becf", "host": "#17becf", "epoch": "#2ca02c",
+               "checkpoint": "#bcbd22", "rank": "#9467bd", "task": "#8c564b"}
+# 20 distinguishable colours (Category20's dark then light halves): a host keeps its colour in every plot.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
+           "#dbdb8d", "#9edae5")
+TOTAL_COLOR = "#000000"  # a line with no colour of its own
+
+# Ticks as h:mm:ss past a minute, seconds below.
+_CLOCK = """
+const t = tick;
+if (Math.abs(t) < 60) return (Math.round(t * 100) / 100) + "s";
+const s = Math.round(t), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+const pad = (n) => String(n).padStart(2, "0");
+return h ? h + ":" + pad(m) + ":" + pad(r) : m + ":" + pad(r);
+"""
+
+
+def _clock_ticker() -> CompositeTicker:
+    """Ticks a clock would have: 1-2-5 seconds, then 1, 2, 5, 10, 15, 30 minutes, then hours."""
+    return CompositeTicker(tickers=[
+        AdaptiveTicker(base=10, mantissas=[1, 2, 5], max_interval=30, num_minor_ticks=5),
+        AdaptiveTicker(base=60, mantissas=[1, 2, 5, 10, 15, 30], min_interval=60, max_interval=1800, num_minor_ticks=4),
+        AdaptiveTicker(base=3600, mantissas=[1, 2, 3, 6, 12], min_interval=3600, num_minor_ticks=4)])
+
+
+def time_range(end_s: float) -> Range1d:
+    """The one x range every figure of a page shares."""
+    pad = max(end_s, 1e-3) * 0.01
+    return Range1d(-pad, end_s + pad, bounds=(-pad * 5, end_s + pad * 5))
+
+
+def _figure(x_range: Range1d, height: int, title: str | None = None):
+    fig = figure(frame_width=FRAME_WIDTH, height=height, x_range=x_range, tools=TOOLS, title=title,
+                 min_border_left=LEFT, min_border_right=10, active_scroll=None, toolbar_location="right")
+    fig.toolbar.logo = None
+    fig.xaxis.formatter = CustomJSTickFormatter(code=_CLOCK)
+    fig.xaxis.ticker = _clock_ticker()
+    fig.xgrid.grid_line_alpha = 0.4
+    fig.ygrid.grid_line_alpha = 0.4
+    return fig
+
+
+def stage_rules(fig, marks: list[StageMark], color: str = "#888888") -> None:
+    """Stage boundaries: a dashed rule where each stage starts (red for one that failed), and
+    where the last one ends."""
+    for mark in marks:
+        fig.add_layout(Rule(location=mark.start_s, dimension="height", line_dash="dashed", line_width=1,
+                            line_color=FAILED if mark.failed else color))
+    if marks:
+        fig.add_layout(Rule(location=marks[-1].end_s, dimension="height", line_dash="dashed", line_color=color))
+
+
+def timeline(lanes: list[Lane], marks: list[StageMark], x_range: Range1d, bar_text) -> object:
+    """The Gantt chart: a lane per row (label on the left), a bar per span, failures in red,
+    open spans in grey; hover shows bar_text(bar) -> {name, start, duration, status}. Spans too
+    short to see at this scale also get a marker, so that they can be found and hovered."""
+    columns = {k: [] for k in ("left", "right", "top", "bottom", "color", "name", "start", "duration", "status", "y")}
+    width = max(x_range.end - x_range.start, 1e-9)
+    tiny = []
+    for i, lane in enumerate(lanes):
+        for bar in lane.bars:
+            height = 0.8 / lane.rows
+            top = -i - 0.1 - bar.row * height
+            text = bar_text(bar)
+            color = FAILED if bar.span.failed else OPEN if bar.span.status == "open" else KIND_COLORS.get(lane.kind)
+            for key, value in (("left", bar.start_s), ("right", bar.end_s), ("top", top), ("bottom", top - height),
+                               ("color", color), ("y", top - height / 2), *text.items()):
+                columns[key].append(value)
+            tiny.append((bar.end_s - bar.start_s) / width < 0.004)
+    source = ColumnDataSource({k: _array(v) if k in ("left", "right", "top", "bottom", "y") else v
+                               for k, v in columns.items()})
+    fig = _figure(x_range, LANE_PX * len(lanes) + 60)
+    fig.y_range = Range1d(-len(lanes), 0)
+    # a white outline keeps bars that follow each other (the epochs) apart
+    bars = fig.quad(left="left", right="right", top="top", bottom="bottom", fill_color="color", line_color="white",
+                    line_width=1, source=source)
+    small = ColumnDataSource({k: [v for v, t in zip(columns[k], tiny) if t] for k in columns})
+    markers = fig.scatter(x="left", y="y", marker="diamond", size=9, fill_color="color", line_color="color",
+                          source=small)
+    fig.add_tools(HoverTool(renderers=[bars, markers], tooltips=[("", "@name"), ("start", "@start"),
+                                                                 ("duration", "@duration"), ("status", "@status")]))
+    fig.yaxis.ticker = [-i - 0.5 for i in range(len(lanes))]
+    indent = "\u00a0\u00a0"  # non-breaking: an axis label keeps it
+    fig.yaxis.major_label_overrides = {-i - 0.5: indent * lane.depth + lane.label for i, lane in enumerate(lanes)}
+    fig.ygrid.grid_line_color = None
+    fig.yaxis.minor_tick_line_color = None
+    stage_rules(fig, marks)
+    fig.name = "timeline"
+    return fig
+
+
+def lines(title: str, unit: str, series: list[Series], colors: dict[str, str], marks: list[StageMark],
+          x_range: Range1d, name: str) -> object:
+    """A time-series plot: a line per series (colours[series.name], else black), a legend on
+    the right, hover for the value. All lines are one glyph (MultiLine): a renderer per line
+    costs Bokeh about 2.5x the time to build and 1.8x to draw for 16 hosts."""
+    fig = _figure(x_range, PLOT_PX, f"{title} ({unit})" if unit else title)
+    source = ColumnDataSource({"xs": [_array(line.times_s) for line in series],
+                               "ys": [_array(line.values) for line in series],
+                               "name": [line.name for line in series],
+                               "color": [colors.get(line.name, TOTAL_COLOR) for line in series]})
+    renderer = fig.multi_line("xs", "ys", source=source, line_color="color", line_width=1.4)
+    if len(series) <= MAX_LEGEND:  # past that a legend is a wall of names: hover names a line
+        rows = max(1, (PLOT_PX - 40) // 19)
+        items = [LegendItem(label=line.name, renderers=[renderer], index=i) for i, line in enumerate(series)]
+        fig.add_layout(Legend(items=items, label_text_font_size="9pt", spacing=0, padding=4,
+                              ncols=max(1, -(-len(series) // rows)), glyph_height=12, label_height=12), "right")
+    fig.add_tools(HoverTool(tooltips=[("", "@name"), ("at", "$snap_x{0.0} s"), (unit or "value", "$snap_y{0,0.00}")],
+                            line_policy="nearest"))
+    # From just below 0 (a line of zeros stays visible above the axis) to just above the top.
+    values = [v for line in series for v in line.values]
+    low, top = min(values + [0.0]), max(values + [0.0])
+    span = (top - low) or 1.0
+    fig.y_range = Range1d(low - 0.03 * span, top + 0.08 * span)
+    stage_rules(fig, marks)
+    fig.name = name
+    return fig
+
+
+def colors_for(names: list[str]) -> dict[str, str]:
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def embed(figures: list) -> tuple[str, str, list[str]]:
+    """(the BokehJS <script> to put in <head>, the script that draws, a <div> per figure):
+    one document, so the figures share their x range."""
+    if not figures:
+        return "", "", []
+    script, divs = components(tuple(figures))
+    return Resources(mode="inline", components=["bokeh"]).render_js(), script, list(divs)
+
+
+def _array(values) -> np.ndarray:
+    """float32: half the bytes of float64, and exact enough for seconds and rates on a page."""
+    return np.asarray(values, dtype=np.float32)

@@ -1,0 +1,179 @@
+"""The pages in a real browser: headless Chromium (Debian's, installed by scripts/setup.sh)
+opens each from file:// with no network, and a test fails on any console error, on anything
+loaded from elsewhere, and when the timeline or a plot did not draw. Screenshots are saved in
+each test's temporary folder.
+
+For another page (index.html): `page = load_page(browser, path, tmp_path / "index.png")`, then
+`assert_drawn_offline(page)` and checks of its own (load_page, from mlpstorage.testing.browser,
+works for any page, with or without Bokeh figures).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_dlio import STAGES, TINY, mlpstorage
+from test_report_page import EVIL_HOST, EVIL_NAME, make_evil_run
+
+from mlpstorage.reports.page import write_run_page
+from mlpstorage.testing.browser import LoadedPage, load_page, start_chromium
+from mlpstorage.testing.otlp_sink import base_env
+from mlpstorage.testing.synthetic_run import SyntheticRun, write_synthetic_run
+
+pytestmark = pytest.mark.slow
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = start_chromium()
+    yield driver
+    driver.quit()
+
+
+def assert_drawn_offline(page: LoadedPage) -> None:
+    assert page.errors == []
+    assert all(url.startswith(("file://", "data:", "blob:")) for url in page.resources), page.resources
+    assert page.screenshot.stat().st_size > 10_000
+    for name, figure in page.figures.items():
+        assert figure["width"] > 0 and figure["height"] > 0, name
+        assert figure["coloured"] > 200, f"{name} drew nothing"
+
+
+def test_load_page_catches_console_errors_and_anything_loaded_from_elsewhere(browser, tmp_path):
+    page_path = tmp_path / "broken.html"
+    page_path.write_text('<!DOCTYPE html><html><head><script src="http://127.0.0.1:9/cdn.js"></script></head>'
+                         '<body><script>throw new Error("boom")</script></body></html>')
+    page = load_page(browser, page_path, tmp_path / "broken.png")
+    assert any("boom" in error for error in page.errors)
+    assert any("127.0.0.1:9/cdn.js" in error for error in page.errors)
+    assert "http://127.0.0.1:9/cdn.js" in page.resources
+    with pytest.raises(AssertionError):
+        assert_drawn_offline(page)
+
+
+def timeline_names(driver) -> list[str]:
+    return driver.execute_script(
+        "const tl = Bokeh.documents[0].get_model_by_name('timeline');"
+        "return tl.renderers.find((r) => r.glyph.type === 'Quad').data_source.data.name;")
+
+
+# ----- the pages -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hour_of_sixteen_hosts(tmp_path_factory):
+    """The synthetic one-hour run of 16 hosts sampled every 10 s (as perf/report_size.py)."""
+    run_dir = write_synthetic_run(tmp_path_factory.mktemp("hour") / "run", SyntheticRun())
+    return write_run_page(run_dir)
+
+
+def test_a_one_hour_sixteen_host_page_draws_every_figure_offline(browser, hour_of_sixteen_hosts, tmp_path):
+    page = load_page(browser, hour_of_sixteen_hosts, tmp_path / "report.png")
+    assert_drawn_offline(page)
+    assert hour_of_sixteen_hosts.stat().st_size < 5_000_000
+    assert set(page.figures) == {"timeline", "total read_Bps+write_Bps", "total rx_Bps+tx_Bps",
+                                 "total mem_available_bytes", "total load1", "read_Bps", "write_Bps", "rx_Bps",
+                                 "tx_Bps", "mem_available_bytes", "load1"}
+    names = timeline_names(browser)
+    assert len(names) == 1 + 4 + 2 * (1 + 16) + 5 + 2 + 128  # run, stages, collections, epochs, checkpoints, ranks
+    for metric in ("read_Bps", "write_Bps", "rx_Bps", "tx_Bps", "mem_available_bytes", "load1"):
+        lines = page.figures[metric]["lines"]
+        assert lines == {f"node{i:02d}": 361 for i in range(1, 17)}, metric
+    assert page.figures["total read_Bps+write_Bps"]["lines"] == {"Read": 361, "Write": 361}
+    assert page.figures["total load1"]["lines"] == {"Load (1 min)": 361}
+
+
+def test_hovering_a_bar_shows_its_duration_and_a_script_in_a_name_stays_text(browser, tmp_path):
+    page_path = write_run_page(make_evil_run(tmp_path))
+    page = load_page(browser, page_path, tmp_path / "evil.png")
+    assert_drawn_offline(page)
+    tooltip = hover_bar(browser, EVIL_NAME)
+    assert EVIL_NAME in tooltip and "duration" in tooltip and "38.0 s" in tooltip
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert browser.execute_script("return document.body.innerText").count("<script>window.__pwned") >= 1
+    assert page.figures["read_Bps"]["lines"][EVIL_HOST] == 13
+    tooltip = hover_line(browser, "read_Bps", EVIL_HOST, 6)
+    assert EVIL_HOST in tooltip and "MB/s" in tooltip
+    browser.save_screenshot(str(tmp_path / "evil-hover.png"))
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert load_page(browser, page_path, tmp_path / "evil-again.png").errors == []
+
+
+def hover_bar(driver, name: str) -> str:
+    """Moves the mouse to the middle of the timeline bar called name; returns the tooltip's text."""
+    data = driver.execute_script("return Bokeh.documents[0].get_model_by_name('timeline').renderers"
+                                 ".find((r) => r.glyph.type === 'Quad').data_source.data")
+    i = data["name"].index(name)
+    return hover(driver, "timeline", (data["left"][i] + data["right"][i]) / 2, (data["top"][i] + data["bottom"][i]) / 2)
+
+
+def hover_line(driver, figure: str, name: str, index: int) -> str:
+    """Moves the mouse onto point index of the line called name in figure; returns the tooltip's text."""
+    data = driver.execute_script("return Bokeh.documents[0].get_model_by_name(arguments[0]).renderers"
+                                 ".find((r) => r.glyph.type === 'MultiLine').data_source.data", figure)
+    i = data["name"].index(name)
+    return hover(driver, figure, data["xs"][i][index], data["ys"][i][index])
+
+
+def hover(driver, figure: str, x: float, y: float) -> str:
+    from selenium.webdriver.common.action_chains import ActionBuilder
+
+    point = driver.execute_script("""
+        const view = [...Bokeh.index.roots].find((v) => v.model.name === arguments[0]);
+        view.el.scrollIntoView();
+        const box = view.canvas_view.primary.canvas.getBoundingClientRect();
+        const [x, y] = [view.frame.x_scale.compute(arguments[1]), view.frame.y_scale.compute(arguments[2])];
+        return [box.left + x, box.top + y];
+        """, figure, x, y)
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(point[0]), int(point[1]))
+    actions.perform()
+    return driver.execute_script("""
+        const texts = [];
+        const walk = (root) => root.querySelectorAll("*").forEach((e) => {
+          if (e.shadowRoot) walk(e.shadowRoot);
+          if (e.classList && [...e.classList].some((c) => c.startsWith("bk-tooltip"))) texts.push(e.textContent);
+        });
+        walk(document);
+        return texts.join(" | ");""")
+
+
+def test_a_compare_page_overlays_each_runs_series(browser, tmp_path):
+    runs = [write_synthetic_run(tmp_path / name, SyntheticRun(hosts=2, duration_s=duration, interval_s=10, seed=seed))
+            for name, duration, seed in (("a", 120, 1), ("b", 90, 2), ("c", 60, 3))]
+    page_path = tmp_path / "compare.html"
+    result = mlpstorage("reports", "compare", *map(str, runs), "--html", str(page_path), env=base_env())
+    assert result.returncode == 0, result.stderr
+    page = load_page(browser, page_path, tmp_path / "compare.png")
+    assert_drawn_offline(page)
+    assert set(page.figures) == {"read_Bps", "write_Bps", "rx_Bps", "tx_Bps", "mem_available_bytes", "load1"}
+    lengths = sorted(page.figures["read_Bps"]["lines"].values())
+    assert lengths == [7, 10, 13]  # a line per run, with its samples
+
+
+# ----- a real run ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dlio_run(tmp_path_factory):
+    """A real tiny unet3d run with DLIO under mpirun: 2 ranks, 3 epochs, sampled every 0.5 s."""
+    root = tmp_path_factory.mktemp("dlio-page")
+    common = ["--data-dir", str(root / "data"), "--results-dir", str(root / "results"), "--render", "plain"]
+    result = mlpstorage("training", "datagen", "--model", "unet3d", "--num-processes", "2", *common, *TINY)
+    assert result.returncode == 0, result.stderr
+    result = mlpstorage("training", "run", "--model", "unet3d", "--num-accelerators", "2", *common,
+                        "--timeseries-interval", "0.5", *TINY, "reader.batch_size=2", "reader.read_threads=1",
+                        "train.epochs=3", "train.computation_time=0.05")
+    assert result.returncode == 0, result.stderr
+    [run_dir] = (root / "results" / "training" / "unet3d" / "run").iterdir()
+    return run_dir
+
+
+def test_a_real_run_writes_a_page_with_its_stages_epochs_ranks_and_samples(browser, dlio_run, tmp_path):
+    page = load_page(browser, dlio_run / "report.html", tmp_path / "dlio.png")
+    assert_drawn_offline(page)
+    names = timeline_names(browser)
+    assert [n for n in names if n in STAGES] == STAGES
+    assert [n for n in names if n.startswith("epoch ")] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert sorted(n for n in names if n.startswith("dlio rank ")) == ["dlio rank 0", "dlio rank 1"]
+    [timeseries] = dlio_run.glob("*_timeseries.json")
+    [(host, samples)] = json.loads(timeseries.read_text())["hosts"].items()
+    assert len(samples) >= 4
+    for metric in ("read_Bps", "write_Bps", "rx_Bps", "tx_Bps", "mem_available_bytes", "load1"):
+        assert page.figures[metric]["lines"] == {host: len(samples)}, metric
