@@ -177,3 +177,24 @@ def test_a_real_run_writes_a_page_with_its_stages_epochs_ranks_and_samples(brows
     assert len(samples) >= 4
     for metric in ("read_Bps", "write_Bps", "rx_Bps", "tx_Bps", "mem_available_bytes", "load1"):
         assert page.figures[metric]["lines"] == {host: len(samples)}, metric
+
+
+def test_the_index_of_all_runs_draws_offline_and_links_each_runs_page(browser, dlio_run, tmp_path):
+    """reportgen over the real run's results tree: index.html opens offline, lists the run with
+    its verdict and a throughput sparkline, and its link leads to the run's page, which draws."""
+    results = dlio_run.parents[3]
+    output = tmp_path / "report"
+    result = mlpstorage("reports", "reportgen", "--results-dir", str(results), "--output-dir", str(output),
+                        env=base_env())
+    assert result.returncode == 0, result.stderr
+    page = load_page(browser, output / "index.html", tmp_path / "index.png")
+    assert_drawn_offline(page)
+    rows = browser.execute_script("return [...document.querySelectorAll('tbody tr')].map(r => r.innerText)")
+    assert any("unet3d" in row and any(v in row for v in ("CLOSED", "OPEN", "INVALID")) for row in rows), rows
+    sparklines = browser.execute_script(
+        "return [...document.querySelectorAll('svg')].filter(s => s.getBoundingClientRect().width > 0).length")
+    assert sparklines >= 1
+    links = browser.execute_script("return [...document.querySelectorAll('a')].map(a => a.href)")
+    [link] = [l for l in links if l.endswith("/report.html")]
+    assert link == (dlio_run / "report.html").as_uri()
+    assert_drawn_offline(load_page(browser, dlio_run / "report.html", tmp_path / "linked.png"))
