@@ -172,6 +172,9 @@ def test_a_real_run_writes_a_page_with_its_stages_epochs_ranks_and_samples(brows
     assert [n for n in names if n in STAGES] == STAGES
     assert [n for n in names if n.startswith("epoch ")] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
     assert sorted(n for n in names if n.startswith("dlio rank ")) == ["dlio rank 0", "dlio rank 1"]
+    badge = browser.execute_script("const b = document.querySelector('#verdict .badge');"
+                                   "return b && [b.innerText, getComputedStyle(b).backgroundColor];")
+    assert badge and badge[0] in ("CLOSED", "OPEN", "INVALID") and badge[1] != "rgba(0, 0, 0, 0)", badge
     [timeseries] = dlio_run.glob("*_timeseries.json")
     [(host, samples)] = json.loads(timeseries.read_text())["hosts"].items()
     assert len(samples) >= 4

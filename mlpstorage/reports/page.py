@@ -40,7 +40,8 @@ pre, code { font: 12px/1.4 ui-monospace, Menlo, Consolas, monospace; } pre { bac
        white-space: pre-wrap; word-break: break-all; margin: 4px 0; }
 .badge { display: inline-block; padding: 1px 9px; border-radius: 10px; color: #fff; font-weight: 600; font-size: 13px; }
 .ok, .met { background: #2e7d32; } .failed, .interrupted, .unfinished, .missed { background: #c62828; }
-.unknown, .none { background: #757575; } .note { color: #666; } .bad { color: #c62828; }
+.unknown, .none { background: #757575; }
+.closed { background: #2e7d32; } .open { background: #b26a00; } .invalid { background: #c62828; } .note { color: #666; } .bad { color: #c62828; }
 tr.differs td:first-child { font-weight: 600; } td.differs { background: #fff3cd; }
 .legend span { display: inline-block; width: 12px; height: 10px; margin: 0 4px 0 12px; }
 .verdict { font-size: 15px; }
