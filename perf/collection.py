@@ -234,7 +234,7 @@ def main() -> None:
                   f"CPU {cpu / n * 1000:4.0f} ms per host -> floor {floor * 1000:5.0f} ms ({floor / one:4.2f}x), "
                   f"{median / floor:4.2f}x the floor")
     one = statistics.median(riding[1])
-    print(f"(a2) one collection, connections up: " + ", ".join(
+    print("(a2) one collection, connections up: " + ", ".join(
         f"{n} host{'s' if n > 1 else ''} {statistics.median(riding[n]) * 1000:.0f} ms "
         f"({statistics.median(riding[n]) / one:.2f}x)" for n in COUNTS))
     print(f"(a3) CPU of one login (no session) {breakdown['login'] * 1000:.0f} ms; of one session on it: "

@@ -12,6 +12,8 @@ import pytest
 
 from renderers.plain import LINE_PATTERN
 
+pytestmark = pytest.mark.slow  # each test runs the real CLI in a process of its own
+
 PYTHON = sys.executable
 
 

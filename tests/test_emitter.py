@@ -85,7 +85,6 @@ def test_finished_events_carry_the_span_duration(mlpstorage_capture):
 
 
 def test_spinner_total_none_is_indeterminate_and_updates_are_events(mlpstorage_capture):
-    em = mlpstorage_capture.emitter
     with progress_context("Collecting cluster info (2 hosts)...") as (update, set_description):
         set_description("Collecting via SSH...")
         update(advance=2)

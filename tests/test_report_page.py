@@ -18,6 +18,8 @@ from mlpstorage.reports.page import build_page, default_output, write_html, writ
 from mlpstorage.reports.record import read_run
 from mlpstorage.testing.synthetic_run import SyntheticRun, write_synthetic_run
 
+pytestmark = pytest.mark.slow  # each test builds real pages with Bokeh (about 0.5 s each)
+
 SMALL = SyntheticRun(hosts=3, duration_s=120, interval_s=10, ranks_per_host=2, epochs=2)
 EVIL_NAME = '<script>window.__pwned = "span"</script>'
 EVIL_HOST = '<img src=x onerror="window.__pwned = \'host\'">'

@@ -19,6 +19,8 @@ from mlpstorage.reports.record import read_run
 from mlpstorage.reports.show import show
 from mlpstorage.testing.otlp_sink import base_env
 
+pytestmark = pytest.mark.slow  # each test runs the real CLI in a process of its own
+
 GOLDEN = Path(__file__).parent / "golden"
 WIDTH = 120  # what the command uses when piped
 

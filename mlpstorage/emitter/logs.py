@@ -15,7 +15,6 @@ from typing import Callable
 
 import structlog
 
-from . import events as ev
 
 # structlog and stdlib method names -> the schema's levels
 _LEVEL_OF_METHOD = {
