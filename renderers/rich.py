@@ -587,8 +587,9 @@ class RichRenderer:
             return Text(f"✖ {label} failed after {format_seconds(row.duration_s or 0)}{why}", style="bold red")
         return Text.assemble(("✔ ", "green"), label, (f" done in {format_seconds(row.duration_s or 0)}", "dim"))
 
-    def summary(self) -> Table:
-        """Each stage with its duration and status, and the run's total."""
+    def summary(self):
+        """Each stage with its duration and status, the run's total and its verdict; the
+        verdict's reasons below the table (long lines must not widen its columns)."""
         table = Table(box=None, show_header=True, header_style="bold", padding=(0, 2, 0, 0))
         table.add_column("Stage")
         table.add_column("Status")
@@ -603,6 +604,7 @@ class RichRenderer:
             table.add_row(Text(f"run {run.name}", "bold"), verdict, format_seconds(run.duration_s or 0))
             if run.verdict:
                 table.add_row(Text("verdict", "bold"), Text(run.verdict, _VERDICT_STYLES.get(run.verdict, "")), "")
-                for reason in run.verdict_reasons:
-                    table.add_row(Text(f"  {reason}", "dim"), "", "")
+                if run.verdict_reasons:
+                    reasons = Text("\n".join(f"  {reason}" for reason in run.verdict_reasons), style="dim")
+                    return Group(table, reasons)
         return table
