@@ -438,12 +438,8 @@ def _stream_level(args) -> str:
     return args.stream_log_level or ("debug" if args.verbose or args.debug else "info")
 
 
-def _prometheus_wanted() -> bool:
-    return "prometheus" in {e.strip().lower() for e in os.environ.get("OTEL_METRICS_EXPORTER", "").split(",")}
-
-
 def _make_renderers(args, *, replaying: bool) -> list:
-    from renderers import RenderOptions, RenderSpecError, create, resolve
+    from renderers import RenderOptions, RenderSpecError, create, metrics_exporters, resolve
 
     from .terminal import is_interactive, wants_color
 
@@ -455,7 +451,7 @@ def _make_renderers(args, *, replaying: bool) -> list:
     if "rich" in names and not interactive and not replaying:
         raise UsageError("--render rich needs an interactive terminal on stderr (use --render plain, or set TTY_INTERACTIVE=1)")
     metrics_port = getattr(args, "metrics_port", None)
-    if not replaying and "prometheus" not in names and (metrics_port or _prometheus_wanted()):
+    if not replaying and "prometheus" not in names and (metrics_port or "prometheus" in metrics_exporters()):
         names.append("prometheus")  # a scrape endpoint while the run lasts
     options = RenderOptions(
         min_level=_stream_level(args),

@@ -52,6 +52,11 @@ def sdk_disabled() -> bool:
     return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
+def metrics_exporters() -> set[str]:
+    """OTEL_METRICS_EXPORTER as a set of names (otlp when unset; none means none)."""
+    return {e.strip().lower() for e in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",") if e.strip()}
+
+
 def otlp_endpoint_configured() -> bool:
     return bool(os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 

@@ -30,7 +30,7 @@ from mlpstorage.emitter.events import KINDS
 from mlpstorage.emitter.rebuild import span_from_event
 from mlpstorage.errors import UsageError
 
-from . import sdk_disabled
+from . import metrics_exporters, sdk_disabled
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -122,12 +122,6 @@ def make_exporter(signal: str = "TRACES"):
     return Exporter(timeout=timeout), f"http/protobuf {_env('ENDPOINT', signal) or 'http://localhost:4318'}"
 
 
-def metrics_wanted() -> bool:
-    """OTEL_METRICS_EXPORTER (default otlp) names otlp; 'none' turns metrics off."""
-    exporters = {e.strip().lower() for e in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",") if e.strip()}
-    return "otlp" in exporters
-
-
 def export_timeout_s(signal: str = "TRACES") -> float:
     """Seconds each export may take: OTEL_EXPORTER_OTLP_[SIGNAL_]TIMEOUT, else DEFAULT_TIMEOUT_S.
 
@@ -210,7 +204,7 @@ class OtlpRenderer:
                        "opentelemetry.sdk.metrics"):
             logging.getLogger(logger).setLevel(logging.CRITICAL)
         self._description = description
-        if metrics is None and exporter_given is False and metrics_wanted():
+        if metrics is None and exporter_given is False and "otlp" in metrics_exporters():
             from .metrics import OtlpMetrics
 
             metric_exporter, metric_description = make_exporter("METRICS")
