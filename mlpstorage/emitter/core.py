@@ -345,8 +345,8 @@ class Emitter:
     def publish_log(self, fields: dict) -> None:
         """The last step of the structlog pipeline: a `log` event with the current context."""
         level = fields.pop("level", "info")
-        event = {"schema": ev.SCHEMA_VERSION, "type": ev.LOG, "timestamp": fields.pop("timestamp", None) or ev.now_iso(),
-                 "level": level if level in ev.LEVELS else "info", "message": fields.pop("message")}
+        event = ev.log(level if level in ev.LEVELS else "info", fields.pop("message"),
+                       timestamp=fields.pop("timestamp", None))
         event.update(self.scope().fields)
         event.update(fields)
         self._fanout.publish(event)
