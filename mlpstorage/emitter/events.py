@@ -172,8 +172,13 @@ def span_finished(*, name: str, trace_id: str, span_id: str, parent_span_id: str
     return started
 
 
-def log(level: str, message: str, **fields) -> dict:
-    return event(LOG, fields.pop("timestamp", None), level, message=message, **fields)
+def log(level: str, message: str, timestamp: str | None = None, **fields) -> dict:
+    # Written out rather than through event(): every log message of a run comes this way.
+    made = {"schema": SCHEMA_VERSION, "type": LOG, "timestamp": timestamp or now_iso(), "level": level,
+            "message": message}
+    if fields:
+        made.update(fields)
+    return made
 
 
 def output(lines: list[str], stream: str = "stdout", source: str | None = None, timestamp: str | None = None) -> dict:
