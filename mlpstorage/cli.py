@@ -34,7 +34,7 @@ render modes:
 Every run also writes its events to events.jsonl in its results directory.
 
 exit codes: 0 ok, 1 the benchmark failed (exec: the exit code of PROGRAM, 128+N if signal N killed it),
-            2 bad usage or environment,
+            2 bad usage or environment, 3 stopped on a stall (--on-stall abort),
             130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
@@ -229,7 +229,26 @@ def _run_options() -> argparse.ArgumentParser:
                        help="seconds between time-series samples (default 10)")
     group.add_argument("--max-timeseries-samples", metavar="N", type=_positive_int, default=3600,
                        help="stop sampling after N samples (default 3600)")
+    stalls = parent.add_argument_group("stalls (see 'When a run hangs' in the README)")
+    stalls.add_argument("--stall-timeout", metavar="SECONDS", type=_stall_timeout, default=None,
+                        help="flag a rank with no step, or the whole job with no step, output or I/O, for this long "
+                        "(default: 20 steps' computation time or a tenth of an epoch, within 60-600 s; 300 for "
+                        "checkpointing, 120 for exec; 0: off)")
+    stalls.add_argument("--on-stall", choices=["warn", "dump", "abort"], default="warn",
+                        help="on a stall: warn (a warning line and a highlighted row), dump (also record the stalled "
+                        "processes' Python stacks and /proc state into stalls/ in the run's directory), abort (dump, "
+                        "then stop the job: exit code 3) (default warn)")
     return parent
+
+
+def _stall_timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value != 0 and not 1 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 (off) or at least 1 second")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -520,6 +539,8 @@ def _run_options_from(args):
         skip_timeseries=args.skip_timeseries,
         timeseries_interval=args.timeseries_interval,
         max_timeseries_samples=args.max_timeseries_samples,
+        stall_timeout_s=args.stall_timeout,
+        on_stall=args.on_stall,
     )
 
 

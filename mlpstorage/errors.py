@@ -40,6 +40,12 @@ class CommandFailed(MlpStorageError):
         return self.returncode if self.returncode > 0 else 128 - self.returncode
 
 
+class StallAborted(MlpStorageError):
+    """--on-stall abort stopped the job: a rank, the whole job or a host stalled (mlpstorage/stalls/)."""
+
+    exit_code = 3
+
+
 class Terminated(BaseException):
     """Raised in the main thread when SIGTERM arrives, so every open span ends in error.
 

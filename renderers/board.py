@@ -43,6 +43,7 @@ class SpanRow:
     error_reported: bool = False  # the launcher's own error line says it (see events.ERROR_REPORTED)
     verdict: str | None = None  # a run's CLOSED, OPEN or INVALID (see events.VERDICT)
     verdict_reasons: tuple[str, ...] = ()
+    updated_ns: int | None = None  # when its count last changed (its last update's timestamp)
 
     def elapsed_s(self, now_ns: int) -> float:
         if self.duration_s is not None:
@@ -90,6 +91,7 @@ class Board:
     hosts: dict[str, HostSeries] = field(default_factory=dict)  # by host, in the order they first reported
     sample_clock_ns: int = 0  # the newest sample timestamp: the time as the samples tell it
     first_sample_ns: int = 0  # the sample clock at the run's first sample
+    stalls: dict[str, dict] = field(default_factory=dict)  # the stalls flagged and not resumed, by key
 
     @property
     def current_stage(self) -> SpanRow | None:
@@ -103,6 +105,12 @@ class Board:
         kind, _, what = event["type"].partition(".")
         if kind == "sample":
             self._apply_sample(event)
+            return None
+        if kind == "stall":
+            if event.get("state") == "stalled":
+                self.stalls[event["key"]] = event
+            else:
+                self.stalls.pop(event["key"], None)
             return None
         if kind not in ("run", "stage", "spinner", "task"):
             return None
@@ -125,6 +133,7 @@ class Board:
                 hosts = [hosts] if isinstance(hosts, str) else hosts
                 self.run_hosts = list(dict.fromkeys(str(h).split(":", 1)[0] for h in hosts))
                 self.hosts.clear()
+                self.stalls.clear()
                 self.sample_clock_ns = self.first_sample_ns = 0
             elif kind == "stage":
                 self.stages.append(row)
@@ -138,6 +147,8 @@ class Board:
             row.description = event.get("description") or row.description
             row.completed = event.get("completed") or 0
             row.total = event.get("total", row.total)
+            if event.get("timestamp"):
+                row.updated_ns = ns_from_iso(event["timestamp"])
         elif what == "finished":
             row.status = event.get("status", "ok")
             row.duration_s = event.get("duration_s")
@@ -150,6 +161,8 @@ class Board:
             if "description" in event:
                 row.description = event["description"]
             self.open_rows.pop(span_id, None)
+            if kind == "stage":
+                self.stalls.clear()  # a stall belongs to its stage
         return row
 
     def _apply_sample(self, event: dict) -> None:
@@ -235,6 +248,22 @@ def describe_rates(values: dict) -> str:
 def describe_sample(values: dict) -> str:
     """'read 12.3 MB/s, write 0.0 MB/s, net 0.1/0.1 MB/s in/out, load 1.20' from a sample's values."""
     return f"{describe_rates(values)}, load {values.get('load1', 0):.2f}"
+
+
+def describe_progress(row: SpanRow, now_ns: int) -> str:
+    """'epoch 3/5 1m10s, step 41/128 2.1s ago' for the heartbeat: a task's count, and how long
+    since it last moved."""
+    text = f"{without_trailing_dots(row.description)} {format_seconds(row.elapsed_s(now_ns))}"
+    if row.updated_ns is not None:  # it has counted something
+        count = f"{row.completed}/{row.total}" if row.total is not None else str(row.completed)
+        text += f", at {count} {format_seconds(max(0.0, (now_ns - row.updated_ns) / 1e9))} ago"
+    return text
+
+
+def stall_idle_s(stall: dict, now_ns: int) -> float | None:
+    """How long the stalled thing has been idle as of now (from the event's since_unix_nano)."""
+    since = stall.get("since_unix_nano")
+    return max(0.0, (now_ns - since) / 1e9) if isinstance(since, int) else stall.get("idle_s")
 
 
 def describe_host(host: HostState) -> str:

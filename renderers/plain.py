@@ -19,7 +19,9 @@ Line format (documented in the README; stable):
 
 Lines of a child process's output are written exactly as they came, with no prefix.
 While a stage runs past the heartbeat interval, a "still running" line names the open stage
-and spinners with their elapsed times.
+and spinners with their elapsed times, the count of a task (an epoch's steps) and how long ago
+it last moved, and any stall not yet resumed. A stall is a WARNING line "stalled: <what>", its
+end an INFO line "resumed: <what>" (STALL_PATTERN reads their message).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from typing import IO
 
 from mlpstorage.emitter.events import LEVEL_RANK, iso_from_ns, output_lines
 
-from .board import (FEW_HOSTS, Aggregate, Board, SpanRow, describe_aggregate, describe_sample, format_seconds,
-                    megabytes, without_trailing_dots)
+from .board import (FEW_HOSTS, Aggregate, Board, SpanRow, describe_aggregate, describe_progress, describe_sample,
+                    format_seconds, megabytes, stall_idle_s, without_trailing_dots)
 
 LINE_PATTERN = re.compile(
     r"^(?P<timestamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?P<level>[A-Z]+)\s+"
@@ -48,6 +50,10 @@ AGGREGATE_PATTERN = re.compile(
     rf"(?:; slowest (?P<slowest>{_HOST}) \((?P<slowest_by>read|write) (?P<slowest_MBps>{_MBPS}) MB/s\))?"
     rf"(?:; silent (?P<silent>{_HOST}(?:, {_HOST})*))?$"
 )
+
+# The message of a stall's line (see mlpstorage/stalls/): "stalled: rank 5 on node3 (pid 4242):
+# no step for 62 s, ..." or "resumed: ...".
+STALL_PATTERN = re.compile(r"^(?P<state>stalled|resumed): (?P<what>.+)$")
 
 _COLORS = {"DEBUG": "2", "WARNING": "33", "ERROR": "31;1", "RESULT": "32;1", "STATUS": "36"}
 
@@ -156,6 +162,8 @@ class PlainRenderer:
             if LEVEL_RANK.get(event["level"], 0) < self._min_rank:
                 return None
             return self._format(event, event["level"], event["message"])
+        if kind == "stall":
+            return self._format(event, event["level"], stall_line(event))
         if row is None:
             return None
         what = kind.split(".", 1)[1]
@@ -168,7 +176,9 @@ class PlainRenderer:
         if what == "started":
             message = "started"
         elif what == "updated":
-            if not self._worth_a_line(row):
+            # A task's count (an epoch's steps) goes in the heartbeat: its program's own
+            # lines (DLIO's per-step lines) already tell each step.
+            if row.kind == "task" or not self._worth_a_line(row):
                 return None
             text = without_trailing_dots(row.description)
             count = f"{row.completed}/{row.total}" if row.total is not None else ""
@@ -242,10 +252,9 @@ class PlainRenderer:
         if stage is None or stage.elapsed_s(now) < self._heartbeat_s:
             return None
         parts = [f"still running after {format_seconds(stage.elapsed_s(now))}"]
-        parts += [
-            f"{without_trailing_dots(row.description)} {format_seconds(row.elapsed_s(now))}"
-            for row in self._board.open_rows.values()
-        ]
+        parts += [describe_progress(row, now) for row in self._board.open_rows.values()]
+        parts += [f"stalled: {stall['subject']}, idle {format_seconds(stall_idle_s(stall, now) or 0.0)}"
+                  for stall in self._board.stalls.values()]
         event = {
             "timestamp": iso_from_ns(now),
             "type": "heartbeat",
@@ -253,6 +262,11 @@ class PlainRenderer:
             "stage_count": stage.stage_count,
         }
         return self._format(event, "info", "; ".join(parts))
+
+
+def stall_line(event: dict) -> str:
+    """The message of a stall's line: "stalled: <what>" or "resumed: <what>" (STALL_PATTERN)."""
+    return f"{event['state']}: {event['message']}"
 
 
 def aggregate_message(aggregate: Aggregate) -> str:

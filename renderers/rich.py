@@ -1,7 +1,8 @@
 """The rich renderer: a live display on stderr for interactive terminals.
 
-The display shows the current stage ("Stage i/N  name  bar  elapsed") and a row per open
-spinner or task with its own elapsed time, then the time series: a row per host with its
+The display shows the current stage ("Stage i/N  name  bar  elapsed"), a highlighted row per
+stall not yet resumed (with how long its rank, host or job has been idle), a row per open
+spinner or task with its own elapsed time (an epoch with its steps), then the time series: a row per host with its
 latest sample, under a row of their sums when there are several; with more hosts than fit
 (FEW_HOSTS, or the terminal's height), the sums and the hosts that stand out: the slowest and
 the silent. When the run ends the display is removed and a summary (each stage, its duration
@@ -36,7 +37,7 @@ from rich.text import Text
 from mlpstorage.emitter.events import LEVEL_RANK, ns_from_iso, output_lines
 
 from .board import (FEW_HOSTS, Aggregate, Board, HostState, SpanRow, clock, describe_aggregate, describe_host,
-                    format_seconds, without_trailing_dots)
+                    format_seconds, stall_idle_s, without_trailing_dots)
 
 # Rich's "dots" spinner. It moves SPINNER_STEPS_PER_SECOND times a second by default: each
 # step is a redraw, and an idle display must cost next to nothing.
@@ -277,6 +278,8 @@ class RichRenderer:
         elif kind in ("spinner.finished", "task.finished") and row is not None and row.status == "error":
             self._print(Text(f"  ✖ {without_trailing_dots(row.description)} failed after "
                              f"{format_seconds(row.duration_s or 0)}: {row.error}", style="red"))
+        elif kind == "stall":
+            self._print(self._log_text({**event, "message": f"{event['state']}: {event['message']}"}))
         elif kind == "run.finished":
             self._finish()
             return
@@ -526,6 +529,7 @@ class RichRenderer:
         with self._lock:
             stage = self._board.current_stage
             rows = list(self._board.open_rows.values())
+            stalls = list(self._board.stalls.values())
             aggregate = self._board.aggregate() if stage is not None else None
         # Below 80 columns the bars go: the stage name matters more.
         bar_width = 30 if self._console.width >= 80 else 0
@@ -540,6 +544,10 @@ class RichRenderer:
             )
             bar = ProgressBar(total=stage.stage_count, completed=stage.stage_index - 1, width=30)
             grid.add_row(title, *([bar] if bar_width else []), Text(clock(stage.elapsed_s(now_ns)), style="yellow"))
+        for stall in stalls:  # right under the stage, highlighted, with the time it has been idle
+            idle = stall_idle_s(stall, now_ns)
+            grid.add_row(Text(f" ⚠ {stall['message']}", style="bold black on yellow"), *([Text("")] if bar_width else []),
+                         Text(clock(idle) if idle is not None else "", style="bold yellow"))
         if spinner_step is None:
             spinner_step = int(self._console.get_time() * self._spinner_hz)
         spinner = SPINNER_FRAMES[spinner_step % len(SPINNER_FRAMES)]

@@ -6,7 +6,7 @@ import threading
 import pytest
 from opentelemetry.trace import StatusCode
 
-from mlpstorage.emitter.events import ns_from_iso, validate
+from mlpstorage.emitter.events import SCHEMA_VERSION, ns_from_iso, validate
 from mlpstorage.progress import create_stage_progress, progress_context
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -54,7 +54,7 @@ def test_every_event_has_schema_timestamp_and_trace_ids(mlpstorage_capture):
                 update()
     trace_ids = set()
     for event in mlpstorage_capture.events:
-        assert event["schema"] == 2
+        assert event["schema"] == SCHEMA_VERSION == 3
         assert validate(event) is None, event
         assert ISO.match(event["timestamp"]), event
         assert re.fullmatch(r"[0-9a-f]{32}", event["trace_id"])

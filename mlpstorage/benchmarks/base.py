@@ -20,12 +20,14 @@ from ..collectors.mpi import MpiCollectionError, collect_via_mpi
 from ..collectors.ssh import SshConnections, SshOptions, collect_via_ssh
 from ..collectors.timeseries import Timeseries
 from ..emitter import Emitter, current_emitter, use_emitter
-from ..errors import Terminated
+from ..errors import StallAborted, Terminated
 from ..engines.mpi import MpiOptions
 from ..hosts import Host, host_names, is_local_host
 from ..progress import create_stage_progress, progress_context
 from ..slurm import job_attributes
 from ..results import check_writable, claim_run_dir, run_dir_base, write_json
+from ..stalls.detector import StallDetector, default_timeout
+from ..stalls.watch import StallWatch
 
 STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
 
@@ -55,6 +57,8 @@ class RunOptions:
     data_dir: str | None = None
     ssh: SshOptions = field(default_factory=SshOptions)
     mpi: MpiOptions = field(default_factory=MpiOptions)  # for MPI collection
+    stall_timeout_s: float | None = None  # None: the benchmark's default; 0: no stall detection
+    on_stall: str = "warn"  # warn | dump | abort (mlpstorage/stalls/watch.py)
 
 
 class Benchmark:
@@ -76,6 +80,7 @@ class Benchmark:
         self.ssh_connections = SshConnections(options.ssh)  # one login per remote host per run
         self.timeseries: dict[str, list[dict]] = {}
         self.failure: BaseException | None = None  # what ended "Running benchmark", if it failed
+        self.stall_watch: StallWatch | None = None  # while "Running benchmark" runs (see _watch_stalls)
         # method -> callable(hosts, data_dir, spinner) -> {host: info}; see _collect_cluster.
         self.collectors = {"local": self._collect_locally, "ssh": self._collect_via_ssh, "mpi": self._collect_via_mpi}
 
@@ -115,6 +120,7 @@ class Benchmark:
 
                 # The sampler covers exactly "Running benchmark": started once it is open and
                 # stopped before it ends, so every sample belongs to that stage.
+                self.stall_watch = self._watch_stalls()
                 self._start_timeseries()
                 failure = None
                 try:
@@ -122,8 +128,11 @@ class Benchmark:
                     self._run()
                     self.runtime = time.perf_counter() - started
                 except BaseException as exc:
-                    failure = self.failure = exc
-                    emitter.fail_stage(exc)
+                    failure = exc
+                failure = self._stop_stall_watch(failure)
+                if failure is not None:
+                    self.failure = failure
+                    emitter.fail_stage(failure)
                 self._stop_timeseries()
                 advance_stage()
 
@@ -192,6 +201,7 @@ class Benchmark:
             "runtime_s": self.runtime,
             "stage_durations_s": self.emitter.stage_durations(),
             "cluster": summarise_hosts(self.cluster_info_start or {}),
+            "stalls": self.stall_watch.history() if self.stall_watch else {"timeout_s": 0, "flagged": []},
             **({"slurm": slurm} if (slurm := job_attributes()) else {}),
             "files": sorted(p.name for p in self.run_dir.iterdir() if p.is_file()) if self.run_dir.exists() else [],
         }
@@ -283,6 +293,51 @@ class Benchmark:
             except OSError as exc:  # no private directory for the sockets: each use logs in
                 self.emitter.warning(f"SSH connections are not shared in this run: {exc}")
 
+    # ----- stalls (mlpstorage/stalls/) --------------------------------------------------
+    def stall_defaults(self) -> tuple[float | None, float | None, str]:
+        """(step computation time, expected epoch seconds, kind) for the default timeout."""
+        return None, None, self.BENCHMARK_TYPE
+
+    def stall_ranks(self) -> int:
+        """How many ranks report steps (0: none known in advance)."""
+        return 0
+
+    def _watch_stalls(self) -> StallWatch | None:
+        timeout = self.options.stall_timeout_s
+        if timeout is None:
+            timeout = default_timeout(*self.stall_defaults())
+        if timeout <= 0:
+            return None
+        ranks = self.stall_ranks()
+        detector = StallDetector(timeout, ranks=ranks, interval_s=self.options.timeseries_interval)
+        self.emitter.info(f"Stall detection: flagged after {timeout:g} s without progress "
+                          f"(--stall-timeout), then {self.options.on_stall} (--on-stall)",
+                          stall_timeout_s=timeout, on_stall=self.options.on_stall)
+        return StallWatch(self.emitter, detector, self.run_dir, self.options.on_stall,
+                          ranks_dir=self.run_dir / "ranks" if ranks else None, ranks=ranks)
+
+    def _job_started(self, proc) -> None:
+        """run_command's on_start: the benchmark's job runs; the stall watch follows it."""
+        if self.stall_watch is not None:
+            self.stall_watch.start(proc)
+
+    def _stop_stall_watch(self, failure: BaseException | None) -> BaseException | None:
+        """Stops the watch; a job it stopped (--on-stall abort) fails with StallAborted."""
+        watch = self.stall_watch
+        if watch is None:
+            return failure
+        watch.stop()
+        if watch.aborted is not None and not isinstance(failure, (KeyboardInterrupt, Terminated)):
+            aborted = StallAborted(f"the job was stopped on a stall (--on-stall abort): {watch.aborted.message}")
+            aborted.__cause__ = failure
+            return aborted
+        return failure
+
+    def _on_sample(self, host: str, sample: dict) -> None:
+        self.emitter.sample(host, sample)
+        if self.stall_watch is not None:
+            self.stall_watch.sample(host, sample)
+
     # ----- time series -----------------------------------------------------------------
     def _start_timeseries(self) -> None:
         if self.options.skip_timeseries:
@@ -291,7 +346,7 @@ class Benchmark:
             host_names(self.options.hosts),
             self.options.timeseries_interval,
             self.options.max_timeseries_samples,
-            on_sample=self.emitter.sample,
+            on_sample=self._on_sample,
             on_limit=lambda n: self.emitter.warning(f"Time-series sampling stopped at its limit of {n} samples per host"),
             ssh=self.options.ssh,
             connections=self.ssh_connections,
@@ -316,6 +371,8 @@ class Benchmark:
 def run_status(failure: BaseException | None) -> str:
     if failure is None:
         return "ok"
+    if isinstance(failure, StallAborted):
+        return "stalled"
     return "interrupted" if isinstance(failure, (KeyboardInterrupt, Terminated)) else "failed"
 
 

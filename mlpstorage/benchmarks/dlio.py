@@ -162,11 +162,17 @@ class DlioBenchmark(Benchmark):
         self.emitter.status(f"Running DLIO {self.workload} with {self.dlio.processes} processes on "
                             f"{len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}")
         self.emitter.debug("command: " + " ".join(redact_argv(argv)))
-        self.progress = DlioProgress(self.emitter, self.config.get("train", {}).get("epochs"))
+        computation_time, _, _ = self.stall_defaults()
+        watch = self.stall_watch
+        self.progress = DlioProgress(self.emitter, self.config.get("train", {}).get("epochs"),
+                                     detector=watch.detector if watch else None, ranks=self.dlio.processes,
+                                     computation_time_s=computation_time)
+        if watch is not None:
+            watch.on_tick.append(self.progress.flush)
         error = None
         try:
             self.returncode = run_command(argv, emitter=self.emitter, log_dir=self.run_dir, env=env,
-                                          observer=self.progress.observe, source="dlio")
+                                          observer=self.progress.observe, source="dlio", on_start=self._job_started)
             if self.returncode != 0:
                 error = f"{argv[0]} exited with code {self.returncode}"
         except BaseException as exc:
@@ -174,9 +180,25 @@ class DlioBenchmark(Benchmark):
             raise
         finally:
             self.progress.close(error)
-            adopt_rank_spans(self.emitter, ranks)
+            adopt_rank_spans(self.emitter, ranks, watch.rank_attributes() if watch else None)
         if self.returncode != 0:
             raise CommandFailed(argv[0], self.returncode, self.progress.last_error)
+
+    def stall_defaults(self) -> tuple[float | None, float | None, str]:
+        """The workload's computation time per step, and its epoch's expected length (DLIO's
+        steps per epoch: files x samples per file / batch size / ranks, times that time)."""
+        config = self.config
+        try:
+            computation = float(config.get("train", {}).get("computation_time") or 0) or None
+            dataset, batch = config.get("dataset", {}), int(config.get("reader", {}).get("batch_size") or 0)
+            steps = int(dataset.get("num_files_train", 0)) * int(dataset.get("num_samples_per_file", 1)) // \
+                max(1, batch * self.dlio.processes)
+        except (TypeError, ValueError):  # a value --params made unreadable: DLIO itself will say so
+            return None, None, self.BENCHMARK_TYPE
+        return computation, (steps * computation if computation and steps else None), self.BENCHMARK_TYPE
+
+    def stall_ranks(self) -> int:
+        return self.dlio.processes
 
     # ----- results -----------------------------------------------------------------------
     def metrics(self) -> dict:

@@ -10,6 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..engines.dlio import DlioProgress
 from ..engines.process import run_command
 from ..errors import CommandFailed, ValidationError
 from .base import Benchmark, RunOptions
@@ -38,7 +39,23 @@ class ExecBenchmark(Benchmark):
         env = {**os.environ, **self.emitter.trace_environment()}
         count = len(self.argv) - 1
         self.emitter.status(f"Running {self.argv[0]} ({count} argument{'' if count == 1 else 's'})")
-        self.returncode = run_command(self.argv, emitter=self.emitter, log_dir=self.run_dir, env=env)
+        # A program printing DLIO-shaped epoch and step lines gets DLIO's epochs and stall rules;
+        # any other, the whole-job rule (no output and no I/O for the timeout).
+        watch = self.stall_watch
+        progress = DlioProgress(self.emitter, None, detector=watch.detector if watch else None)
+        if watch is not None:
+            watch.on_tick.append(progress.flush)
+        error = None
+        try:
+            self.returncode = run_command(self.argv, emitter=self.emitter, log_dir=self.run_dir, env=env,
+                                          observer=progress.observe, on_start=self._job_started)
+            if self.returncode != 0:
+                error = f"exit code {self.returncode}"
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise
+        finally:
+            progress.close(error)
         if self.returncode != 0:
             failed = CommandFailed(self.argv[0], self.returncode)
             failed.exit_code = failed.child_exit_code()  # exec exits as its program did, like time(1)

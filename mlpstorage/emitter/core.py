@@ -303,6 +303,46 @@ class Emitter:
             span.set_attributes(attributes)
         self._end(span, error=error)
 
+    def update_task(self, span: trace.Span, completed: int, total: int | None = None, description: str | None = None,
+                    at_ns: int | None = None) -> None:
+        """A task's new count (the steps of an epoch so far): a task.updated event, stamped
+        at_ns (when the count was reached) if given."""
+        if span.get_span_context().span_id not in self._open:
+            return  # ended meanwhile
+        self.publish_update(span, "task", description or span.name, completed, total, at_ns)
+
+    def publish_update(self, span: trace.Span, kind: str, description: str, completed: int, total: int | None,
+                       at_ns: int | None = None) -> None:
+        """`<kind>.updated` for an open spinner or task: its attributes and an event."""
+        span.set_attribute(ev.COMPLETED, completed)
+        span.set_attribute(ev.DESCRIPTION, description)
+        if total is not None:
+            span.set_attribute(ev.TOTAL, total)
+        ctx = span.get_span_context()
+        event = ev.spinner_updated(name=span.name, trace_id=ev.trace_id_hex(ctx.trace_id),
+                                   span_id=ev.span_id_hex(ctx.span_id), description=description, completed=completed,
+                                   total=total, start_unix_nano=span.start_time, kind=kind,
+                                   timestamp=ev.iso_from_ns(at_ns) if at_ns else None)
+        entry = self._open.get(ctx.span_id)
+        stage = (entry[1].get("stage") if entry else None) or self._stage_fields()
+        if stage:
+            event.update(stage)
+        self.publish(event)
+
+    def stall(self, condition: str, state: str, key: str, subject: str, message: str, **fields) -> None:
+        """A stall flagged or ended (mlpstorage/stalls/): a `stall` event, and a
+        "mlpstorage.stall" span event on the open stage, so the exported trace says it too."""
+        stage = self.scope().stage
+        if stage is not None:
+            numbers = {k: v for k, v in fields.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+            stage.add_event("mlpstorage.stall", {"mlpstorage.stall.condition": condition,
+                                                  "mlpstorage.stall.state": state, "mlpstorage.stall.key": key,
+                                                  "mlpstorage.stall.subject": subject, "message": message,
+                                                  **{f"mlpstorage.stall.{k}": v for k, v in numbers.items()}})
+        event = ev.stall(condition, state, key, subject, message, **fields)
+        event.update(self.context_fields())
+        self._fanout.publish(event)
+
     def set_run_attributes(self, attributes: dict) -> None:
         """Adds attributes (final metrics, the run id) to the open run span; they travel with
         its finished event and its export."""
@@ -463,18 +503,7 @@ class SpinnerHandle:
         self._changed()
 
     def _changed(self) -> None:
-        span = self.span
-        span.set_attribute(ev.COMPLETED, self.completed)
-        span.set_attribute(ev.DESCRIPTION, self.description)
-        ctx = span.get_span_context()
-        event = ev.spinner_updated(name=span.name, trace_id=ev.trace_id_hex(ctx.trace_id),
-                                   span_id=ev.span_id_hex(ctx.span_id), description=self.description,
-                                   completed=self.completed, total=self.total, start_unix_nano=span.start_time)
-        stage = self._emitter.context_fields()
-        for key in ("stage_index", "stage_count"):
-            if key in stage:
-                event[key] = stage[key]
-        self._emitter.publish(event)
+        self._emitter.publish_update(self.span, "spinner", self.description, self.completed, self.total)
 
 
 # ----- the current emitter -----------------------------------------------------------------

@@ -21,9 +21,10 @@ import time as _time
 
 # Version 2 added one thing: an `output` event may carry a batch of lines (`lines`, a list)
 # instead of one `line`. A reader of version 1 cannot read such an event, hence the bump.
-# Every version-1 recording is a valid version-2 recording.
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# Version 3 added two event types: `task.updated` (a task's count, e.g. the steps of an epoch)
+# and `stall` (see mlpstorage/stalls/). Every older recording is a valid version-3 recording.
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 RUN_STARTED = "run.started"
 RUN_FINISHED = "run.finished"
@@ -33,7 +34,9 @@ SPINNER_STARTED = "spinner.started"
 SPINNER_UPDATED = "spinner.updated"
 SPINNER_FINISHED = "spinner.finished"
 TASK_STARTED = "task.started"
+TASK_UPDATED = "task.updated"
 TASK_FINISHED = "task.finished"
+STALL = "stall"
 LOG = "log"
 OUTPUT = "output"
 SAMPLE = "sample"
@@ -42,7 +45,7 @@ EVENT_TYPES = frozenset(
     {
         RUN_STARTED, RUN_FINISHED, STAGE_STARTED, STAGE_FINISHED,
         SPINNER_STARTED, SPINNER_UPDATED, SPINNER_FINISHED,
-        TASK_STARTED, TASK_FINISHED, LOG, OUTPUT, SAMPLE,
+        TASK_STARTED, TASK_UPDATED, TASK_FINISHED, LOG, OUTPUT, SAMPLE, STALL,
     }
 )
 
@@ -200,15 +203,33 @@ def sample(host: str, values: dict, timestamp: str | None = None) -> dict:
 
 
 def spinner_updated(*, name: str, trace_id: str, span_id: str, description: str, completed: int,
-                    total: int | None, start_unix_nano: int, **fields) -> dict:
-    return event(SPINNER_UPDATED, None, name=name, trace_id=trace_id, span_id=span_id, description=description,
-                 completed=completed, total=total, start_unix_nano=start_unix_nano, **fields)
+                    total: int | None, start_unix_nano: int, kind: str = "spinner", timestamp: str | None = None,
+                    **fields) -> dict:
+    """`spinner.updated` (or `task.updated`, kind "task"): a span's new count or text."""
+    return event(f"{kind}.updated", timestamp, name=name, trace_id=trace_id, span_id=span_id,
+                 description=description, completed=completed, total=total, start_unix_nano=start_unix_nano, **fields)
+
+
+# A stall (mlpstorage/stalls/): `condition` is one of STALL_CONDITIONS, `state` one of
+# STALL_STATES; `key` names the one condition a "resumed" ends (e.g. "rank:5", "job");
+# `subject` says who in a few words ("rank 5 on node3 (pid 4242)", "the whole job").
+STALL_CONDITIONS = ("rank", "job", "epoch", "host")
+STALL_STATES = ("stalled", "resumed")
+
+
+def stall(condition: str, state: str, key: str, subject: str, message: str, timestamp: str | None = None,
+          **fields) -> dict:
+    """A stall flagged (level warning) or its end (level info); fields say who and since when:
+    rank, host, pid, epoch, step, steps_expected, idle_s, since_unix_nano, evidence."""
+    return event(STALL, timestamp, "warning" if state == "stalled" else "info", condition=condition, state=state,
+                 key=key, subject=subject, message=message, **fields)
 
 
 # ----- validation --------------------------------------------------------------------------
 _SPAN_FIELDS = {"name": str, "trace_id": str, "span_id": str, "start_unix_nano": int}
 _FINISHED_FIELDS = {"end_unix_nano": int, "duration_s": (int, float), "status": str}
-_TYPE_FIELDS = {LOG: {"message": str}, SAMPLE: {"host": str, "values": dict}}
+_TYPE_FIELDS = {LOG: {"message": str}, SAMPLE: {"host": str, "values": dict},
+                STALL: {"condition": str, "state": str, "key": str, "subject": str, "message": str}}
 
 
 def validate(evt) -> str | None:
@@ -249,6 +270,8 @@ def validate(evt) -> str | None:
             return f"{type_} with attributes that are not an object"
         if not _valid_span_events(evt.get("span_events", [])):
             return f"{type_} with span_events that are not a list of {{name, unix_nano, attributes}}"
+    if type_ == STALL and (evt["condition"] not in STALL_CONDITIONS or evt["state"] not in STALL_STATES):
+        return f"stall with an unknown condition or state ({evt['condition']!r}, {evt['state']!r})"
     if type_ == OUTPUT:
         lines = evt.get("lines", [evt.get("line")])
         if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):

@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 
 from ..emitter import Emitter
@@ -19,6 +20,7 @@ from ..workloads import CONFIG_PATH
 from ..workloads.overrides import hydra_value
 
 # A DLIO record: "[INFO] 2026-11-27T10:10:20.906145 Starting epoch 1: 4 steps expected [/path.py:192]"
+_STEP = re.compile(r"Rank (\d+) step (\d+) processed")
 _EPOCH_START = re.compile(r"Starting epoch (\d+): (\d+) steps expected")
 _EPOCH_END = re.compile(r"Ending epoch (\d+) - (\d+) steps completed in ([\d.]+) s")
 _CKPT_START = re.compile(r"Starting checkpoint (\d+) after total step (\d+) for epoch (\d+)")
@@ -42,28 +44,63 @@ def dlio_program(workload: str, run_dir: Path, overrides: dict[str, object], pyt
     return argv + [f"--config-path={CONFIG_PATH}"]
 
 
-class DlioProgress:
-    """Reads DLIO's output lines (from the pump threads) and keeps the spans they announce."""
+# Cheap tests of a whole batch of output before any line is parsed: a program that prints
+# nothing DLIO-shaped (exec) pays a few substring searches per pipe-full, not a regex per line.
+_MARKERS = ("step ", "poch ", "heckpoint", "enerat", "Error", "Exception")
+# Task updates of an epoch's step count are published at most this often.
+UPDATE_EVERY_S = 0.5
 
-    def __init__(self, emitter: Emitter, epochs: int | None):
+
+class DlioProgress:
+    """Reads DLIO's output lines (from the pump threads) and keeps the spans they announce:
+    each epoch a task whose count is its steps (those of its slowest rank), each checkpoint a
+    task under it. A stall detector (mlpstorage/stalls/) is told every step, epoch and line."""
+
+    def __init__(self, emitter: Emitter, epochs: int | None, detector=None, ranks: int | None = None,
+                 computation_time_s: float | None = None, clock=time.time):
         self._emitter = emitter
         self._epochs = epochs
+        self._detector = detector
+        self._ranks = ranks or 0  # how many ranks report steps (0: as many as are seen)
+        self._computation_time_s = computation_time_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._epoch = None
+        self._epoch_number = None
+        self._steps_expected: int | None = None
+        self._rank_steps: dict[int, int] = {}  # rank -> last step in the current epoch
+        self._shown = (0, 0.0)  # the epoch count last published, and when
         self._checkpoint = None
         self.checkpoints: list[float] = []  # seconds each checkpoint took, from its span
         self.last_error: str | None = None  # the last exception line DLIO printed
         self._generation = None
 
-    def observe(self, stream: str, line: str) -> None:
+    def observe(self, stream: str, lines: list[str]) -> None:
+        """A batch of lines of one stream (engines/process.py's observer)."""
+        if self._detector is not None:
+            self._detector.activity("output")
+        text = lines[0] if len(lines) == 1 else "\n".join(lines)
+        if not any(marker in text for marker in _MARKERS):
+            return
+        for line in lines:
+            self.observe_line(stream, line)
+
+    def observe_line(self, stream: str, line: str) -> None:
         text = line.rsplit("\r", 1)[-1]
         with self._lock:
-            if match := _EPOCH_START.search(text):
+            if match := _STEP.search(text):
+                self._step(int(match.group(1)), int(match.group(2)))
+            elif match := _EPOCH_START.search(text):
                 self._end_epoch()
-                epoch = int(match.group(1))
+                epoch, steps = int(match.group(1)), int(match.group(2))
                 total = f"/{self._epochs}" if self._epochs else ""
                 self._epoch = self._emitter.start_task(
-                    f"epoch {epoch}{total}", {"dlio.epoch": epoch, "dlio.steps_expected": int(match.group(2))})
+                    f"epoch {epoch}{total}", {"dlio.epoch": epoch, "dlio.steps_expected": steps})
+                self._epoch_number, self._steps_expected, self._rank_steps = epoch, steps, {}
+                self._shown = (0, 0.0)
+                if self._detector is not None:
+                    expected = steps * self._computation_time_s if self._computation_time_s else None
+                    self._detector.epoch_started(epoch, steps, expected)
             elif match := _EPOCH_END.search(text):
                 self._end_epoch({"dlio.steps_completed": int(match.group(2)), "dlio.duration_s": float(match.group(3))})
             elif match := _EPOCH_AU.search(text):
@@ -87,6 +124,29 @@ class DlioProgress:
             elif stream == "stderr" and _ERROR.match(text):
                 self.last_error = text.strip()[:300]
 
+    def _step(self, rank: int, step: int) -> None:
+        """A rank's step: told to the detector; the epoch's count is its slowest rank's step
+        (published at most every UPDATE_EVERY_S, and by flush())."""
+        if self._detector is not None:
+            self._detector.step(rank, step)
+        self._rank_steps[rank] = step
+        if self._epoch is not None:
+            self._publish_count(self._clock())
+
+    def _publish_count(self, now: float, force: bool = False) -> None:
+        ranks = max(self._ranks, len(self._rank_steps))
+        count = min(self._rank_steps.values()) if len(self._rank_steps) >= ranks and self._rank_steps else 0
+        shown, at = self._shown
+        if count != shown and (force or now - at >= UPDATE_EVERY_S):
+            self._shown = (count, now)
+            self._emitter.update_task(self._epoch, count, self._steps_expected, at_ns=int(now * 1e9))
+
+    def flush(self) -> None:
+        """Publishes an epoch count held back by the rate limit (the stall watch calls it)."""
+        with self._lock:
+            if self._epoch is not None:
+                self._publish_count(self._clock(), force=True)
+
     def _epoch_figure(self, key: str, value: float) -> None:
         """A figure DLIO prints for the epoch before it ends (AU, samples/s): on its span."""
         if self._epoch is not None:
@@ -97,6 +157,8 @@ class DlioProgress:
         if self._epoch is not None:
             self._emitter.end_task(self._epoch, attributes, error=error)
             self._epoch = None
+            if self._detector is not None and error is None:
+                self._detector.epoch_ended(self._epoch_number)
 
     def _end_checkpoint(self, error: str | None = None) -> None:
         if self._checkpoint is not None:
@@ -130,12 +192,17 @@ def read_summary(run_dir: Path) -> dict | None:
         return None
 
 
-def adopt_rank_spans(emitter: Emitter, folder: Path) -> int:
-    """Feeds the spans the ranks wrote (dlio_rank.py) into the event stream."""
+def adopt_rank_spans(emitter: Emitter, folder: Path, extra: dict[int, dict] | None = None) -> int:
+    """Feeds the spans the ranks wrote (dlio_rank.py) into the event stream; extra: attributes
+    to add to a rank's span, by rank (how it stalled, from the stall watch)."""
     count = 0
     for path in sorted(folder.glob("rank-*.json")):
         try:
-            emitter.adopt_span(json.loads(path.read_text()))
+            event = json.loads(path.read_text())
+            rank = event.get("attributes", {}).get("mlpstorage.rank") if isinstance(event, dict) else None
+            if extra and rank in extra and isinstance(event.get("attributes"), dict):
+                event["attributes"].update(extra[rank])
+            emitter.adopt_span(event)
             count += 1
         except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError, as is a bad event
             emitter.warning(f"could not read the rank span in {path}: {exc}")

@@ -8,7 +8,9 @@ Two jobs, both impossible from outside the rank:
    touches tensorflow's attributes for tensorflow workloads or the tensorboard profiler.
    Doing this in-process (rather than an empty package on PYTHONPATH) never shadows a real
    tensorflow and needs no directory on every host.
-2. The rank's own work joins the launcher's trace: a span parented to TRACEPARENT is written
+2. The rank says who and where it is as it starts (ranks/process-<rank>.json: host and pid),
+   so the launcher's stall watch can name it and record its stack (mlpstorage/stalls/).
+3. The rank's own work joins the launcher's trace: a span parented to TRACEPARENT is written
    as a task.finished event to $MLPSTORAGE_RANK_EVENTS/rank-<N>.json, which the launcher
    adopts into its event stream (and so into events.jsonl and the OTLP export). Ranks on
    other hosts reach that folder only if the results directory is on a shared file system.
@@ -30,6 +32,7 @@ import types
 
 from mlpstorage.emitter import events
 from mlpstorage.engines.parent_death import die_with_parent
+from mlpstorage.stalls.process_file import write_rank_process
 
 
 def install_tensorflow_stub() -> bool:
@@ -65,6 +68,8 @@ def rank_span_event(traceparent: str, rank: int, start_ns: int, end_ns: int, err
 def main() -> int:
     start_ns = time.time_ns()
     die_with_parent()  # if mpirun goes (the launcher was killed), this rank goes too
+    if os.environ.get("MLPSTORAGE_RANK_EVENTS"):  # who and where this rank is, for the stall watch
+        write_rank_process(os.environ["MLPSTORAGE_RANK_EVENTS"], _rank())
     install_tensorflow_stub()
     error = None
     code = 0

@@ -35,7 +35,7 @@ CHUNK_BYTES = 65536
 MAX_LINE_BYTES = 1 << 20
 
 
-LineObserver = Callable[[str, str], None]  # (stream, line) -> None
+LineObserver = Callable[[str, list], None]  # (stream, the lines of one batch) -> None
 
 
 def _pump(pipe: IO[bytes], log_path: Path, emitter: Emitter, stream: str, source: str,
@@ -63,8 +63,7 @@ def _emit(data: bytes, emitter: Emitter, stream: str, source: str, observer: Lin
     lines = data.decode("utf-8", errors="replace").split("\n")
     emitter.output(lines, stream=stream, source=source)
     if observer is not None:
-        for line in lines:
-            observer(stream, line)
+        observer(stream, lines)
 
 
 def stop_process_tree(proc: subprocess.Popen, grace_s: float = TERMINATE_GRACE_S) -> None:
@@ -88,6 +87,17 @@ def stop_process_trees(procs: list[subprocess.Popen], grace_s: float = TERMINATE
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
+            pass
+    # A stopped process (SIGSTOP, a debugger) only acts on SIGTERM once it runs again.
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGCONT)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for process in trees:
+        try:
+            process.resume()
+        except psutil.Error:
             pass
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and (any(p.poll() is None for p in procs) or any(_alive(t) for t in trees)):
@@ -200,11 +210,13 @@ def run_command(
     cwd: Path | None = None,
     source: str | None = None,
     observer: LineObserver | None = None,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
 ) -> int:
     """Runs argv (an argument list, never a shell string) and returns its exit code.
 
     If the caller is interrupted (Ctrl-C, SIGTERM, an exception), the child's process group
-    is stopped before the exception goes on, so no child outlives the launcher."""
+    is stopped before the exception goes on, so no child outlives the launcher. observer gets
+    each batch of output lines; on_start the child as soon as it runs (the stall watch)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     source = source or Path(argv[0]).name
     proc = CHILDREN.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -218,6 +230,8 @@ def run_command(
                                     name=f"pump-{name}", daemon=True)
             pump.start()
             pumps.append(pump)
+        if on_start is not None:
+            on_start(proc)
         proc.wait()
         CHILDREN.forget(proc)
     except BaseException:
