@@ -118,6 +118,11 @@ def test_run_writes_results_and_metadata(tiny_run):
     assert metadata["cluster"]["host_count"] == 1
     [samples] = json.loads((run_dir / f"training_{stamp}_timeseries.json").read_text())["hosts"].values()
     assert len(samples) >= 2
+    # a healthy run with the default stall settings (the quickstart's): watched, and no alarm
+    assert metadata["stalls"] == {"timeout_s": 60.0, "on_stall": "warn", "flagged": []}
+    assert not [e for e in events_of(run_dir) if e["type"] == "stall"]
+    epochs = [e for e in events_of(run_dir) if e["type"] == "task.updated" and e["name"].startswith("epoch ")]
+    assert epochs and all(e["total"] == 2 and 1 <= e["completed"] <= 2 for e in epochs)  # steps of the slowest rank
 
 
 def test_otlp_receiver_gets_the_same_tree_with_the_ranks_in_the_trace(tiny_run):
@@ -298,7 +303,7 @@ def test_progress_parser_on_recorded_dlio_output(mlpstorage_capture):
     with emitter.run("r"), emitter.stages(["Running benchmark"]):
         progress = DlioProgress(emitter, epochs=2)
         for line in (DATA / "dlio_train_checkpoint.stderr").read_text().splitlines():
-            progress.observe("stderr", line)
+            progress.observe_line("stderr", line)
         progress.close()
     tasks = [(e["name"], e["status"]) for e in mlpstorage_capture.of_type("task.finished")]
     assert tasks == [("checkpoint 1", "ok"), ("epoch 1/2", "ok"), ("checkpoint 2", "ok"), ("epoch 2/2", "ok")]
@@ -309,7 +314,7 @@ def test_progress_parser_follows_datagen(mlpstorage_capture):
     emitter = mlpstorage_capture.emitter
     progress = DlioProgress(emitter, epochs=None)
     for line in (DATA / "dlio_datagen.stderr").read_text().splitlines():
-        progress.observe("stderr", line)
+        progress.observe_line("stderr", line)
     [generation] = mlpstorage_capture.of_type("task.finished")
     assert generation["name"] == "generating files" and generation["attributes"]["dlio.files"] == 16
 

@@ -86,7 +86,7 @@ class _Host:
 
 
 def _seconds(value: float) -> str:
-    return f"{value:.0f} s"
+    return f"{int(value)} s"
 
 
 class StallDetector:
@@ -241,7 +241,9 @@ class StallDetector:
         signs = "no step from any rank, no output and no I/O" if self._ranks else "no output and no I/O"
         last = [r for r in self._ranks.values() if r.at is not None]
         latest = max(last, key=lambda r: r.at) if last else None
-        where = f"; last step {latest.step}{self._of_steps()} from rank {latest.rank}" if latest else ""
+        where = ""
+        if latest is not None and not self._activity.startswith("step "):
+            where = f"; last step {latest.step}{self._of_steps()} from rank {latest.rank}"
         stopped = [r.subject for r in self._ranks.values() if f"rank:{r.rank}" in self._open]
         behind = f"; stalled: {', '.join(stopped)}" if stopped else ""
         message = f"the whole job: {signs} for {_seconds(idle)} (last: {self._activity}){where}{behind}"

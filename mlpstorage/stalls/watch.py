@@ -167,7 +167,7 @@ class StallWatch:
             ranks = [p for p in self._processes.values() if p["host"] == finding.fields.get("host")]
         else:  # the whole job: every rank, but those whose own stall has recorded them already
             open_ranks = {f.fields.get("rank") for f in self.detector.open_stalls() if f.condition == "rank"}
-            ranks = [r for r in self._processes.values() if r["rank"] not in open_ranks or self.action == "warn"]
+            ranks = [r for r in self._processes.values() if r["rank"] not in open_ranks]
         ranks = [r for r in ranks if r is not None]
         if not ranks and finding.condition == "job" and self._proc is not None and self._proc.poll() is None:
             return [(f"{finding.key}-pid-{self._proc.pid}", self._proc.pid, f"the job's process {self._proc.pid}")]
