@@ -645,3 +645,23 @@ def test_ctrl_c_at_random_moments_of_a_chatty_run_never_leaves_a_stale_frame(pan
         assert not any(LIVE_STAGE_ROW.match(r) for r in rows), f"try {attempt}: a live frame is left:\n{screen}"
         assert sum(r.startswith("■ Stage 3/4") for r in rows) == 1, f"try {attempt}:\n{screen}"
         p.kill()
+
+
+# ----- a stalled rank: a highlighted row right under the stage ------------------------------
+def test_a_stalled_rank_is_a_highlighted_row_under_the_stage_with_its_idle_clock(pane, tmp_path):
+    shaped = str(ROOT / "tests" / "data" / "dlio_shaped.py")
+    program = [sys.executable, shaped, "4", "20", "0.25", "--rank-quits-at", "2:5"]
+    p = pane()
+    p.start(_around(_exec_line(tmp_path, program, ["--stall-timeout", "2"])))
+    rows = p.wait_for(lambda rows: any(r.startswith(" ⚠ rank 1") for r in rows), "the stall row", timeout=40)
+    screen = _show(rows)
+    at = next(i for i, r in enumerate(rows) if LIVE_STAGE_ROW.match(r))
+    stall = rows[at + 1]
+    assert stall.startswith(" ⚠ rank 1: no step for 2 s, last step 5/20 of epoch 2; rank 0 is at step"), screen
+    assert re.search(r"\s0:00:0\d$", stall), f"the stall row should end in its idle clock:\n{screen}"
+    assert any("WARNING stalled: rank 1: no step for 2 s" in r for r in rows[:at]), screen  # the line above too
+    highlighted = next(r for r in p.capture(escapes=True, label="stall row with escapes") if "⚠ rank 1" in r)
+    assert "43m" in highlighted, f"the stall row should be on a yellow background:\n{highlighted!r}"
+    rows = p.wait_for(_finished, "the end of the run", timeout=60)
+    assert "EXIT=0" in rows, _show(rows)
+    assert not any(r.startswith(" ⚠") for r in rows), f"the stall row must go with the display:\n{_show(rows)}"

@@ -69,6 +69,7 @@ class DlioProgress:
         self._epoch_number = None
         self._steps_expected: int | None = None
         self._rank_steps: dict[int, int] = {}  # rank -> last step in the current epoch
+        self._seen_ranks: set[int] = set()  # every rank that reported a step in the run
         self._shown = (0, 0.0)  # the epoch count last published, and when
         self._checkpoint = None
         self.checkpoints: list[float] = []  # seconds each checkpoint took, from its span
@@ -130,12 +131,13 @@ class DlioProgress:
         if self._detector is not None:
             self._detector.step(rank, step)
         self._rank_steps[rank] = step
+        self._seen_ranks.add(rank)
         if self._epoch is not None:
             self._publish_count(self._clock())
 
     def _publish_count(self, now: float, force: bool = False) -> None:
-        ranks = max(self._ranks, len(self._rank_steps))
-        count = min(self._rank_steps.values()) if len(self._rank_steps) >= ranks and self._rank_steps else 0
+        ranks = max(self._ranks, len(self._seen_ranks))  # a rank silent in this epoch is at step 0
+        count = min(self._rank_steps.values()) if len(self._rank_steps) >= ranks else 0
         shown, at = self._shown
         if count != shown and (force or now - at >= UPDATE_EVERY_S):
             self._shown = (count, now)

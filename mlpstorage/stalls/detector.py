@@ -228,8 +228,9 @@ class StallDetector:
             else:
                 epoch = f" of epoch {state.epoch}" if state.epoch is not None else ""
                 last = f"last step {state.step}{self._of_steps()}{epoch}"
+            other_epoch = f" of epoch {leader.epoch}" if leader.epoch is not None and leader.epoch != state.epoch else ""
             message = (f"{state.subject}: no step for {_seconds(now - since)}, {last}; rank {leader.rank} is at "
-                       f"step {leader.step}{self._of_steps()}")
+                       f"step {leader.step}{self._of_steps()}{other_epoch}")
             fields = {"rank": state.rank, "host": state.host, "pid": state.pid, "step": state.step,
                       "steps_expected": self._epoch[2] if self._epoch else None, "epoch": state.epoch}
             yield Finding("rank", "stalled", key, state.subject, message, _who(fields)), since
