@@ -77,8 +77,8 @@ def main() -> None:
     time.sleep(15)
     subprocess.run([*tmux, "kill-server"], check=False)
     # 2. the plain lines of the same scenario
-    proc = subprocess.Popen(run_args(data, work / "plain", "plain"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([*run_args(data, work / "plain", "plain"), "--heartbeat", "4"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     pid = freeze_rank_1(work / "plain", 1.1)
     time.sleep(9)
     os.kill(pid, signal.SIGCONT)

@@ -253,7 +253,7 @@ class PlainRenderer:
             return None
         parts = [f"still running after {format_seconds(stage.elapsed_s(now))}"]
         parts += [describe_progress(row, now) for row in self._board.open_rows.values()]
-        parts += [f"stalled: {stall['subject']}, idle {format_seconds(stall_idle_s(stall, now) or 0.0)}"
+        parts += [f"stalled: {stall['subject']} for {format_seconds(stall_idle_s(stall, now) or 0.0)}"
                   for stall in self._board.stalls.values()]
         event = {
             "timestamp": iso_from_ns(now),

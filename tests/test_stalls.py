@@ -285,7 +285,7 @@ def test_plain_lines_and_heartbeat_say_the_stall_and_the_last_progress():
     assert not any("41/128" in line and "epoch 3/5:" in line for line in out.getvalue().splitlines())  # no bar lines
     message = LINE_PATTERN.match(beat).group("message")
     assert message == ("still running after 150.0s; epoch 3/5 140.0s, at 41/128 90.0s ago; "
-                       "stalled: rank 5 on node3 (pid 4242), idle 90.0s")
+                       "stalled: rank 5 on node3 (pid 4242) for 90.0s")
     assert "stalled" not in LINE_PATTERN.match(after).group("message")
 
 
