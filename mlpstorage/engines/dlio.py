@@ -44,9 +44,11 @@ def dlio_program(workload: str, run_dir: Path, overrides: dict[str, object], pyt
     return argv + [f"--config-path={CONFIG_PATH}"]
 
 
-# Cheap tests of a whole batch of output before any line is parsed: a program that prints
-# nothing DLIO-shaped (exec) pays a few substring searches per pipe-full, not a regex per line.
-_MARKERS = ("step ", "poch ", "heckpoint", "enerat", "Error", "Exception")
+# Lines that open or close an epoch or a checkpoint: a batch holding one is read line by line,
+# in order. Any other batch is read whole: its step records with one regex scan, its data
+# generation progress from its last progress line, so a chatty program (exec) or DLIO's
+# per-step lines cost a scan per pipe-full, not a regex per line.
+_BOUNDARY = "poch "  # "Starting epoch", "Ending epoch", "Epoch 1 - Block", "checkpoint 1 for epoch 1"
 # Task updates of an epoch's step count are published at most this often.
 UPDATE_EVERY_S = 0.5
 
@@ -81,16 +83,35 @@ class DlioProgress:
         if self._detector is not None:
             self._detector.activity("output")
         text = lines[0] if len(lines) == 1 else "\n".join(lines)
-        if not any(marker in text for marker in _MARKERS):
+        if _BOUNDARY in text:
+            for line in lines:
+                self.observe_line(stream, line)
             return
-        for line in lines:
-            self.observe_line(stream, line)
+        if found := _STEP.findall(text):  # a scan as cheap as a substring test when there is none
+            with self._lock:
+                self._steps(found)
+        if "enerat" in text:
+            with self._lock:
+                self._generation_progress(lines, "Generation done" in text)
+        if stream == "stderr" and ("Error" in text or "Exception" in text):
+            for line in lines:
+                if _ERROR.match(line):
+                    self.last_error = line.strip()[:300]
+
+    def _generation_progress(self, lines: list[str], done: bool) -> None:
+        """Data generation: only its latest progress line counts (and its end)."""
+        for line in reversed(lines):
+            if match := _GENERATING.search(line.rsplit("\r", 1)[-1]):
+                self._generating(int(match.group(2)), int(match.group(3)))
+                break
+        if done:
+            self._end_generation()
 
     def observe_line(self, stream: str, line: str) -> None:
         text = line.rsplit("\r", 1)[-1]
         with self._lock:
             if match := _STEP.search(text):
-                self._step(int(match.group(1)), int(match.group(2)))
+                self._steps([match.groups()])
             elif match := _EPOCH_START.search(text):
                 self._end_epoch()
                 epoch, steps = int(match.group(1)), int(match.group(2))
@@ -125,13 +146,19 @@ class DlioProgress:
             elif stream == "stderr" and _ERROR.match(text):
                 self.last_error = text.strip()[:300]
 
-    def _step(self, rank: int, step: int) -> None:
-        """A rank's step: told to the detector; the epoch's count is its slowest rank's step
-        (published at most every UPDATE_EVERY_S, and by flush())."""
+    def _steps(self, found: list[tuple[str, str]]) -> None:
+        """Step records (rank, step) of one batch, in order: told to the detector; the epoch's
+        count is its slowest rank's step (published at most every UPDATE_EVERY_S, and by flush())."""
+        latest: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        for rank, step in found:
+            latest[rank] = step
+            counts[rank] = counts.get(rank, 0) + 1
+        steps = {int(rank): int(step) for rank, step in latest.items()}
         if self._detector is not None:
-            self._detector.step(rank, step)
-        self._rank_steps[rank] = step
-        self._seen_ranks.add(rank)
+            self._detector.steps(steps, {int(rank): count for rank, count in counts.items()})
+        self._rank_steps.update(steps)
+        self._seen_ranks.update(steps)
         if self._epoch is not None:
             self._publish_count(self._clock())
 

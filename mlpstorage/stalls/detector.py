@@ -117,19 +117,26 @@ class StallDetector:
 
     def step(self, rank: int, step: int, at: float | None = None) -> None:
         """Rank `rank` reported step `step` (DLIO: "Rank R step S processed ...")."""
+        self.steps({rank: step}, {rank: 1}, at)
+
+    def steps(self, latest: dict[int, int], counts: dict[int, int], at: float | None = None) -> None:
+        """Several ranks' steps at once (a batch of output): each rank's latest step, and how
+        many step records it sent."""
         at = self._clock() if at is None else at
+        epoch = self._epoch[0] if self._epoch else None
         with self._lock:
-            state = self._ranks.get(rank)
-            if state is None:
-                state = self._ranks[rank] = _Rank(rank)
-            state.steps += 1
-            state.step, state.at = step, at
-            state.epoch = self._epoch[0] if self._epoch else None
+            for rank, step in latest.items():
+                state = self._ranks.get(rank)
+                if state is None:
+                    state = self._ranks[rank] = _Rank(rank)
+                state.steps += counts.get(rank, 1)
+                state.step, state.at, state.epoch = step, at, epoch
+                if f"rank:{rank}" in self._open:
+                    self._resume(f"rank:{rank}", at, f"step {step}{self._of_steps()} after {{idle}} without a step")
             if self._first_step_at is None:
                 self._first_step_at = at
+            rank, step = next(reversed(latest.items()))
             self._alive(at, f"step {step}{self._of_steps()} from rank {rank}")
-            if f"rank:{rank}" in self._open:
-                self._resume(f"rank:{rank}", at, f"step {step}{self._of_steps()} after {{idle}} without a step")
 
     def activity(self, what: str = "output", at: float | None = None) -> None:
         """A sign of life of the job that is not a step: an output line, I/O of its processes."""
