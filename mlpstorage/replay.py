@@ -189,19 +189,24 @@ class OpenSpans:
     def __init__(self):
         self._open: dict[str, dict] = {}  # span id -> its started event (attributes kept up to date)
         self._stages: dict[tuple, str] = {}  # (trace id, stage index) -> span id of the open stage
-        self._samples: dict[str, list[dict]] = {}  # open stage's span id -> its span events
+        self._samples: dict[str, list[dict]] = {}  # open stage's span id -> its span events (samples, stalls)
         self.last_ns = 0  # the recording's last moment
 
     def note(self, event: dict) -> None:
         self.last_ns = max(self.last_ns, ev.ns_from_iso(event["timestamp"]),
                            *(event[f] for f in ("start_unix_nano", "end_unix_nano") if type(event.get(f)) is int))
         kind, _, what = event["type"].partition(".")
-        if kind == ev.SAMPLE:
+        if kind in (ev.SAMPLE, ev.STALL):
             stage = self._stages.get((event.get("trace_id"), event.get("stage_index")))
-            if stage is not None:
+            if stage is None:
+                return
+            if kind == ev.SAMPLE:
                 values = {k: v for k, v in event["values"].items() if isinstance(v, (int, float))}
-                self._samples[stage].append({"name": "timeseries.sample", "unix_nano": ev.ns_from_iso(event["timestamp"]),
-                                             "attributes": {"host": event["host"], **values}})
+                name, attributes = "timeseries.sample", {"host": event["host"], **values}
+            else:
+                name, attributes = ev.STALL_SPAN_EVENT, ev.stall_attributes(event)
+            self._samples[stage].append({"name": name, "unix_nano": ev.ns_from_iso(event["timestamp"]),
+                                         "attributes": attributes})
         elif what == "started":
             self._open[event["span_id"]] = {**event, "attributes": dict(event.get("attributes") or {})}
             if kind == "stage":

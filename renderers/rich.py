@@ -43,6 +43,8 @@ from .board import (FEW_HOSTS, Aggregate, Board, HostState, SpanRow, clock, desc
 # step is a redraw, and an idle display must cost next to nothing.
 SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 SPINNER_STEPS_PER_SECOND = 4.0
+# Stalls shown as rows of their own; any more are counted in one row (each has its warning line).
+MAX_STALL_ROWS = 4
 
 _LEVEL_STYLES = {
     "debug": "dim",
@@ -544,10 +546,13 @@ class RichRenderer:
             )
             bar = ProgressBar(total=stage.stage_count, completed=stage.stage_index - 1, width=30)
             grid.add_row(title, *([bar] if bar_width else []), Text(clock(stage.elapsed_s(now_ns)), style="yellow"))
-        for stall in stalls:  # right under the stage, highlighted, with the time it has been idle
+        for stall in stalls[:MAX_STALL_ROWS]:  # right under the stage, highlighted, with how long it has been idle
             idle = stall_idle_s(stall, now_ns)
             grid.add_row(Text(f" ⚠ {stall['message']}", style="bold black on yellow"), *([Text("")] if bar_width else []),
                          Text(clock(idle) if idle is not None else "", style="bold yellow"))
+        if len(stalls) > MAX_STALL_ROWS:
+            grid.add_row(Text(f" ⚠ and {len(stalls) - MAX_STALL_ROWS} more stalls (see the warnings above)",
+                              style="bold black on yellow"), *([Text("")] if bar_width else []), Text(""))
         if spinner_step is None:
             spinner_step = int(self._console.get_time() * self._spinner_hz)
         spinner = SPINNER_FRAMES[spinner_step % len(SPINNER_FRAMES)]

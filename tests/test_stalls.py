@@ -253,12 +253,13 @@ def _run_events(stage_ns: int) -> list[dict]:
     head = {"schema": 3, "level": "info", "trace_id": "1" * 32}
     return [
         {**head, "type": "run.started", "timestamp": "2026-11-28T09:58:00.000000Z", "name": "r", "span_id": "a" * 16,
-         "start_unix_nano": stage_ns, "attributes": {}},
+         "start_unix_nano": stage_ns, "attributes": {"mlpstorage.kind": "run"}},
         {**head, "type": "stage.started", "timestamp": "2026-11-28T09:58:00.000000Z", "name": "Running benchmark",
-         "span_id": "b" * 16, "start_unix_nano": stage_ns, "stage_index": 3, "stage_count": 4, "attributes": {}},
+         "span_id": "b" * 16, "start_unix_nano": stage_ns, "stage_index": 3, "stage_count": 4,
+         "attributes": {"mlpstorage.kind": "stage"}},
         {**head, "type": "task.started", "timestamp": "2026-11-28T09:58:10.000000Z", "name": "epoch 3/5",
          "span_id": "c" * 16, "start_unix_nano": stage_ns + 10 * 10**9, "stage_index": 3, "stage_count": 4,
-         "attributes": {}},
+         "attributes": {"mlpstorage.kind": "task"}},
         {**head, "type": "task.updated", "timestamp": "2026-11-28T09:59:00.000000Z", "name": "epoch 3/5",
          "span_id": "c" * 16, "description": "epoch 3/5", "completed": 41, "total": 128,
          "start_unix_nano": stage_ns + 10 * 10**9, "stage_index": 3, "stage_count": 4},
@@ -374,3 +375,49 @@ def test_a_bad_stall_timeout_is_one_line_and_exit_2(text, capsys):
     assert main(["exec", "--stall-timeout", text, "--", "true"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--stall-timeout" in err[0]
+
+
+def test_a_recording_cut_short_keeps_its_stalls_on_the_stage_it_finishes(tmp_path):
+    from mlpstorage.emitter.events import to_json_line
+    from mlpstorage.replay import Recording, replay
+
+    stage_ns = ns_from_iso("2026-11-28T09:58:00.000000Z")
+    events = _run_events(stage_ns) + [{**STALLED, "trace_id": "1" * 32, "stage_index": 3, "stage_count": 4}]
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(to_json_line(e) for e in events))  # no stage.finished: the launcher died
+
+    class Keep:
+        def __init__(self):
+            self.events = []
+
+        def handle(self, event):
+            self.events.append(event)
+
+        def close(self):
+            pass
+
+    kept = Keep()
+    with Recording(path) as recording:
+        assert replay(recording, [kept]) == []
+    [stage] = [e for e in kept.events if e["type"] == "stage.finished"]
+    [span_event] = stage["span_events"]
+    assert span_event["name"] == "mlpstorage.stall" and span_event["attributes"]["mlpstorage.stall.rank"] == 5
+    assert [e["message"] for e in kept.events if e["type"] == "stall"] == [STALLED["message"]]
+
+
+def test_many_stalls_take_a_few_rows_and_a_count():
+    stage_ns = ns_from_iso("2026-11-28T09:58:00.000000Z")
+    now_ns = ns_from_iso("2026-11-28T10:00:30.000000Z")
+    console = Console(file=io.StringIO(), width=120, height=40, force_terminal=True, color_system="standard")
+    rich = RichRenderer(console, live=False, clock_ns=lambda: now_ns)
+    for event in _run_events(stage_ns):
+        rich.handle(event)
+    for rank in range(10):
+        rich.handle({**STALLED, "key": f"rank:{rank}", "message": f"rank {rank}: no step for 62 s",
+                     "stage_index": 3, "stage_count": 4})
+    console.begin_capture()
+    console.print(rich.frame(now_ns, spinner_step=0))
+    rows = [re.sub(r"\x1b\[[0-9;]*m", "", row) for row in console.end_capture().splitlines()]
+    warned = [row for row in rows if row.startswith(" ⚠")]
+    assert [row.split(":")[0] for row in warned[:4]] == [" ⚠ rank 0", " ⚠ rank 1", " ⚠ rank 2", " ⚠ rank 3"]
+    assert warned[4].startswith(" ⚠ and 6 more stalls") and len(warned) == 5

@@ -111,6 +111,8 @@ def test_a_frozen_rank_is_named_with_its_pid_its_stack_kept_and_its_resumption_s
     assert rank_span["attributes"]["mlpstorage.stall.count"] == 1
     [stage] = [e for e in events if e["type"] == "stage.finished" and e["name"] == "Running benchmark"]
     assert any(s["name"] == "mlpstorage.stall" for s in stage["span_events"])
+    page = (run_dir / "report.html").read_text()
+    assert f"stalled: rank 1 on {os.uname().nodename} (pid {pids[1]})" in page and "resumed: rank 1 on" in page
 
 
 def test_a_whole_frozen_job_is_flagged_and_abort_leaves_no_process(dataset, tmp_path):

@@ -332,14 +332,10 @@ class Emitter:
     def stall(self, condition: str, state: str, key: str, subject: str, message: str, **fields) -> None:
         """A stall flagged or ended (mlpstorage/stalls/): a `stall` event, and a
         "mlpstorage.stall" span event on the open stage, so the exported trace says it too."""
+        event = ev.stall(condition, state, key, subject, message, **fields)
         stage = self.scope().stage
         if stage is not None:
-            numbers = {k: v for k, v in fields.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
-            stage.add_event("mlpstorage.stall", {"mlpstorage.stall.condition": condition,
-                                                  "mlpstorage.stall.state": state, "mlpstorage.stall.key": key,
-                                                  "mlpstorage.stall.subject": subject, "message": message,
-                                                  **{f"mlpstorage.stall.{k}": v for k, v in numbers.items()}})
-        event = ev.stall(condition, state, key, subject, message, **fields)
+            stage.add_event(ev.STALL_SPAN_EVENT, ev.stall_attributes(event))
         event.update(self.context_fields())
         self._fanout.publish(event)
 

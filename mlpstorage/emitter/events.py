@@ -225,6 +225,17 @@ def stall(condition: str, state: str, key: str, subject: str, message: str, time
                  key=key, subject=subject, message=message, **fields)
 
 
+STALL_SPAN_EVENT = "mlpstorage.stall"
+
+
+def stall_attributes(evt: dict) -> dict:
+    """The attributes of a stall's span event on its stage (in the trace, live or replayed)."""
+    fields = {"condition", "state", "key", "subject", "message", "rank", "host", "pid", "epoch", "step",
+              "steps_expected", "idle_s", "typical_s"}
+    return {("message" if key == "message" else f"mlpstorage.stall.{key}"): value for key, value in evt.items()
+            if key in fields and isinstance(value, (int, float, str)) and not isinstance(value, bool)}
+
+
 # ----- validation --------------------------------------------------------------------------
 _SPAN_FIELDS = {"name": str, "trace_id": str, "span_id": str, "start_unix_nano": int}
 _FINISHED_FIELDS = {"end_unix_nano": int, "duration_s": (int, float), "status": str}

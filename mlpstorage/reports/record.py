@@ -57,7 +57,7 @@ class RunRecord:
     interval_s: float | None = None
     metadata: dict = field(default_factory=dict)
     cluster: dict[str, dict] = field(default_factory=dict)  # host -> information at the start
-    messages: list[dict] = field(default_factory=list)  # log events of level result, warning and error
+    messages: list[dict] = field(default_factory=list)  # log events of level result, warning and error; stalls
     command: str | None = None  # as run, quoted for a shell, secrets redacted
     files: list[tuple[str, int | None]] = field(default_factory=list)  # (name, bytes); folders end in / and have None
     problems: list[str] = field(default_factory=list)
@@ -207,6 +207,8 @@ def _read_events(record: RunRecord, path: Path, live: bool) -> list[dict]:
             elif type_ == ev.SAMPLE:
                 sample = {**_numbers(event["values"]), "timestamp_ns": ev.ns_from_iso(event["timestamp"])}
                 samples.append((event.get("trace_id"), event["host"], sample))
+            elif type_ == ev.STALL:  # with the warnings: "stalled: ...", "resumed: ..."
+                record.messages.append({**event, "message": f"{event['state']}: {event['message']}"})
             elif type_ == ev.LOG:
                 if event["level"] in ("result", "warning", "error"):
                     record.messages.append(event)
