@@ -174,3 +174,22 @@ def test_epochs_that_differ_by_30_percent_raise_no_alarm(tmp_path):
                                  "--uneven", "1.3")
     assert result.returncode == 0, result.stderr
     assert stalls == []
+
+
+def test_a_silent_program_doing_io_is_alive_until_its_io_stops(tmp_path):
+    stopped = tmp_path / "stopped"
+    script = (
+        "import os, sys, time\n"
+        f"out = open({str(tmp_path / 'data')!r}, 'wb')\n"
+        "end = time.time() + 4\n"
+        "while time.time() < end:\n"
+        "    out.write(os.urandom(65536)); out.flush(); time.sleep(0.05)\n"
+        f"open({str(stopped)!r}, 'w').write(repr(time.time()))\n"
+        "time.sleep(6)\n"
+    )
+    result, _, stalls = exec_run(tmp_path, sys.executable, "-c", script, stall_timeout=2)
+    assert result.returncode == 0, result.stderr
+    [job] = [e for e in stalls if e["state"] == "stalled"]  # none while it wrote, with no output at all
+    assert "(last: I/O of the job on this host)" in job["message"]
+    flagged_after = ns_from_iso(job["timestamp"]) / 1e9 - float(stopped.read_text())
+    assert 2.0 <= flagged_after + 0.1 and flagged_after <= TIMEOUT_S + TICK_S + SLACK_S

@@ -1,6 +1,6 @@
 """The stall watch of one run: feeds the detector, says what it finds, keeps the evidence.
 
-While "Running benchmark" runs, a thread wakes every TICK_S: it learns the ranks' hosts and
+While "Running benchmark" runs, a thread wakes every second (TICK_S): it learns the ranks' hosts and
 pids (each rank writes ranks/process-<rank>.json as it starts, see engines/dlio_rank.py),
 measures the I/O of the job's processes on this host when nothing else moved, and asks the
 detector what changed. Each finding becomes a `stall` event (a warning line, a highlighted
@@ -33,8 +33,10 @@ from . import evidence
 from .detector import Finding, StallDetector
 from .process_file import read_rank_processes
 
+# The watch wakes every TICK_S, or four times per stall timeout when that is shorter.
 TICK_S = 1.0
-# The job's own I/O is measured once nothing else has moved for this long.
+# The job's own I/O is measured once nothing else has moved for this long (or a quarter of the
+# timeout): a first look is the baseline, the next ones tell whether it read or wrote.
 IO_CHECK_AFTER_S = 2.0
 ACTIONS = ("warn", "dump", "abort")
 # What --on-stall abort stops the job for: a job or rank that stopped, a host that stopped
@@ -59,12 +61,15 @@ class StallWatch:
         self._proc: subprocess.Popen | None = None
         self._processes: dict[int, dict] = {}  # rank -> {"rank", "host", "pid"} from its process file
         self._io: dict[int, int] = {}  # pid -> bytes read and written, at the last look
+        self._io_at = 0.0  # when that look was taken
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._history: list[dict] = []  # every stall flagged, as the metadata keeps it
         self._evidence_count = 0
         self._hostname = socket.gethostname()
         self.on_tick: list = []  # callables run on every tick (DlioProgress.flush)
+        self._tick_s = min(TICK_S, detector.timeout_s / 4)
+        self._io_after_s = min(IO_CHECK_AFTER_S, detector.timeout_s / 4)
 
     # ----- life --------------------------------------------------------------------------
     def start(self, proc: subprocess.Popen) -> None:
@@ -88,7 +93,7 @@ class StallWatch:
         self.detector.host_rates(host, read, io, job_io=not is_local_host(host))
 
     def _loop(self) -> None:
-        while not self._stop.wait(TICK_S):
+        while not self._stop.wait(self._tick_s):
             try:
                 self._tick()
             except Exception as exc:  # the watch must never take the run down
@@ -99,7 +104,7 @@ class StallWatch:
         for call in self.on_tick:
             call()
         self._learn_ranks()
-        if time.time() - self.detector.last_activity() >= IO_CHECK_AFTER_S:
+        if time.time() - self.detector.last_activity() >= self._io_after_s:
             self._check_local_io()
         for finding in self.detector.check():
             self._act(finding)
@@ -130,10 +135,13 @@ class StallWatch:
             except psutil.Error:
                 continue
             now[process.pid] = counters.read_chars + counters.write_chars
-        moved = any(now[pid] != self._io.get(pid) for pid in now) if self._io else False
-        self._io = now
+        # A look taken before the job's last sign of life is no baseline: what the job read or
+        # wrote since then may be older than that sign.
+        fresh = self._io_at >= self.detector.last_activity()
+        moved = fresh and any(now[pid] != self._io.get(pid) for pid in now)
         if moved:
             self.detector.activity("I/O of the job on this host")
+        self._io, self._io_at = now, time.time()
 
     # ----- what the watch does -----------------------------------------------------------
     def _act(self, finding: Finding) -> None:
