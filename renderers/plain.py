@@ -32,7 +32,7 @@ import threading
 import time
 from typing import IO
 
-from mlpstorage.emitter.events import LEVEL_RANK, iso_from_ns, output_lines
+from mlpstorage.emitter.events import LEVEL_RANK, iso_from_ns, output_lines, stall_text
 
 from .board import (FEW_HOSTS, Aggregate, Board, SpanRow, describe_aggregate, describe_progress, describe_sample,
                     format_seconds, megabytes, stall_idle_s, without_trailing_dots)
@@ -163,7 +163,9 @@ class PlainRenderer:
                 return None
             return self._format(event, event["level"], event["message"])
         if kind == "stall":
-            return self._format(event, event["level"], stall_line(event))
+            if LEVEL_RANK.get(event["level"], 0) < self._min_rank:
+                return None
+            return self._format(event, event["level"], stall_text(event))
         if row is None:
             return None
         what = kind.split(".", 1)[1]
@@ -262,11 +264,6 @@ class PlainRenderer:
             "stage_count": stage.stage_count,
         }
         return self._format(event, "info", "; ".join(parts))
-
-
-def stall_line(event: dict) -> str:
-    """The message of a stall's line: "stalled: <what>" or "resumed: <what>" (STALL_PATTERN)."""
-    return f"{event['state']}: {event['message']}"
 
 
 def aggregate_message(aggregate: Aggregate) -> str:

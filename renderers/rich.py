@@ -34,7 +34,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from mlpstorage.emitter.events import LEVEL_RANK, ns_from_iso, output_lines
+from mlpstorage.emitter.events import LEVEL_RANK, ns_from_iso, output_lines, stall_text
 
 from .board import (FEW_HOSTS, Aggregate, Board, HostState, SpanRow, clock, describe_aggregate, describe_host,
                     format_seconds, stall_idle_s, without_trailing_dots)
@@ -280,8 +280,8 @@ class RichRenderer:
         elif kind in ("spinner.finished", "task.finished") and row is not None and row.status == "error":
             self._print(Text(f"  ✖ {without_trailing_dots(row.description)} failed after "
                              f"{format_seconds(row.duration_s or 0)}: {row.error}", style="red"))
-        elif kind == "stall":
-            self._print(self._log_text({**event, "message": f"{event['state']}: {event['message']}"}))
+        elif kind == "stall" and LEVEL_RANK.get(event["level"], 0) >= self._min_rank:
+            self._print(self._log_text({**event, "message": stall_text(event)}))
         elif kind == "run.finished":
             self._finish()
             return

@@ -117,7 +117,7 @@ def test_an_epoch_past_twice_the_median_is_flagged_and_ends_with_it():
     detector.activity()
     [late] = detector.check()
     assert (late.condition, late.key) == ("epoch", "epoch:4")
-    assert late.message == "epoch 4 has run 23 s, 2.1x the median of epochs 1-3 (11.0 s)"
+    assert late.message == "epoch 4 is late: 23 s so far, 2.1x the median of epochs 1-3 (11.0 s)"
     detector.epoch_ended(4)
     [done] = detector.check()
     assert done.state == "resumed" and done.message == "epoch 4: done after 23 s"
@@ -148,7 +148,7 @@ def test_the_first_epoch_is_judged_by_its_steps_times_the_computation_time():
     clock.now += 1
     detector.activity()
     [late] = detector.check()
-    assert late.message == "epoch 1 has run 11 s, 2.2x its expected 5.0 s (steps x computation time)"
+    assert late.message == "epoch 1 is late: 11 s so far, 2.2x its expected 5.0 s (steps x computation time)"
 
 
 def test_a_host_that_stops_reading_while_the_others_read():
@@ -166,6 +166,30 @@ def test_a_host_that_stops_reading_while_the_others_read():
     detector.host_rates("node2", 30e6, 30e6)
     [resumed] = detector.check()
     assert resumed.message == "host node2: reads again (30.0 MB/s) after 40 s"
+
+
+def test_a_host_that_never_read_is_not_flagged():
+    clock = Clock()
+    detector = StallDetector(timeout_s=20, interval_s=10, clock=clock)
+    found = []
+    for _ in range(10):  # node2 runs no rank (or its data is cached): it never reads
+        clock.now += 10
+        detector.host_rates("node1", 50e6, 50e6)
+        detector.host_rates("node2", 0.0, 0.0)
+        found += detector.check()
+    assert found == []
+
+
+def test_a_rank_behind_in_count_only_is_not_flagged():
+    clock = Clock()
+    detector = StallDetector(timeout_s=5, ranks=2, clock=clock)
+    detector.step(1, 1)  # rank 0's step 1 line never arrived, say: it is one behind in count
+    for step in range(2, 6):
+        clock.now += 0.3
+        detector.step(1, step)
+        detector.step(0, step, at=clock.now + 0.001)  # but it stepped last
+    found = checked(detector, clock, clock.now + 8)
+    assert [f.key for f in found] == ["job"]  # all quiet (a checkpoint, say): the job, not rank 0
 
 
 def test_one_host_or_all_hosts_quiet_is_no_host_stall():

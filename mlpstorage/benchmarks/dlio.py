@@ -24,9 +24,9 @@ from ..reports.verdict import CLOSED, INVALID, Verdict, judge, refusal
 from ..workloads import apply_params, load_workload
 from .base import Benchmark, RunOptions, summarise_hosts
 
-# Forwarded to every rank with -x: the trace context, where ranks leave their spans, and
-# dftracer switched off (on by default in 2.0.0, it prints and installs signal handlers).
-RANK_ENV = ("TRACEPARENT", "TRACESTATE", "MLPSTORAGE_RANK_EVENTS", "DFTRACER_ENABLE")
+# Forwarded to every rank with -x: the trace context, where ranks leave their spans (and their
+# host and pid), the launcher's pid (whose py-spy may read their stacks), and dftracer switched off (on by default in 2.0.0, it prints and installs signal handlers).
+RANK_ENV = ("TRACEPARENT", "TRACESTATE", "MLPSTORAGE_RANK_EVENTS", "MLPSTORAGE_LAUNCHER_PID", "DFTRACER_ENABLE")
 
 
 @dataclass
@@ -157,7 +157,8 @@ class DlioBenchmark(Benchmark):
         ranks = self.run_dir / "ranks"
         ranks.mkdir(exist_ok=True)
         env = {**os.environ, "TRACESTATE": "", **self.emitter.trace_environment(),
-               "MLPSTORAGE_RANK_EVENTS": str(ranks), "DFTRACER_ENABLE": os.environ.get("DFTRACER_ENABLE", "0")}
+               "MLPSTORAGE_RANK_EVENTS": str(ranks), "MLPSTORAGE_LAUNCHER_PID": str(os.getpid()),
+               "DFTRACER_ENABLE": os.environ.get("DFTRACER_ENABLE", "0")}
         argv = self.command_line()
         self.emitter.status(f"Running DLIO {self.workload} with {self.dlio.processes} processes on "
                             f"{len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}")
@@ -189,11 +190,11 @@ class DlioBenchmark(Benchmark):
         steps per epoch: files x samples per file / batch size / ranks, times that time)."""
         config = self.config
         try:
-            computation = float(config.get("train", {}).get("computation_time") or 0) or None
-            dataset, batch = config.get("dataset", {}), int(config.get("reader", {}).get("batch_size") or 0)
+            computation = float((config.get("train") or {}).get("computation_time") or 0) or None
+            dataset, batch = config.get("dataset") or {}, int((config.get("reader") or {}).get("batch_size") or 1)
             steps = int(dataset.get("num_files_train", 0)) * int(dataset.get("num_samples_per_file", 1)) // \
-                max(1, batch * self.dlio.processes)
-        except (TypeError, ValueError):  # a value --params made unreadable: DLIO itself will say so
+                (max(1, batch) * self.dlio.processes)
+        except (TypeError, ValueError, AttributeError):  # a value --params made unreadable: DLIO will say so
             return None, None, self.BENCHMARK_TYPE
         return computation, (steps * computation if computation and steps else None), self.BENCHMARK_TYPE
 

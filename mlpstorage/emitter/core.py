@@ -306,7 +306,7 @@ class Emitter:
     def update_task(self, span: trace.Span, completed: int, total: int | None = None, description: str | None = None,
                     at_ns: int | None = None) -> None:
         """A task's new count (the steps of an epoch so far): a task.updated event, stamped
-        at_ns (when the count was reached) if given."""
+        at_ns if given (the caller's clock when it learned the count), else now."""
         if span.get_span_context().span_id not in self._open:
             return  # ended meanwhile
         self.publish_update(span, "task", description or span.name, completed, total, at_ns)

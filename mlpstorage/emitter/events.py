@@ -220,12 +220,17 @@ STALL_STATES = ("stalled", "resumed")
 def stall(condition: str, state: str, key: str, subject: str, message: str, timestamp: str | None = None,
           **fields) -> dict:
     """A stall flagged (level warning) or its end (level info); fields say who and since when:
-    rank, host, pid, epoch, step, steps_expected, idle_s, since_unix_nano, evidence."""
+    rank, host, pid, epoch, step, steps_expected, idle_s, since_unix_nano, typical_s (an epoch's)."""
     return event(STALL, timestamp, "warning" if state == "stalled" else "info", condition=condition, state=state,
                  key=key, subject=subject, message=message, **fields)
 
 
 STALL_SPAN_EVENT = "mlpstorage.stall"
+
+
+def stall_text(evt: dict) -> str:
+    """How text shows a stall event: "stalled: <message>" or "resumed: <message>"."""
+    return f"{evt['state']}: {evt['message']}"
 
 
 def stall_attributes(evt: dict) -> dict:

@@ -56,7 +56,8 @@ UPDATE_EVERY_S = 0.5
 class DlioProgress:
     """Reads DLIO's output lines (from the pump threads) and keeps the spans they announce:
     each epoch a task whose count is its steps (those of its slowest rank), each checkpoint a
-    task under it. A stall detector (mlpstorage/stalls/) is told every step, epoch and line."""
+    task under it. A stall detector (mlpstorage/stalls/) is told of every batch of output,
+    every step and every epoch's start and end."""
 
     def __init__(self, emitter: Emitter, epochs: int | None, detector=None, ranks: int | None = None,
                  computation_time_s: float | None = None, clock=time.time):

@@ -31,7 +31,7 @@ import time
 import types
 
 from mlpstorage.emitter import events
-from mlpstorage.engines.parent_death import die_with_parent
+from mlpstorage.engines.parent_death import allow_tracing_by, die_with_parent
 from mlpstorage.stalls.process_file import write_rank_process
 
 
@@ -70,6 +70,8 @@ def main() -> int:
     die_with_parent()  # if mpirun goes (the launcher was killed), this rank goes too
     if os.environ.get("MLPSTORAGE_RANK_EVENTS"):  # who and where this rank is, for the stall watch
         write_rank_process(os.environ["MLPSTORAGE_RANK_EVENTS"], _rank())
+    if os.environ.get("MLPSTORAGE_LAUNCHER_PID", "").isdigit():  # its py-spy may read this rank's stacks
+        allow_tracing_by(int(os.environ["MLPSTORAGE_LAUNCHER_PID"]))
     install_tensorflow_stub()
     error = None
     code = 0

@@ -30,3 +30,15 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
     one foreign call, nothing allocated."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(sig))
+
+
+_PR_SET_PTRACER = 0x59616D61  # "Yama"
+
+
+def allow_tracing_by(pid: int) -> None:
+    """Lets pid and its descendants trace this process where Yama's ptrace_scope=1 (Ubuntu's
+    default) would allow only its ancestors: the launcher's py-spy, which records a stalled
+    rank's stacks (mlpstorage/stalls/evidence.py), is the launcher's child, not the rank's
+    ancestor. Without Yama the call fails harmlessly."""
+    if _prctl is not None and pid > 0:
+        _prctl(_PR_SET_PTRACER, int(pid), 0, 0, 0)

@@ -208,7 +208,7 @@ def _read_events(record: RunRecord, path: Path, live: bool) -> list[dict]:
                 sample = {**_numbers(event["values"]), "timestamp_ns": ev.ns_from_iso(event["timestamp"])}
                 samples.append((event.get("trace_id"), event["host"], sample))
             elif type_ == ev.STALL:  # with the warnings: "stalled: ...", "resumed: ..."
-                record.messages.append({**event, "message": f"{event['state']}: {event['message']}"})
+                record.messages.append({**event, "message": ev.stall_text(event)})
             elif type_ == ev.LOG:
                 if event["level"] in ("result", "warning", "error"):
                     record.messages.append(event)

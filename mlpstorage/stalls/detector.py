@@ -2,20 +2,23 @@
 
 The detector is told what the launcher sees (each rank's steps, epochs starting and ending,
 output and I/O of the job, the hosts' read rates) and asked, now and then, what changed:
-check() returns the stalls to flag and the ones that ended. It reads no clock of its own
-unless given none (tests inject one) and does no I/O; mlpstorage/stalls/watch.py feeds it
+check() returns the stalls to flag and the ones that ended. Its clock is injected (tests pass
+a fake one; the default is time.time) and it does no I/O; mlpstorage/stalls/watch.py feeds it
 and acts on its findings.
 
 The rules (each flagged once, and said again only after it ended):
 
 - rank: a rank has reported no step for the timeout while another rank has reported more
-  steps. DLIO ranks meet at a barrier after every step, so a frozen rank stops the others
-  too; but they stop one step ahead of it, and that names it.
+  steps, the last of them after its own. (Counted over the run: a rank's step line can reach
+  the launcher before the epoch line rank 0 printed first.) DLIO ranks meet at a barrier after every step, so a frozen rank
+  stops the others too; but they stop one step ahead of it, and that names it.
 - job: no step from any rank, no output line and no I/O of the job for the timeout.
 - epoch: an epoch runs past EPOCH_FACTOR times the median of the epochs before it (the first
   epoch: its expected steps times the computation time), and past that median plus the
-  timeout, so short epochs are not flagged for a hiccup. It ends with the epoch.
-- host: a host has read less than IO_FLOOR_BPS for the timeout while another host reads.
+  timeout, so short epochs are not flagged for a hiccup: it is late (slow, not stopped). It
+  ends with the epoch.
+- host: a host that has read (from disk or the network) reads less than IO_FLOOR_BPS for the
+  timeout while another host reads.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class _Rank:
     rank: int
     host: str | None = None
     pid: int | None = None
-    steps: int = 0  # step lines seen from it in the whole run
+    step_count: int = 0  # step records seen from it in the whole run
     step: int | None = None  # the last step number it reported
     epoch: int | None = None  # the epoch it reported it in
     at: float | None = None  # when
@@ -80,8 +83,7 @@ class _Rank:
 
 @dataclass
 class _Host:
-    first_at: float
-    read_at: float | None = None  # its last sample reading at least IO_FLOOR_BPS
+    read_at: float | None = None  # its last sample reading at least IO_FLOOR_BPS (None: it never read)
     read_Bps: float = 0.0
 
 
@@ -122,14 +124,16 @@ class StallDetector:
     def steps(self, latest: dict[int, int], counts: dict[int, int], at: float | None = None) -> None:
         """Several ranks' steps at once (a batch of output): each rank's latest step, and how
         many step records it sent."""
+        if not latest:
+            return
         at = self._clock() if at is None else at
-        epoch = self._epoch[0] if self._epoch else None
         with self._lock:
+            epoch = self._epoch[0] if self._epoch else None
             for rank, step in latest.items():
                 state = self._ranks.get(rank)
                 if state is None:
                     state = self._ranks[rank] = _Rank(rank)
-                state.steps += counts.get(rank, 1)
+                state.step_count += counts.get(rank, 1)
                 state.step, state.at, state.epoch = step, at, epoch
                 if f"rank:{rank}" in self._open:
                     self._resume(f"rank:{rank}", at, f"step {step}{self._of_steps()} after {{idle}} without a step")
@@ -171,7 +175,7 @@ class StallDetector:
         I/O is measured more closely, see StallWatch)."""
         at = self._clock() if at is None else at
         with self._lock:
-            state = self._hosts.setdefault(host, _Host(first_at=at))
+            state = self._hosts.setdefault(host, _Host())
             state.read_Bps = read_Bps
             if read_Bps >= IO_FLOOR_BPS:
                 state.read_at = at
@@ -204,12 +208,14 @@ class StallDetector:
         now = self._clock() if now is None else now
         with self._lock:
             found, self._pending = self._pending, []
-            for finding, since in [*self._rank_stalls(now), *self._job_stall(now), *self._epoch_stall(now),
-                                   *self._host_stalls(now)]:
-                self._open[finding.key] = finding
-                self._since[finding.key] = since
-                finding.fields.update(idle_s=round(now - since, 3), since_unix_nano=int(since * 1e9))
-                found.append(finding)
+            # rule by rule, each finding open before the next rule runs (the job's message
+            # names the ranks flagged in the same check)
+            for rule in (self._rank_stalls, self._job_stall, self._epoch_stall, self._host_stalls):
+                for finding, since in list(rule(now)):
+                    self._open[finding.key] = finding
+                    self._since[finding.key] = since
+                    finding.fields.update(idle_s=round(now - since, 3), since_unix_nano=int(since * 1e9))
+                    found.append(finding)
             return found
 
     def last_activity(self) -> float:
@@ -223,13 +229,15 @@ class StallDetector:
     def _rank_stalls(self, now: float):
         if not self._ranks:
             return
-        ahead = max(r.steps for r in self._ranks.values())
-        leader = max(self._ranks.values(), key=lambda r: (r.steps, -(r.at or 0)))
+        ahead = max(r.step_count for r in self._ranks.values())
+        leader = max(self._ranks.values(), key=lambda r: (r.step_count, -(r.at or 0)))
         for state in self._ranks.values():
             key = f"rank:{state.rank}"
             since = state.at if state.at is not None else self._first_step_at
-            if key in self._open or since is None or state.steps >= ahead or now - since <= self.timeout_s:
+            if key in self._open or since is None or state.step_count >= ahead or now - since <= self.timeout_s:
                 continue
+            if state.at is not None and leader.at is not None and leader.at <= state.at:
+                continue  # behind in count only: the others did not step after it
             if state.step is None:
                 last = "no step yet"
             else:
@@ -269,12 +277,14 @@ class StallDetector:
             typical, basis = expected_s, f"its expected {expected_s:.1f} s (steps x computation time)"
         else:
             return
+        if typical <= 0:
+            return
         limit = max(self.epoch_factor * typical, typical + self.timeout_s)
         elapsed = now - start
         if elapsed <= limit:
             return
         self._epoch_flagged = True
-        message = f"epoch {epoch} has run {elapsed:.0f} s, {elapsed / typical:.1f}x {basis}"
+        message = f"epoch {epoch} is late: {int(elapsed)} s so far, {elapsed / typical:.1f}x {basis}"
         yield Finding("epoch", "stalled", f"epoch:{epoch}", f"epoch {epoch}", message,
                       {"epoch": epoch, "typical_s": round(typical, 3)}), start
 
@@ -284,8 +294,8 @@ class StallDetector:
         recent = 2.5 * self.interval_s  # a host reads "now" if one of its last samples did
         for host, state in self._hosts.items():
             key = f"host:{host}"
-            since = state.read_at if state.read_at is not None else state.first_at
-            if key in self._open or now - since <= self.timeout_s:
+            since = state.read_at  # a host that never read may have no ranks, or its data cached
+            if key in self._open or since is None or now - since <= self.timeout_s:
                 continue
             readers = [(h, s) for h, s in self._hosts.items()
                        if h != host and s.read_at is not None and now - s.read_at <= recent]

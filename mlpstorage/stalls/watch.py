@@ -39,9 +39,12 @@ TICK_S = 1.0
 # timeout): a first look is the baseline, the next ones tell whether it read or wrote.
 IO_CHECK_AFTER_S = 2.0
 ACTIONS = ("warn", "dump", "abort")
-# What --on-stall abort stops the job for: a job or rank that stopped, a host that stopped
-# reading. A late epoch is slow, not stopped.
-ABORTS_ON = ("rank", "job", "host")
+# What --on-stall dump records evidence of: a rank or job that stopped, a host that stopped
+# reading (its ranks). A late epoch is slow, not stopped.
+DUMPS_ON = ("rank", "job", "host")
+# What --on-stall abort stops the job for: only a rank or the job that stopped (a host that
+# reads nothing may have its data in its page cache).
+ABORTS_ON = ("rank", "job")
 # stop() waits this long for a tick under way (evidence may be being recorded).
 JOIN_S = evidence.PY_SPY_TIMEOUT_S + 5
 
@@ -69,6 +72,8 @@ class StallWatch:
         self._hostname = socket.gethostname()
         self.on_tick: list = []  # callables run on every tick (DlioProgress.flush)
         self._tick_s = min(TICK_S, detector.timeout_s / 4)
+        self._local: dict[str, bool] = {}  # host -> whether it is this one (decided once)
+        self._troubled = False
         self._io_after_s = min(IO_CHECK_AFTER_S, detector.timeout_s / 4)
 
     # ----- life --------------------------------------------------------------------------
@@ -87,18 +92,33 @@ class StallWatch:
         self._thread = None
 
     def sample(self, host: str, values: dict) -> None:
-        """A host's time-series sample (this host's I/O is the job's own, measured closer)."""
-        read = float(values.get("read_Bps", 0.0))
-        io = read + sum(float(values.get(k, 0.0)) for k in ("write_Bps", "rx_Bps", "tx_Bps"))
-        self.detector.host_rates(host, read, io, job_io=not is_local_host(host))
+        """A host's time-series sample (from its sampler's thread). Reads count from disk and
+        from the network (a network file system's data arrives as network traffic); this
+        host's I/O is the job's own, measured closer (see _check_local_io)."""
+        try:
+            local = self._local.get(host)
+            if local is None:
+                local = self._local[host] = is_local_host(host)
+            read = float(values.get("read_Bps", 0.0)) + float(values.get("rx_Bps", 0.0))
+            io = read + float(values.get("write_Bps", 0.0)) + float(values.get("tx_Bps", 0.0))
+            self.detector.host_rates(host, read, io, job_io=not local)
+        except Exception as exc:  # never the sampler's problem
+            self._trouble(exc)
 
     def _loop(self) -> None:
         while not self._stop.wait(self._tick_s):
+            if self._proc is not None and self._proc.poll() is not None:
+                return  # the job has ended: nothing more to watch (and its pid may be reused)
             try:
                 self._tick()
             except Exception as exc:  # the watch must never take the run down
-                self.emitter.warning(f"Stall detection stopped: {type(exc).__name__}: {exc}")
-                return
+                self._trouble(exc)
+
+    def _trouble(self, exc: Exception) -> None:
+        """A failure of the watch itself: one warning, and the watch goes on."""
+        if not self._troubled:
+            self._troubled = True
+            self.emitter.warning(f"Stall detection hit a problem (it goes on): {type(exc).__name__}: {exc}")
 
     def _tick(self) -> None:
         for call in self.on_tick:
@@ -106,8 +126,16 @@ class StallWatch:
         self._learn_ranks()
         if time.time() - self.detector.last_activity() >= self._io_after_s:
             self._check_local_io()
-        for finding in self.detector.check():
+        stop_for = None
+        for finding in self.detector.check():  # every finding said and recorded before any abort
             self._act(finding)
+            if self.action == "abort" and finding.state == "stalled" and finding.condition in ABORTS_ON:
+                stop_for = stop_for or finding
+        if stop_for is not None and self.aborted is None and self._proc is not None and self._proc.poll() is None:
+            self.aborted = stop_for
+            self.emitter.error(f"Stopping the job (--on-stall abort): {stop_for.message}")
+            CHILDREN.stop(self._proc)
+            self._stop.set()
 
     # ----- what the watch learns ---------------------------------------------------------
     def _learn_ranks(self) -> None:
@@ -121,7 +149,7 @@ class StallWatch:
     def _check_local_io(self) -> None:
         """Bytes read and written by the job's processes on this host since the last look;
         any change is a sign of life."""
-        if self._proc is None:
+        if self._proc is None or self._proc.poll() is not None:
             return
         try:
             root = psutil.Process(self._proc.pid)
@@ -159,16 +187,11 @@ class StallWatch:
                  "idle_s": finding.fields.get("idle_s"), "evidence": [],
                  **{k: finding.fields[k] for k in ("rank", "host", "pid", "epoch") if k in finding.fields}}
         self._history.append(entry)
-        if self.action in ("dump", "abort") and finding.condition in ABORTS_ON:
+        if self.action in ("dump", "abort") and finding.condition in DUMPS_ON:
             entry["evidence"] = self._record_evidence(finding)
-        if self.action == "abort" and finding.condition in ABORTS_ON and self.aborted is None:
-            self.aborted = finding
-            self.emitter.error(f"Stopping the job (--on-stall abort): {finding.message}")
-            if self._proc is not None:
-                CHILDREN.stop(self._proc)
 
-    def _targets(self, finding: Finding) -> list[tuple[str, int, str]]:
-        """(file name, pid, header) of each process on this host to record for the finding."""
+    def _targets(self, finding: Finding) -> list[tuple[str, int, str, str]]:
+        """(file name, pid, host, header) of each process to record for the finding."""
         if finding.condition == "rank":
             ranks = [self._processes.get(finding.fields.get("rank"))]
         elif finding.condition == "host":
@@ -178,18 +201,20 @@ class StallWatch:
             ranks = [r for r in self._processes.values() if r["rank"] not in open_ranks]
         ranks = [r for r in ranks if r is not None]
         if not ranks and finding.condition == "job" and self._proc is not None and self._proc.poll() is None:
-            return [(f"{finding.key}-pid-{self._proc.pid}", self._proc.pid, f"the job's process {self._proc.pid}")]
+            return [(f"{finding.key}-pid-{self._proc.pid}", self._proc.pid, self._hostname,
+                     f"the job's process {self._proc.pid}")]
         return [(f"{finding.key.replace(':', '-')}" + ("" if finding.condition == "rank" else f"-rank-{r['rank']}"),
-                 r["pid"], f"rank {r['rank']} on {r['host']} (pid {r['pid']})") for r in ranks]
+                 r["pid"], r["host"], f"rank {r['rank']} on {r['host']} (pid {r['pid']})") for r in ranks]
 
     def _record_evidence(self, finding: Finding) -> list[str]:
         paths = []
         targets = self._targets(finding)
         if not targets:
-            self.emitter.warning(f"No evidence of {finding.subject}: its process is not known "
-                                 "(the ranks write ranks/process-<rank>.json as they start)")
-        for name, pid, what in targets:
-            host = next((r["host"] for r in self._processes.values() if r["pid"] == pid), self._hostname)
+            self.emitter.warning(f"No evidence of {finding.subject}: no process of it is known here (ranks "
+                                 "write ranks/process-<rank>.json as they start; a host's are matched by name)")
+        for name, pid, host, what in targets:
+            if self._stop.is_set():  # the run is leaving "Running benchmark": no more evidence
+                break
             if host != self._hostname and not is_local_host(host):
                 self.emitter.warning(f"No evidence of {what}: it runs on {host}, not on this host")
                 continue
