@@ -548,7 +548,9 @@ class RichRenderer:
             grid.add_row(title, *([bar] if bar_width else []), Text(clock(stage.elapsed_s(now_ns)), style="yellow"))
         for stall in stalls[:MAX_STALL_ROWS]:  # right under the stage, highlighted, with how long it has been idle
             idle = stall_idle_s(stall, now_ns)
-            grid.add_row(Text(f" ⚠ {stall['message']}", style="bold black on yellow"), *([Text("")] if bar_width else []),
+            # what, without the idle time it had when flagged: the clock column counts that on
+            text = f"{stall['subject']}: {stall['detail']}" if stall.get("detail") else stall["message"]
+            grid.add_row(Text(f" ⚠ {text}", style="bold black on yellow"), *([Text("")] if bar_width else []),
                          Text(clock(idle) if idle is not None else "", style="bold yellow"))
         if len(stalls) > MAX_STALL_ROWS:
             grid.add_row(Text(f" ⚠ and {len(stalls) - MAX_STALL_ROWS} more stalls (see the warnings above)",

@@ -66,6 +66,7 @@ def test_a_rank_behind_the_others_is_flagged_once_then_resumed():
     assert found.message.startswith("rank 1 on node3 (pid 4242): no step for 10 s") and \
         "last step 41/128 of epoch 3; rank 0 is at step 51/128" in found.message
     assert found.fields["pid"] == 4242 and found.fields["step"] == 41 and found.fields["idle_s"] > 10
+    assert found.fields["detail"] == "no step; last step 41/128 of epoch 3; rank 0 is at step 51/128"
     later = checked(detector, clock, clock.now + 30)
     assert [f.key for f in later] == ["job"]  # the rank is not said again; the job stalls too
     detector.step(1, 42)

@@ -220,7 +220,8 @@ STALL_STATES = ("stalled", "resumed")
 def stall(condition: str, state: str, key: str, subject: str, message: str, timestamp: str | None = None,
           **fields) -> dict:
     """A stall flagged (level warning) or its end (level info); fields say who and since when:
-    rank, host, pid, epoch, step, steps_expected, idle_s, since_unix_nano, typical_s (an epoch's)."""
+    rank, host, pid, epoch, step, steps_expected, idle_s, since_unix_nano, typical_s (an epoch's),
+    detail (the message without its idle time, for a display that counts that on)."""
     return event(STALL, timestamp, "warning" if state == "stalled" else "info", condition=condition, state=state,
                  key=key, subject=subject, message=message, **fields)
 

@@ -244,11 +244,12 @@ class StallDetector:
                 epoch = f" of epoch {state.epoch}" if state.epoch is not None else ""
                 last = f"last step {state.step}{self._of_steps()}{epoch}"
             other_epoch = f" of epoch {leader.epoch}" if leader.epoch is not None and leader.epoch != state.epoch else ""
-            message = (f"{state.subject}: no step for {_seconds(now - since)}, {last}; rank {leader.rank} is at "
-                       f"step {leader.step}{self._of_steps()}{other_epoch}")
+            detail = f"{last}; rank {leader.rank} is at step {leader.step}{self._of_steps()}{other_epoch}"
+            message = f"{state.subject}: no step for {_seconds(now - since)}, {detail}"
             fields = {"rank": state.rank, "host": state.host, "pid": state.pid, "step": state.step,
                       "steps_expected": self._epoch[2] if self._epoch else None, "epoch": state.epoch}
-            yield Finding("rank", "stalled", key, state.subject, message, _who(fields)), since
+            yield Finding("rank", "stalled", key, state.subject, message,
+                          {**_who(fields), "detail": f"no step; {detail}"}), since
 
     def _job_stall(self, now: float):
         idle = now - self._activity_at
@@ -263,7 +264,8 @@ class StallDetector:
         stopped = [r.subject for r in self._ranks.values() if f"rank:{r.rank}" in self._open]
         behind = f"; stalled: {', '.join(stopped)}" if stopped else ""
         message = f"the whole job: {signs} for {_seconds(idle)} (last: {self._activity}){where}{behind}"
-        yield Finding("job", "stalled", "job", "the whole job", message, {}), self._activity_at
+        detail = f"{signs} (last: {self._activity}){where}{behind}"
+        yield Finding("job", "stalled", "job", "the whole job", message, {"detail": detail}), self._activity_at
 
     def _epoch_stall(self, now: float):
         if self._epoch is None or self._epoch_flagged:
@@ -285,8 +287,9 @@ class StallDetector:
             return
         self._epoch_flagged = True
         message = f"epoch {epoch} is late: {int(elapsed)} s so far, {elapsed / typical:.1f}x {basis}"
+        detail = f"late, past {limit / typical:.1f}x {basis}"
         yield Finding("epoch", "stalled", f"epoch:{epoch}", f"epoch {epoch}", message,
-                      {"epoch": epoch, "typical_s": round(typical, 3)}), start
+                      {"epoch": epoch, "typical_s": round(typical, 3), "detail": detail}), start
 
     def _host_stalls(self, now: float):
         if len(self._hosts) < 2:
@@ -302,14 +305,15 @@ class StallDetector:
             if not readers:
                 continue
             rate = sum(s.read_Bps for _, s in readers) / 1e6
-            message = (f"host {host}: read under {IO_FLOOR_BPS / 1e6:.1f} MB/s for {_seconds(now - since)} while "
-                       f"{len(readers)} other host{'s' if len(readers) > 1 else ''} read ({rate:.1f} MB/s)")
-            yield Finding("host", "stalled", key, f"host {host}", message, {"host": host}), since
+            others = f"{len(readers)} other host{'s' if len(readers) > 1 else ''} read ({rate:.1f} MB/s)"
+            message = f"host {host}: read under {IO_FLOOR_BPS / 1e6:.1f} MB/s for {_seconds(now - since)} while {others}"
+            detail = f"reads under {IO_FLOOR_BPS / 1e6:.1f} MB/s while {others}"
+            yield Finding("host", "stalled", key, f"host {host}", message, {"host": host, "detail": detail}), since
 
 
 def _who(fields: dict) -> dict:
     """The fields that say who or what (rank, host, pid, epoch...), without the empty ones."""
-    return {k: v for k, v in fields.items() if v is not None and k not in ("idle_s", "since_unix_nano")}
+    return {k: v for k, v in fields.items() if v is not None and k not in ("idle_s", "since_unix_nano", "detail")}
 
 
 def _span_of(epoch: int, count: int) -> str:
