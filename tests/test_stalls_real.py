@@ -19,7 +19,8 @@ import pytest
 
 from mlpstorage.emitter.events import ns_from_iso
 from mlpstorage.testing.otlp_sink import base_env
-from test_dlio import TINY, events_of, mlpstorage, only_run_dir
+from test_dlio import TINY, dataset, events_of, only_run_dir  # noqa: F401 (dataset: the tiny data set fixture)
+from test_rich_renderer import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,31 +29,12 @@ TIMEOUT_S, INTERVAL_S, TICK_S, SLACK_S = 2.0, 1.0, 1.0, 2.0
 RUN = TINY + ["reader.batch_size=2", "reader.read_threads=1", "train.epochs=30", "train.computation_time=0.1"]
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stalls")
-    result = mlpstorage("training", "datagen", "--model", "unet3d", "--data-dir", str(root / "data"),
-                        "--num-processes", "2", "--results-dir", str(root / "results"), "--render", "none", *TINY)
-    assert result.returncode == 0, result.stderr
-    return root / "data"
-
-
 def start_run(data: Path, results: Path, on_stall: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mlpstorage", "training", "run", "--model", "unet3d", "--data-dir", str(data),
          "-na", "2", "--results-dir", str(results), "--render", "plain", "--timeseries-interval", str(INTERVAL_S),
          "--stall-timeout", str(TIMEOUT_S), "--on-stall", on_stall, *RUN],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=base_env(), stdin=subprocess.DEVNULL)
-
-
-def wait_for(condition, timeout_s: float = 60.0, what: str = "a condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def recorded(run_dir: Path) -> list[dict]:
@@ -68,10 +50,10 @@ def recorded(run_dir: Path) -> list[dict]:
 
 def freeze_ranks_in_epoch_2(results: Path, ranks: list[int]) -> tuple[Path, dict[int, int], float]:
     """Waits for epoch 2 of the run, then SIGSTOPs the given ranks: (run dir, pids, when)."""
-    run_dir = wait_for(lambda: next(iter(results.glob("training/unet3d/run/*")), None), what="the run directory")
+    run_dir = wait_for(lambda: next(iter(results.glob("training/unet3d/run/*")), None), "the run directory", 60)
     wait_for(lambda: any(e["type"] == "task.started" and e["name"].startswith("epoch 2")
                          for e in recorded(run_dir) if (run_dir / "events.jsonl").exists()),
-             what="epoch 2")
+             "epoch 2", 60)
     pids = {rank: json.loads((run_dir / "ranks" / f"process-{rank}.json").read_text())["pid"] for rank in (0, 1)}
     for rank in ranks:
         os.kill(pids[rank], signal.SIGSTOP)
@@ -83,12 +65,12 @@ def stalls_of(events: list[dict]) -> list[dict]:
 
 
 def test_a_frozen_rank_is_named_with_its_pid_its_stack_kept_and_its_resumption_said(dataset, tmp_path):
-    proc = start_run(dataset, tmp_path / "results", "dump")
+    proc = start_run(dataset / "data", tmp_path / "results", "dump")
     try:
         run_dir, pids, frozen_at = freeze_ranks_in_epoch_2(tmp_path / "results", [1])
-        flagged = wait_for(lambda: [e for e in stalls_of(recorded(run_dir)) if e["key"] == "rank:1"], 30,
-                           "the rank's stall")[0]
-        evidence = wait_for(lambda: sorted((run_dir / "stalls").glob("*rank-1*.txt")), 30, "the evidence")
+        flagged = wait_for(lambda: [e for e in stalls_of(recorded(run_dir)) if e["key"] == "rank:1"],
+                           "the rank's stall", 30)[0]
+        evidence = wait_for(lambda: sorted((run_dir / "stalls").glob("*rank-1*.txt")), "the evidence", 30)
     finally:
         os.kill(pids[1], signal.SIGCONT) if "pids" in locals() else None
     stderr = proc.communicate(timeout=120)[1]
@@ -102,7 +84,7 @@ def test_a_frozen_rank_is_named_with_its_pid_its_stack_kept_and_its_resumption_s
     stalls = stalls_of(events)
     assert all(ns_from_iso(e["timestamp"]) / 1e9 >= frozen_at for e in stalls)  # nothing before the freeze
     assert any(e["key"] == "rank:1" and e["state"] == "resumed" for e in stalls)
-    assert f"WARNING [3/4 Running benchmark] stalled: rank 1 on" in stderr and "resumed: rank 1 on" in stderr
+    assert "WARNING [3/4 Running benchmark] stalled: rank 1 on" in stderr and "resumed: rank 1 on" in stderr
     [metadata] = run_dir.glob("*_metadata.json")
     flagged_in_metadata = json.loads(metadata.read_text())["stalls"]["flagged"]
     [rank_entry] = [s for s in flagged_in_metadata if s["key"] == "rank:1"]
@@ -116,7 +98,7 @@ def test_a_frozen_rank_is_named_with_its_pid_its_stack_kept_and_its_resumption_s
 
 
 def test_a_whole_frozen_job_is_flagged_and_abort_leaves_no_process(dataset, tmp_path):
-    proc = start_run(dataset, tmp_path / "results", "abort")
+    proc = start_run(dataset / "data", tmp_path / "results", "abort")
     run_dir, pids, frozen_at = freeze_ranks_in_epoch_2(tmp_path / "results", [0, 1])
     try:
         stderr = proc.communicate(timeout=120)[1]

@@ -21,7 +21,9 @@ from ..collectors.ssh import SshConnections, SshOptions, collect_via_ssh
 from ..collectors.timeseries import Timeseries
 from ..emitter import Emitter, current_emitter, use_emitter
 from ..errors import StallAborted, Terminated
+from ..engines.dlio import DlioProgress
 from ..engines.mpi import MpiOptions
+from ..engines.process import run_command
 from ..hosts import Host, host_names, is_local_host
 from ..progress import create_stage_progress, progress_context
 from ..slurm import job_attributes
@@ -320,6 +322,32 @@ class Benchmark:
         """run_command's on_start: the benchmark's job runs; the stall watch follows it."""
         if self.stall_watch is not None:
             self.stall_watch.start(proc)
+
+    def _progress(self, epochs: int | None = None, ranks: int | None = None,
+                  computation_time_s: float | None = None) -> DlioProgress:
+        """A reader of the job's DLIO-shaped output, telling the stall watch (if any)."""
+        watch = self.stall_watch
+        progress = DlioProgress(self.emitter, epochs, detector=watch.detector if watch else None, ranks=ranks,
+                                computation_time_s=computation_time_s)
+        if watch is not None:
+            watch.on_tick.append(progress.flush)
+        return progress
+
+    def _run_job(self, argv: list[str], env: dict[str, str], progress: DlioProgress, source: str | None = None) -> int:
+        """Runs the benchmark's job (its output passed through and read by progress, the stall
+        watch following it); whatever progress opened ends with the job, in error if it failed."""
+        error = None
+        try:
+            code = run_command(argv, emitter=self.emitter, log_dir=self.run_dir, env=env, observer=progress.observe,
+                               source=source, on_start=self._job_started)
+            if code != 0:
+                error = f"{argv[0]} exited with code {code}"
+            return code
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            raise
+        finally:
+            progress.close(error)
 
     def _stop_stall_watch(self, failure: BaseException | None) -> BaseException | None:
         """Stops the watch; a job it stopped (--on-stall abort) fails with StallAborted."""

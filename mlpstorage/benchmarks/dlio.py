@@ -14,7 +14,6 @@ from pathlib import Path
 from ..emitter.events import DIVISION, VERDICT, VERDICT_REASONS
 from ..engines.dlio import DlioProgress, adopt_rank_spans, dlio_program, read_summary
 from ..engines.mpi import mpi_command
-from ..engines.process import run_command
 from ..errors import CommandFailed, ValidationError
 from ..hosts import parse_hosts
 from ..models import TENSORFLOW_MODELS
@@ -164,23 +163,11 @@ class DlioBenchmark(Benchmark):
                             f"{len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}")
         self.emitter.debug("command: " + " ".join(redact_argv(argv)))
         computation_time, _, _ = self.stall_defaults()
-        watch = self.stall_watch
-        self.progress = DlioProgress(self.emitter, self.config.get("train", {}).get("epochs"),
-                                     detector=watch.detector if watch else None, ranks=self.dlio.processes,
-                                     computation_time_s=computation_time)
-        if watch is not None:
-            watch.on_tick.append(self.progress.flush)
-        error = None
+        self.progress = self._progress(self.config.get("train", {}).get("epochs"), self.dlio.processes, computation_time)
         try:
-            self.returncode = run_command(argv, emitter=self.emitter, log_dir=self.run_dir, env=env,
-                                          observer=self.progress.observe, source="dlio", on_start=self._job_started)
-            if self.returncode != 0:
-                error = f"{argv[0]} exited with code {self.returncode}"
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            raise
+            self.returncode = self._run_job(argv, env, self.progress, source="dlio")
         finally:
-            self.progress.close(error)
+            watch = self.stall_watch
             adopt_rank_spans(self.emitter, ranks, watch.rank_attributes() if watch else None)
         if self.returncode != 0:
             raise CommandFailed(argv[0], self.returncode, self.progress.last_error)

@@ -10,8 +10,6 @@ import os
 import shutil
 from pathlib import Path
 
-from ..engines.dlio import DlioProgress
-from ..engines.process import run_command
 from ..errors import CommandFailed, ValidationError
 from .base import Benchmark, RunOptions
 
@@ -41,21 +39,7 @@ class ExecBenchmark(Benchmark):
         self.emitter.status(f"Running {self.argv[0]} ({count} argument{'' if count == 1 else 's'})")
         # A program printing DLIO-shaped epoch and step lines gets DLIO's epochs and stall rules;
         # any other, the whole-job rule (no output and no I/O for the timeout).
-        watch = self.stall_watch
-        progress = DlioProgress(self.emitter, None, detector=watch.detector if watch else None)
-        if watch is not None:
-            watch.on_tick.append(progress.flush)
-        error = None
-        try:
-            self.returncode = run_command(self.argv, emitter=self.emitter, log_dir=self.run_dir, env=env,
-                                          observer=progress.observe, on_start=self._job_started)
-            if self.returncode != 0:
-                error = f"exit code {self.returncode}"
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            raise
-        finally:
-            progress.close(error)
+        self.returncode = self._run_job(self.argv, env, self._progress())
         if self.returncode != 0:
             failed = CommandFailed(self.argv[0], self.returncode)
             failed.exit_code = failed.child_exit_code()  # exec exits as its program did, like time(1)

@@ -8,6 +8,8 @@ import os
 import socket
 from pathlib import Path
 
+from ..results import write_text  # standard library only, as this module
+
 PROCESS_FILE = "process-{rank}.json"
 
 
@@ -15,11 +17,8 @@ def write_rank_process(folder: str, rank: int) -> None:
     """Best effort: a rank on another host reaches the launcher's folder only through a shared
     file system, and a rank must never fail for it."""
     try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        target = Path(folder) / PROCESS_FILE.format(rank=rank)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps({"rank": rank, "host": socket.gethostname(), "pid": os.getpid()}))
-        tmp.replace(target)
+        write_text(Path(folder) / PROCESS_FILE.format(rank=rank),
+                   json.dumps({"rank": rank, "host": socket.gethostname(), "pid": os.getpid()}))
     except OSError:
         pass
 
