@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's first command: set up, then a small real MLPerf Storage benchmark on this host
+# The README's first command: set up what the benchmark needs (scripts/setup.sh, no test-only
+# packages), then a small real MLPerf Storage benchmark on this host
 # with the live display: DLIO generates a shrunk unet3d data set (16 files of 1 MiB) and trains
 # on it for 3 epochs with 2 MPI ranks. Results land in ./results, data in ./data.
 set -euo pipefail
