@@ -1,5 +1,5 @@
 """Cluster collection and sampling costs (run as root: it starts real sshd hosts on
-127.0.0.2.. with mlpstorage.testing.sshd_hosts).
+127.0.0.2.. with support.sshd_hosts).
 
     .venv/bin/python perf/collection.py [--repeat 5] [--samples 2000]
 
@@ -27,6 +27,7 @@ import argparse
 import ctypes
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -37,7 +38,10 @@ from mlpstorage.collectors import hostinfo
 from mlpstorage.collectors.ssh import SshConnections, SshOptions, collect_one, collect_via_ssh
 from mlpstorage.collectors.timeseries import Timeseries
 from mlpstorage.engines.process import CHILDREN, run_collecting
-from mlpstorage.testing.sshd_hosts import SshCluster, start_hosts
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # `support`: tests/support
+
+from support.sshd_hosts import SshCluster, start_hosts  # noqa: E402
 
 COUNTS = (1, 4, 8, 16)
 MODES = ("one login", "a login per use")

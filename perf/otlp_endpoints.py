@@ -24,8 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlpstorage.testing.otlp_sink import (base_env, exporter_env, free_port, quiet_http_log, silent_endpoint,
-                                          start_sink)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # `support`: tests/support
+
+from support.otlp_sink import base_env, exporter_env, quiet_http_log, silent_endpoint, start_sink  # noqa: E402
+from support.ports import free_port  # noqa: E402
+
 
 WARNING = "mlpstorage: warning: OTLP export to "
 

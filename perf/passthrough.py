@@ -44,7 +44,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlpstorage.testing.pty_reader import open_pty, pty_chunks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # `support`: tests/support
+
+from support.pty_reader import open_pty, pty_chunks  # noqa: E402
+
 
 BEGIN = b"PASSTHROUGH-BEGIN"
 END = b"PASSTHROUGH-END"

@@ -41,8 +41,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlpstorage.testing.otlp_sink import Sink, quiet_http_log, start_sink
-from mlpstorage.testing.pty_reader import open_pty, pty_chunks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # `support`: tests/support
+
+from support.otlp_sink import Sink, quiet_http_log, start_sink  # noqa: E402
+from support.pty_reader import open_pty, pty_chunks  # noqa: E402
+
 
 MODEL = "unet3d"
 RANKS = 2
@@ -68,7 +71,7 @@ def base_env() -> dict[str, str]:
     return env
 
 
-# ----- the OTLP receiver (mlpstorage.testing.otlp_sink, as the tests start it) --------------
+# ----- the OTLP receiver (support.otlp_sink, as the tests start it) --------------
 def spans_received(sink: Sink) -> int:
     return len(sink.spans())
 

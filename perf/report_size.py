@@ -1,5 +1,5 @@
 """The size of a run's page and how long it takes to build and to draw, for the synthetic
-one-hour run of 16 hosts sampled every 10 s (mlpstorage.testing.synthetic_run: 5 epochs, 2
+one-hour run of 16 hosts sampled every 10 s (support.synthetic_run: 5 epochs, 2
 checkpoints, 128 MPI ranks, 5,776 samples, 6,361 events). Goals: at most 5 MB, drawn in
 under 2 s.
 
@@ -25,8 +25,11 @@ from pathlib import Path
 
 from mlpstorage.reports.page import build_page, write_html
 from mlpstorage.reports.record import read_run
-from mlpstorage.testing.browser import start_chromium, time_to_drawn_ms
-from mlpstorage.testing.synthetic_run import SyntheticRun, write_synthetic_run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # `support`: tests/support
+
+from support.browser import start_chromium, time_to_drawn_ms  # noqa: E402
+from support.synthetic_run import SyntheticRun, write_synthetic_run  # noqa: E402
 
 MB = 1e6
 

@@ -1,6 +1,6 @@
 import pytest
 
-from mlpstorage.testing import sshd_hosts
+from support import ssh_fixtures
 
 
 def pytest_addoption(parser):
@@ -12,9 +12,9 @@ def update_goldens(request) -> bool:
     return request.config.getoption("--update-goldens")
 
 
-# Real sshd hosts on 127.0.0.2.. for SSH tests (see mlpstorage/testing/sshd_hosts.py).
-ssh_cluster = sshd_hosts.ssh_cluster
-make_ssh_cluster = sshd_hosts.make_ssh_cluster
+# Real sshd hosts on 127.0.0.2.. for SSH tests (see tests/support/sshd_hosts.py).
+ssh_cluster = ssh_fixtures.ssh_cluster
+make_ssh_cluster = ssh_fixtures.make_ssh_cluster
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from mlpstorage.testing.otlp_sink import base_env
+from support.otlp_sink import base_env
 
 GIB = 2**30
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlpstorage.engines.dlio import DlioProgress
-from mlpstorage.testing.otlp_sink import base_env, start_sink
+from support.otlp_sink import base_env, start_sink
 
 DATA = Path(__file__).parent / "data"
 STAGES = ["Validating environment", "Collecting cluster info", "Running benchmark", "Processing results"]

@@ -18,8 +18,10 @@ import pytest
 
 from mlpstorage.emitter.core import default_resource
 from mlpstorage.emitter.events import ns_from_iso
-from mlpstorage.testing.otlp_sink import base_env, free_port, start_sink
 from renderers.metrics import AU, DISK_IO, DISK_RATE, LOAD, MEMORY_AVAILABLE, THROUGHPUT, metrics_data, points_from_event
+
+from support.otlp_sink import base_env, start_sink
+from support.ports import free_port
 
 SAMPLE = {"schema": 2, "type": "sample", "timestamp": "2026-11-27T10:00:00.000000Z", "level": "info", "host": "node1",
           "values": {"read_bytes": 4096, "write_bytes": 0, "rx_bytes": 10, "tx_bytes": 20, "read_Bps": 512.0,

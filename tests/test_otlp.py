@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mlpstorage.testing.otlp_sink import base_env, by_name, exporter_env, free_port, only, silent_endpoint, start_sink
+from support.otlp_sink import base_env, by_name, exporter_env, only, silent_endpoint, start_sink
+from support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["Validating environment", "Collecting cluster info", "Running benchmark", "Processing results"]

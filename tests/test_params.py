@@ -13,7 +13,7 @@ import yaml
 
 from mlpstorage.workloads import CONFIG_PATH, dlio_keys, key_problem
 from mlpstorage.workloads.overrides import as_dlio_reads, hydra_value
-from mlpstorage.testing.otlp_sink import base_env
+from support.otlp_sink import base_env
 
 
 def mlpstorage(*args, env=None, timeout=180):

@@ -8,13 +8,14 @@ import subprocess
 import sys
 
 import pytest
-from mlpstorage.testing.otlp_sink import base_env, start_sink
 
 from mlpstorage.benchmarks.base import RunOptions
 from mlpstorage.benchmarks.dlio import DlioOptions
 from mlpstorage.benchmarks.training import TrainingBenchmark
 from mlpstorage.emitter import Emitter
 from mlpstorage.redaction import REDACTED, is_secret_key, redact, redact_argv
+
+from support.otlp_sink import base_env, start_sink
 
 SECRET = "S3CR3T"
 SECRET_PARAM = f"reader.storage_options.secret_key={SECRET}"

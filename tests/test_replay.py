@@ -13,10 +13,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from mlpstorage.testing.otlp_sink import base_env, only, start_sink
 
 from mlpstorage.emitter.events import ns_from_iso, validate
 from mlpstorage.replay import MAX_WARNINGS, UNFINISHED, harmless
+
+from support.otlp_sink import base_env, only, start_sink
 
 GOLDEN = Path(__file__).parent / "golden"
 STATUS_OK, STATUS_ERROR = 1, 2  # opentelemetry.proto.trace.v1.Status codes

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from mlpstorage.reports.reportgen import build_report, render_plain, render_rich
-from mlpstorage.testing.otlp_sink import base_env
+from support.otlp_sink import base_env
 
 DATA = Path(__file__).parent / "data" / "reportgen"
 RESULTS = DATA / "results"

@@ -17,7 +17,7 @@ from test_report_page import EVIL_NAME, SECRET, SMALL, make_evil_run, rewrite_ev
 from mlpstorage.reports import compare
 from mlpstorage.reports.record import read_run
 from mlpstorage.reports.show import show
-from mlpstorage.testing.otlp_sink import base_env
+from support.otlp_sink import base_env
 
 pytestmark = pytest.mark.slow  # each test runs the real CLI in a process of its own
 

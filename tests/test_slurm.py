@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from mlpstorage.slurm import tasks_per_node
-from mlpstorage.testing import slurm as slurm_testing
+from support import slurm as slurm_testing
 
 TINY = ["--params", "dataset.num_files_train=8", "dataset.record_length=65536", "dataset.record_length_stdev=0",
         "dataset.record_length_resize=65536", "checkpoint.model_size=65536"]

@@ -1,5 +1,5 @@
 """SSH cluster collection and time series against real sshd hosts
-(mlpstorage/testing/sshd_hosts.py)."""
+(tests/support/sshd_hosts.py)."""
 
 import json
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 
 from mlpstorage.benchmarks.base import Benchmark, RunOptions
 from mlpstorage.collectors.ssh import SshOptions
-from mlpstorage.testing.otlp_sink import base_env
+from support.otlp_sink import base_env
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """One SSH login per remote host per run: the collection at the start, the sampler and the
 collection at the end are sessions on one master connection per host (collectors/ssh.py,
-SshConnections). Against real sshd hosts (mlpstorage/testing/sshd_hosts.py), whose logs
+SshConnections). Against real sshd hosts (tests/support/sshd_hosts.py), whose logs
 count the logins."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mlpstorage.benchmarks.base import Benchmark, RunOptions
 from mlpstorage.collectors import ssh as ssh_module
 from mlpstorage.collectors.ssh import SshOptions
 from mlpstorage.engines.process import CHILDREN
-from mlpstorage.testing.otlp_sink import base_env
+from support.otlp_sink import base_env
 
 pytestmark = pytest.mark.slow
 

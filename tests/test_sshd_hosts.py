@@ -1,4 +1,4 @@
-"""The real-sshd test hosts of mlpstorage.testing.sshd_hosts work: distinct hostnames over ssh
+"""The real-sshd test hosts of tests/support/sshd_hosts.py work: distinct hostnames over ssh
 in parallel, the refusing and silent hosts fail the way they should, and teardown leaves
 nothing behind."""
 
@@ -15,22 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from mlpstorage.testing import sshd_hosts
-from mlpstorage.testing.sshd_hosts import BAD_NAMES, SshCluster, is_listening, ssh_hosts, start_hosts
+from support import sshd_hosts
+from support.ports import is_listening, port_state
+from support.sshd_hosts import BAD_NAMES, SshCluster, ssh_hosts, start_hosts
 
 pytestmark = pytest.mark.slow
-
-
-def connect_state(addr: str, port: int) -> str:
-    with socket.socket() as s:
-        s.settimeout(1)
-        try:
-            s.connect((addr, port))
-            return "open"
-        except ConnectionRefusedError:
-            return "refused"
-        except OSError as e:
-            return repr(e)
 
 
 def pgrep(pattern: str) -> list[int]:
@@ -40,9 +29,9 @@ def pgrep(pattern: str) -> list[int]:
 
 def assert_all_gone(hosts: list[str], port: int, configs: list[Path], silent: str | None = None) -> None:
     for h in hosts:
-        assert connect_state(h, port) == "refused", f"{h}:{port} still accepts connections"
+        assert port_state(h, port) == "refused", f"{h}:{port} still accepts connections"
     if silent:
-        assert connect_state(silent, port) == "refused", f"silent server {silent}:{port} still listening"
+        assert port_state(silent, port) == "refused", f"silent server {silent}:{port} still listening"
     for c in configs:
         assert pgrep(str(c)) == [], f"an sshd with {c} is still running"
 
@@ -186,7 +175,7 @@ def test_fixture_in_a_ci_like_run(tmp_path: Path):
         textwrap.dedent(
             """
             import json, os, subprocess
-            from mlpstorage.testing.sshd_hosts import ssh_cluster  # noqa: F401  (the fixture, imported directly)
+            from support.ssh_fixtures import ssh_cluster  # noqa: F401  (the fixture, imported directly)
 
             def test_it(ssh_cluster):
                 assert os.environ["CI"] == "true"
@@ -201,7 +190,9 @@ def test_fixture_in_a_ci_like_run(tmp_path: Path):
     )
     out = tmp_path / "out.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(CI="true", SSHD_HOSTS_OUT=str(out), TERM="dumb")
+    # tests/ on the path, as pytest puts it for this suite, for `support`
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")]))
+    env.update(CI="true", SSHD_HOSTS_OUT=str(out), TERM="dumb", PYTHONPATH=path)
     r = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
         cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, start_new_session=True,

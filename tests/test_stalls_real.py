@@ -18,9 +18,10 @@ import psutil
 import pytest
 
 from mlpstorage.emitter.events import ns_from_iso
-from mlpstorage.testing.otlp_sink import base_env
 from test_dlio import TINY, dataset, events_of, only_run_dir  # noqa: F401 (dataset: the tiny data set fixture)
 from test_rich_renderer import wait_for
+
+from support.otlp_sink import base_env
 
 pytestmark = pytest.mark.slow
 

@@ -24,9 +24,10 @@ from mlpstorage.models import LLAMA3
 from mlpstorage.reports import CLOSED, INVALID, OPEN, NotARun, RunRecord, judge, read_run, verdict_of_run
 from mlpstorage.reports.records import LAUNCHER, OURS
 from mlpstorage.reports.verdict import CLOSED_OVERRIDES, OPEN_OVERRIDES, refusal
-from mlpstorage.testing.otlp_sink import base_env
 from mlpstorage.workloads import load_workload
 from renderers.rich import RichRenderer
+
+from support.otlp_sink import base_env
 
 DATA = Path(__file__).parent / "data" / "reportgen"
 RESULTS = DATA / "results"

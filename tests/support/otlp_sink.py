@@ -14,18 +14,14 @@ from dataclasses import dataclass, field
 from oteltest.sink import GrpcSink, HttpSink
 from oteltest.sink.handler import AccumulatingHandler
 
+from .ports import free_port
+
 _log = logging.getLogger("oteltest-sink")
 
 
 def quiet_http_log() -> None:
     """oteltest's HTTP handler logs every request to stderr; scripts that print figures turn it off."""
     http.server.BaseHTTPRequestHandler.log_message = lambda self, *args: None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ports import free_port
+
 PROGRAMS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol")
 
 CONFIG = """ClusterName=mlpstorage-test
@@ -56,12 +58,6 @@ PartitionName=test Nodes={host} Default=YES MaxTime=INFINITE State=UP
 
 def missing() -> list[str]:
     return [p for p in PROGRAMS if shutil.which(p) is None]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -113,7 +109,7 @@ def slurm_on_this_machine(folder: Path):
     host = socket.gethostname()
     node = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
     (folder / "slurm.conf").write_text(CONFIG.format(host=host, node=node, folder=folder, run=run,
-                                                     ctld_port=_free_port(), d_port=_free_port()))
+                                                     ctld_port=free_port(), d_port=free_port()))
     env = {**os.environ, "SLURM_CONF": str(folder / "slurm.conf")}
     key = folder / "munge" / "munge.key"
     subprocess.run(["mungekey", "-c", "-k", str(key)], check=True, capture_output=True, timeout=30)

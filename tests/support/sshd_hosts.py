@@ -12,8 +12,7 @@ Besides the good hosts there are special ones for failure tests:
     its ConnectTimeout);
   * ``bad_names``: host strings that must be rejected before they reach ssh's command line.
 
-Use from a test (the fixtures are registered in tests/conftest.py; another suite registers them
-with `from mlpstorage.testing.sshd_hosts import ssh_cluster, make_ssh_cluster` in its conftest.py):
+Use from a test (the fixtures, in ssh_fixtures.py, are registered in tests/conftest.py):
 
     def test_collect(ssh_cluster):                  # session-scoped, 4 hosts
         out = subprocess.run(ssh_cluster.ssh_argv(ssh_cluster.hosts[0], "hostname"), ...)
@@ -28,31 +27,26 @@ Each sshd logs to its host's ``sshd.log``; ``cluster.logins()`` counts the login
 ({address: count}, one "Accepted ..." line per authenticated connection).
 
 Needs root (sshd must be able to switch to root for the session, and `unshare --uts` needs
-CAP_SYS_ADMIN), /usr/sbin/sshd, ssh, ssh-keygen and unshare.  When any is missing the fixtures
-skip, except under CI (``CI`` set to a true value) where they fail instead: CI must not go green
-by silently skipping the SSH tests.
+CAP_SYS_ADMIN), /usr/sbin/sshd, ssh, ssh-keygen and unshare (missing_prerequisites() says
+which are missing; the fixtures skip or, under CI, fail on it).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
-import errno
-import ipaddress
 import os
-import random
-import select
 import shutil
 import signal
-import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
+from mlpstorage.engines.parent_death import die_with_parent
+
+from .ports import bindable, free_port, is_listening, loopback, port_state
+from .silent_server import SilentServer
 
 SSHD = "/usr/sbin/sshd"
 SSH = "ssh"
@@ -75,17 +69,9 @@ BAD_NAMES = (
     "",
 )
 
-# A port range below the kernel's ephemeral range (32768-60999 by default), so client sockets
-# never hold the port we want, and away from well-known service ports.
-_PORT_RANGE = (20000, 32000)
-
 
 class SshHostsError(RuntimeError):
     """The hosts could not be started (the message carries the sshd log tails)."""
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def missing_prerequisites() -> list[str]:
@@ -99,96 +85,6 @@ def missing_prerequisites() -> list[str]:
         if shutil.which(tool) is None:
             why.append(f"{tool} not on PATH")
     return why
-
-
-def require_prerequisites() -> None:
-    """Skip the test when real sshd hosts cannot run here; under CI fail instead."""
-    why = missing_prerequisites()
-    if why:
-        msg = "real sshd hosts unavailable: " + "; ".join(why)
-        if _truthy(os.environ.get("CI")):
-            pytest.fail(msg + " (CI is set, so this is a failure, not a skip)")
-        pytest.skip(msg)
-
-
-def _loopback(addr: str) -> str:
-    if ipaddress.ip_address(addr) not in ipaddress.ip_network("127.0.0.0/8"):
-        raise ValueError(f"{addr} is not a loopback address; sshd_hosts only targets 127.0.0.0/8")
-    return addr
-
-
-def _port_state(addr: str, port: int, timeout: float = 0.5) -> str:
-    """'open', 'refused' or an errno name for a TCP connect to addr:port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        try:
-            s.connect((_loopback(addr), port))
-            return "open"
-        except ConnectionRefusedError:
-            return "refused"
-        except socket.timeout:
-            return "timeout"
-        except OSError as e:
-            return errno.errorcode.get(e.errno or 0, str(e))
-
-
-def is_listening(addr: str, port: int) -> bool:
-    return _port_state(addr, port) == "open"
-
-
-def _bindable(addr: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((addr, port))
-            return True
-        except OSError:
-            return False
-
-
-class SilentServer:
-    """Accepts TCP connections on addr:port and never sends anything; closes them at stop()."""
-
-    def __init__(self, addr: str, port: int = 0):
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((_loopback(addr), port))
-        self._sock.listen(64)
-        self.addr, self.port = self._sock.getsockname()
-        self.connections: list[socket.socket] = []
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name=f"silent-{self.addr}:{self.port}", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([self._sock], [], [], 0.1)
-            except (OSError, ValueError):
-                return
-            if ready:
-                try:
-                    conn, _ = self._sock.accept()
-                except OSError:
-                    continue
-                self.connections.append(conn)
-                self.accepted += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for conn in self.connections:
-            with contextlib.suppress(OSError):
-                conn.close()
-        self.connections.clear()
-        with contextlib.suppress(OSError):
-            self._sock.close()
-
-
-def _pdeathsig_term() -> None:  # runs in the child between fork and exec
-    """Have the kernel SIGTERM the host if the test process dies without tearing down."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _uts_ns(pid: int) -> str | None:
@@ -406,16 +302,13 @@ def _check(results: list[subprocess.CompletedProcess], what: str) -> None:
 
 def _pick_port(addrs: list[str], silent_addr: str | None) -> tuple[int, SilentServer | None]:
     """A port free on every address; the silent server (if any) is bound on it already."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(*_PORT_RANGE)
-        if not all(_bindable(a, port) for a in addrs):
-            continue
+    for _ in range(20):
+        port = free_port(*addrs)
         if silent_addr is None:
             return port, None
         try:
             return port, SilentServer(silent_addr, port)
-        except OSError:
+        except OSError:  # taken on the silent host's address meanwhile: another
             continue
     raise SshHostsError("no free TCP port found on the loopback addresses")
 
@@ -488,10 +381,10 @@ def start_hosts(
     t0 = time.monotonic()
     if not 1 <= count <= MAX_HOSTS:
         raise ValueError(f"count must be 1..{MAX_HOSTS}")
-    addrs = [_loopback(f"127.0.0.{first + i}") for i in range(count)]
+    addrs = [loopback(f"127.0.0.{first + i}") for i in range(count)]
     specials = [a for a in (refusing, silent) if a]
     for a in specials:
-        _loopback(a)
+        loopback(a)
         if a in addrs:
             raise ValueError(f"special host {a} overlaps the good hosts {addrs[0]}..{addrs[-1]}")
     why = missing_prerequisites()
@@ -506,7 +399,7 @@ def start_hosts(
     if port is None:
         port, silent_server = _pick_port(addrs + [refusing], silent)
     else:
-        busy = [a for a in addrs + [refusing] if not _bindable(a, port)]
+        busy = [a for a in addrs + [refusing] if not bindable(a, port)]
         if busy:
             raise SshHostsError(f"port {port} is in use on {busy}")
         silent_server = SilentServer(silent, port) if silent else None
@@ -552,7 +445,7 @@ def start_hosts(
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_pdeathsig_term,
+                    preexec_fn=die_with_parent,  # SIGTERM if the test process dies first
                 )
 
         deadline = t0 + ready_timeout
@@ -602,7 +495,7 @@ def start_hosts(
                 time.sleep(0.05)
 
         cluster.timings["ssh_ready"] = time.monotonic() - t0
-        state = _port_state(refusing, port)
+        state = port_state(refusing, port)
         if state != "refused":
             raise SshHostsError(f"refusing host {refusing}:{port} is not refusing connections ({state})")
     except BaseException:
@@ -621,40 +514,3 @@ def ssh_hosts(tmp_dir: str | os.PathLike, count: int = 4, **kw):
         yield cluster
     finally:
         cluster.stop()
-
-
-# --- pytest fixtures (registered for all tests in tests/conftest.py) -------------------------
-
-SESSION_HOSTS = 4
-
-
-@pytest.fixture(scope="session")
-def ssh_cluster(tmp_path_factory):
-    """4 real sshd hosts (127.0.0.2..5 -> node2..node5) shared by the whole session."""
-    require_prerequisites()
-    with ssh_hosts(tmp_path_factory.mktemp("sshd"), SESSION_HOSTS) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def make_ssh_cluster(tmp_path_factory):
-    """Factory: make_ssh_cluster(count, **start_hosts_kwargs) -> SshCluster, stopped after the
-    test.  Its hosts are 127.0.0.2.. like the session cluster's, on another port."""
-    require_prerequisites()
-    clusters: list[SshCluster] = []
-
-    def make(count: int = 4, **kw) -> SshCluster:
-        cluster = start_hosts(tmp_path_factory.mktemp("sshd"), count, **kw)
-        clusters.append(cluster)
-        return cluster
-
-    yield make
-    errors = []
-    for cluster in clusters:
-        try:
-            cluster.stop()
-        except Exception as e:  # stop them all, then report
-            errors.append(e)
-    if errors:
-        raise errors[0]
-

@@ -17,8 +17,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..emitter import events as ev
-from ..results import write_json
+from mlpstorage.emitter import events as ev
+from mlpstorage.results import write_json
 
 T0_NS = 1_795_774_200_000_000_000  # 2026-11-27T10:10:00Z
 GIB = 2**30
