@@ -4,7 +4,7 @@ from support import ssh_fixtures
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-goldens", action="store_true", help="rewrite tests/golden/* from the current output")
+    parser.addoption("--update-goldens", action="store_true", help="rewrite the golden files from the current output (tests/support/golden.py)")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Golden tests: recorded event streams rendered by plain and rich, compared with checked-in
-files. After a deliberate change: `pytest tests/test_golden.py --update-goldens`, then review
-the diff of tests/golden/ like any other change."""
+files (support/golden.py). After a deliberate change: `pytest tests/test_golden.py
+--update-goldens`, then review the diff of tests/golden/ like any other change."""
 
 import io
 import json
@@ -15,6 +15,8 @@ from mlpstorage.emitter.events import iso_from_ns, ns_from_iso
 from renderers.plain import AGGREGATE_PATTERN, LINE_PATTERN, PlainRenderer
 from renderers.rich import RichRenderer
 
+from support.golden import assert_matches_golden
+
 GOLDEN = Path(__file__).parent / "golden"
 # many_hosts: 64 hosts' time series (written by golden/record_many_hosts.py, deterministic)
 STREAMS = ["ok", "failed", "many_hosts"]
@@ -23,13 +25,6 @@ HEIGHT = 25  # of the terminal the rich frames are drawn for
 
 def load(name):
     return [json.loads(line) for line in (GOLDEN / f"{name}.events.jsonl").read_text().splitlines()]
-
-
-def compare(actual: str, golden: Path, update: bool):
-    if update:
-        golden.write_text(actual)
-    assert golden.exists(), f"{golden} is missing: run with --update-goldens"
-    assert actual == golden.read_text()
 
 
 @pytest.fixture
@@ -44,7 +39,7 @@ def utc(monkeypatch):
 @pytest.mark.parametrize("name", STREAMS)
 def test_plain_golden(name, update_goldens):
     text = render_plain(load(name), min_level="info")  # the CLI's default
-    compare(text, GOLDEN / f"{name}.plain.txt", update_goldens)
+    assert_matches_golden(text, GOLDEN / f"{name}.plain.txt", update_goldens)
     for line in text.splitlines():
         assert LINE_PATTERN.match(line) or line.startswith("[INFO]"), line
         assert "...." not in line and ".." not in line.replace("...", "")
@@ -79,7 +74,7 @@ def test_rich_golden(name, update_goldens, utc):
             frames.append(frame_text(renderer, "samples", ns_from_iso(event["timestamp"])))
     renderer.close()
     text = console.file.getvalue() + "".join(frames)
-    compare(text, GOLDEN / f"{name}.rich.txt", update_goldens)
+    assert_matches_golden(text, GOLDEN / f"{name}.rich.txt", update_goldens)
 
 
 def frame_text(renderer: RichRenderer, after: str, now_ns: int) -> str:
@@ -179,13 +174,15 @@ def test_plain_prints_a_line_per_host_with_many_hosts_only_at_debug():
     assert [line for line in verbose if line not in per_host] == quiet
 
 
-def test_the_readme_documents_the_aggregate_line():
-    """The regex in the README's plain section reads the golden's aggregate lines as
-    AGGREGATE_PATTERN does."""
+def test_the_docs_document_the_aggregate_line():
+    """The regex in the documentation's plain section (README or docs/) reads the golden's
+    aggregate lines as AGGREGATE_PATTERN does."""
     import re
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    section = re.search(r"Aggregate regex \(also `renderers\.plain\.AGGREGATE_PATTERN`\)[^\n]*:\n`([^`]+)`", readme)
+    root = Path(__file__).parent.parent
+    docs = "".join(page.read_text() for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+    section = re.search(r"Aggregate regex \(also `renderers\.plain\.AGGREGATE_PATTERN`\)[^\n]*:\n`([^`]+)`", docs)
+    assert section, "no 'Aggregate regex' section in README.md or docs/*.md"
     documented = re.compile(section.group(1))
     for line in (GOLDEN / "many_hosts.plain.txt").read_text().splitlines():
         message = LINE_PATTERN.match(line).group("message") if LINE_PATTERN.match(line) else ""

@@ -17,6 +17,8 @@ import pytest
 from rich.console import Console
 
 from mlpstorage.reports.reportgen import build_report, render_plain, render_rich
+
+from support.golden import assert_matches_golden
 from support.otlp_sink import base_env
 
 DATA = Path(__file__).parent / "data" / "reportgen"
@@ -34,13 +36,6 @@ SKIPPED = [
 def reportgen(*args, env=None):
     return subprocess.run([sys.executable, "-m", "mlpstorage", "reports", "reportgen", *args], capture_output=True,
                           text=True, env=env or base_env(), timeout=60, stdin=subprocess.DEVNULL)
-
-
-def compare(actual: str, golden: Path, update: bool):
-    if update:
-        golden.write_text(actual)
-    assert golden.exists(), f"{golden} is missing: run with --update-goldens"
-    assert actual == golden.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -214,13 +209,13 @@ def test_ten_runs_use_the_last_five_as_measured(tmp_path):
 
 # ----- the terminal ------------------------------------------------------------------------------
 def test_plain_table_golden(report, update_goldens):
-    compare(render_plain(report), DATA / "golden.plain.txt", update_goldens)
+    assert_matches_golden(render_plain(report), DATA / "golden.plain.txt", update_goldens)
 
 
 def test_rich_table_golden(report, update_goldens):
     out = io.StringIO()
     render_rich(report, Console(file=out, width=160, color_system=None, force_terminal=True, highlight=False))
-    compare(out.getvalue(), DATA / "golden.rich.txt", update_goldens)
+    assert_matches_golden(out.getvalue(), DATA / "golden.rich.txt", update_goldens)
 
 
 def test_piped_output_is_the_plain_table_and_a_terminal_gets_rich(generated, report, tmp_path):

@@ -17,6 +17,8 @@ from test_report_page import EVIL_NAME, SECRET, SMALL, make_evil_run, rewrite_ev
 from mlpstorage.reports import compare
 from mlpstorage.reports.record import read_run
 from mlpstorage.reports.show import show
+
+from support.golden import assert_matches_golden
 from support.otlp_sink import base_env
 
 pytestmark = pytest.mark.slow  # each test runs the real CLI in a process of its own
@@ -30,13 +32,6 @@ def env(**extra):
     for name in ("COLUMNS", "NO_COLOR"):
         values.pop(name, None)
     return values
-
-
-def compare_golden(actual: str, golden: Path, update: bool) -> None:
-    if update:
-        golden.write_text(actual)
-    assert golden.exists(), f"{golden} is missing: run with --update-goldens"
-    assert actual == golden.read_text()
 
 
 def plain(render, *args) -> str:
@@ -59,7 +54,7 @@ def runs(tmp_path):
 @pytest.mark.parametrize("name", ["synthetic-ok", "synthetic-failed", "synthetic-cut", "recording"])
 def test_show_golden(runs, name, update_goldens):
     text = plain(show, read_run(runs[name]))
-    compare_golden(text, GOLDEN / f"show-{name}.txt", update_goldens)
+    assert_matches_golden(text, GOLDEN / f"show-{name}.txt", update_goldens)
     assert "\x1b" not in text and not re.search(r" +$", text, re.M)
 
 
@@ -133,7 +128,7 @@ def test_html_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
 def test_compare_golden(runs, tmp_path, update_goldens):
     records = [read_run(runs["synthetic-ok"]), read_run(runs["synthetic-failed"]), read_run(runs["recording"])]
     text = plain(compare.show, records).replace(str(tmp_path), "<tmp>")
-    compare_golden(text, GOLDEN / "compare-synthetic.txt", update_goldens)
+    assert_matches_golden(text, GOLDEN / "compare-synthetic.txt", update_goldens)
 
 
 def test_compare_shows_the_change_from_the_first_run(tmp_path):
