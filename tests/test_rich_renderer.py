@@ -15,7 +15,7 @@ import pytest
 from rich.console import Console
 
 from mlpstorage.emitter.events import iso_from_ns, ns_from_iso
-from renderers.rich import SPINNER_FRAMES, RichRenderer, output_lines, visible_block
+from renderers.rich import SPINNER_FRAMES, SPINNER_STEPS_PER_SECOND, RichRenderer, output_lines, visible_block
 
 T0 = 1_790_000_000_000_000_000  # a span start, in ns
 WIDTH, HEIGHT = 100, 30
@@ -256,42 +256,108 @@ def test_frame_taller_than_the_terminal_is_clipped():
     assert not any("rank" in r for r in screen_of(stream)), "clipped frame rows left behind"
 
 
-def settle(renderer: RichRenderer, stream: io.StringIO) -> tuple[int, int, int]:
-    """Waits out the first frame's writes; returns (bytes written, wake-ups, frames rendered)."""
-    wait_for(lambda: renderer.frames_rendered, "the first frame")
-    time.sleep(0.25)  # past FRAME_INTERVAL_S: the events' redraws are done
-    return len(stream.getvalue()), renderer.printer_wakeups, renderer.frames_rendered
+class PrinterWaits(threading.Condition):
+    """The renderer's condition with its printer's timed waits in the test's hands: such a wait
+    ends when the condition is notified (an event, close) or the test calls tick(), never by
+    itself, so what the printer does between two points of a test does not depend on how busy
+    the machine is. Every wait of the printer is recorded with its timeout (None: untimed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.waits: list[float | None] = []
+        self.printer_waiting = False
+
+    def wait(self, timeout=None):
+        if threading.current_thread().name != "rich-printer":
+            return super().wait(timeout)
+        self.waits.append(timeout)
+        self.printer_waiting = True
+        self.notify_all()  # a test in until_waiting()
+        try:
+            return super().wait()
+        finally:
+            self.printer_waiting = False
+
+    def until_waiting(self) -> None:  # under the condition
+        if not super().wait_for(lambda: self.printer_waiting, timeout=10):
+            pytest.fail("the printer never waited")
+
+    def tick(self) -> None:
+        """Ends the printer's wait as its timeout would; returns when it waits again."""
+        with self:
+            self.until_waiting()
+            waits = len(self.waits)
+            self.notify_all()
+            if not super().wait_for(lambda: len(self.waits) > waits and self.printer_waiting, timeout=10):
+                pytest.fail("the printer did not wait again")
+
+
+def with_printer_waits(renderer: RichRenderer) -> PrinterWaits:
+    """Installs PrinterWaits as the renderer's condition (before its printer starts)."""
+    renderer._cond = waits = PrinterWaits()
+    return waits
+
+
+def settle(renderer: RichRenderer, stream: io.StringIO, waits: PrinterWaits) -> tuple[int, int, int]:
+    """Lets the printer draw what the events asked for until it waits with nothing left to draw;
+    returns (bytes written, wake-ups, frames rendered)."""
+    for _ in range(100):
+        with waits:
+            waits.until_waiting()
+            state = renderer._frame_state()
+            if not renderer._queue and (state.key, state.step) == (renderer._frame_key, renderer._frame_step):
+                return len(stream.getvalue()), renderer.printer_wakeups, renderer.frames_rendered
+            # something to draw: it waits out the least time between two writes, on the real clock
+            gap = renderer.BATCH_S if renderer._queue else renderer.FRAME_INTERVAL_S
+            left = renderer._last_write + gap - time.monotonic()
+        time.sleep(max(0.0, left))
+        waits.tick()
+    pytest.fail("the printer never had everything drawn")
 
 
 def test_idle_stage_neither_wakes_nor_redraws_before_its_clock_moves():
     """A clock frozen 1 ms into the stage: the printer's next wake-up is the stage clock's next
-    second (0.999 s after its last redraw), so until then nothing runs and nothing is written."""
-    renderer, stream = make(clock_ns=FakeClock(T0 + 1_000_000))
+    second (0.999 s after its last redraw), so until then nothing runs and nothing is written;
+    woken early (a spurious wake-up) it draws nothing; the clock's next second is drawn."""
+    clock = FakeClock(T0 + 1_000_000)
+    renderer, stream = make(clock_ns=clock)
+    waits = with_printer_waits(renderer)
     open_stage(renderer, spinner=False)
-    before = settle(renderer, stream)
-    time.sleep(0.4)
-    assert (len(stream.getvalue()), renderer.printer_wakeups, renderer.frames_rendered) == before
+    written, wakeups, frames = settle(renderer, stream, waits)
+    assert waits.waits[-1] == pytest.approx(0.999)
+    waits.tick()
+    assert (len(stream.getvalue()), renderer.printer_wakeups, renderer.frames_rendered) == (written, wakeups + 1, frames)
+    assert waits.waits[-1] == pytest.approx(0.999)
+    clock.ns = T0 + 1_000_000_000
+    waits.tick()
+    assert settle(renderer, stream, waits)[2] == frames + 1
+    assert STAGE_ROW.match(screen_of(stream)[0]).group(1) == "0:00:01"
     finish(renderer)
 
 
 def test_idle_spinner_is_not_redrawn_while_nothing_changes():
     renderer, stream = make(clock_ns=FakeClock(T0 + 1_000_000))
+    waits = with_printer_waits(renderer)
     open_stage(renderer)
-    written, _, frames = settle(renderer, stream)
-    time.sleep(0.6)  # the printer wakes for the spinner's steps, but the clock stands still
+    written, wakeups, frames = settle(renderer, stream, waits)
+    for _ in range(6):  # the printer wakes for the spinner's steps, but the clock stands still
+        assert waits.waits[-1] == pytest.approx(1 / SPINNER_STEPS_PER_SECOND - 0.001)
+        waits.tick()
     assert len(stream.getvalue()) == written, "the display was redrawn though nothing changed"
-    assert renderer.frames_rendered == frames
+    assert (renderer.printer_wakeups, renderer.frames_rendered) == (wakeups + 6, frames)
     finish(renderer)
 
 
 def test_display_without_a_clock_sleeps_until_an_event():
     renderer, stream = make()
+    waits = with_printer_waits(renderer)
     renderer.handle(span("run", "started", "run", "test run"))  # live, nothing to show yet
-    before = settle(renderer, stream)
-    time.sleep(0.5)
+    before = settle(renderer, stream, waits)
+    assert waits.waits[-1] is None  # no timeout: only an event wakes it
     assert (len(stream.getvalue()), renderer.printer_wakeups, renderer.frames_rendered) == before
     renderer.handle(output(["hello"]))
-    wait_for(lambda: screen_of(stream) == ["hello"], "'hello'")
+    settle(renderer, stream, waits)
+    assert screen_of(stream) == ["hello"]
     renderer.handle(span("run", "finished", "run", "test run", status="ok", duration_s=1.0))
     renderer.close()
 
@@ -314,13 +380,13 @@ def test_clocks_tick_together_on_the_stage_seconds():
 def test_spinner_steps_swap_the_glyph_without_rendering_again():
     clock = FakeClock(T0 + 100_000_000)
     renderer, stream = make(clock_ns=clock, refresh_per_second=4)
+    waits = with_printer_waits(renderer)
     open_stage(renderer)
-    wait_for(lambda: any(SPINNER_ROW.match(r) for r in screen_of(stream)), "the frame")
-    time.sleep(0.15)
-    frames = renderer.frames_rendered
+    _, _, frames = settle(renderer, stream, waits)
     clock.ns = T0 + 600_000_000  # two steps on, same second
     renderer.handle({"schema": 1, "type": "output", "line": "nudge"})
-    rows = wait_for(lambda: (r := screen_of(stream)) and "nudge" in r and r, "'nudge'")
+    settle(renderer, stream, waits)
+    rows = screen_of(stream)
     assert rows[-1].startswith(f"  {SPINNER_FRAMES[2]} Waiting"), rows[-1]
     assert renderer.frames_rendered == frames
     finish(renderer)
