@@ -25,15 +25,17 @@ need_lean=()   # without them
 command -v mpirun >/dev/null || need+=("openmpi-bin|mpirun not on PATH: load your MPI module (module load openmpi) or install OpenMPI")
 python3 -c 'import ensurepip' 2>/dev/null || need+=("python3-venv|python3 cannot make a venv: install python3-venv or load a Python module")
 blocking=${#need[@]}   # without these the benchmark cannot run
+# mpirun starts ranks on other hosts, and mlpstorage collects their facts, through ssh
+command -v ssh >/dev/null || need+=("openssh-client|no ssh client: runs on more than one host need it")
 if [ $tests = 1 ]; then
   [ -x /usr/sbin/sshd ] || need+=("openssh-server|no sshd: the SSH collection tests start their own")
-  command -v ssh >/dev/null || need+=("openssh-client|no ssh client: the SSH collection tests use it")
   command -v tmux >/dev/null || need+=("tmux|no tmux: the live display is tested in a real terminal")
   command -v pgrep >/dev/null || need+=("procps|no pgrep: the tests look for leftover processes")
   command -v hostname >/dev/null || need+=("hostname|no hostname: the sshd test hosts name themselves")
-  command -v unshare >/dev/null || need+=("util-linux|no unshare: the tests isolate hosts with it")
-  command -v slurmctld >/dev/null || need+=("slurm-wlm|no Slurm: the Slurm tests run one on this machine")
-  command -v munged >/dev/null || need+=("munge|no munged: Slurm authenticates through it")
+  command -v unshare >/dev/null || need+=("util-linux|no unshare: each sshd test host gets its own host name (unshare --uts)")
+  # daemons live in sbin, off a user's PATH
+  [ -x /usr/sbin/slurmctld ] || need+=("slurm-wlm|no Slurm: the Slurm tests run one on this machine")
+  [ -x /usr/sbin/munged ] || need+=("munge|no munged: Slurm authenticates through it")
   # srun --mpi=pmix loads the unversioned libpmix.so that only the -dev package installs
   ls /usr/lib/*/libpmix.so >/dev/null 2>&1 || need+=("libpmix-dev|no libpmix.so: srun --mpi=pmix needs it")
   [ -x /usr/bin/chromium ] || need+=("chromium|no chromium: the tests open the report pages in a real browser")
