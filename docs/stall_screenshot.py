@@ -21,6 +21,10 @@ from rich.console import Console
 from rich.text import Text
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # `support`: tests/support
+
+from support.waiting import wait_for  # noqa: E402
+
 CLI = str(Path(sys.executable).with_name("mlpstorage"))
 TINY = ["dataset.num_files_train=32", "dataset.record_length=65536", "dataset.record_length_stdev=0",
         "dataset.record_length_resize=65536", "checkpoint.model_size=65536"]
@@ -34,18 +38,10 @@ def run_args(data: Path, results: Path, render: str) -> list[str]:
             *TINY, *RUN]
 
 
-def wait_for(condition, timeout_s: float = 60.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise SystemExit("timed out")
-
-
 def freeze_rank_1(results: Path, seconds_after_epoch_2: float = 0.0) -> int:
-    run_dir = wait_for(lambda: next(iter(results.glob("training/unet3d/run/*")), None))
-    wait_for(lambda: (run_dir / "events.jsonl").exists() and '"epoch 2/12"' in (run_dir / "events.jsonl").read_text())
+    run_dir = wait_for(lambda: next(iter(results.glob("training/unet3d/run/*")), None), "the run folder", 60, 0.1)
+    wait_for(lambda: (run_dir / "events.jsonl").exists() and '"epoch 2/12"' in (run_dir / "events.jsonl").read_text(),
+             "epoch 2", 60, 0.1)
     time.sleep(seconds_after_epoch_2)
     pid = json.loads((run_dir / "ranks" / "process-1.json").read_text())["pid"]
     os.kill(pid, signal.SIGSTOP)
@@ -66,7 +62,7 @@ def main() -> None:
                    check=True)
     pid = freeze_rank_1(work / "live", 1.1)
     capture = [*tmux, "capture-pane", "-p", "-e", "-t", "T"]
-    wait_for(lambda: "⚠" in subprocess.run(capture, capture_output=True, text=True).stdout)
+    wait_for(lambda: "⚠" in subprocess.run(capture, capture_output=True, text=True).stdout, "the stall row", 60, 0.1)
     time.sleep(2.2)  # the row's clock counts on
     screen = subprocess.run(capture, capture_output=True, text=True).stdout.rstrip("\n").split("\n")
     os.kill(pid, signal.SIGCONT)

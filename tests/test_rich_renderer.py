@@ -17,6 +17,8 @@ from rich.console import Console
 from mlpstorage.emitter.events import iso_from_ns, ns_from_iso
 from renderers.rich import SPINNER_FRAMES, SPINNER_STEPS_PER_SECOND, RichRenderer, output_lines, visible_block
 
+from support.waiting import wait_for
+
 T0 = 1_790_000_000_000_000_000  # a span start, in ns
 WIDTH, HEIGHT = 100, 30
 
@@ -121,16 +123,6 @@ def finish(renderer: RichRenderer) -> None:
 
 def output(lines: list[str]) -> dict:
     return {"schema": 2, "type": "output", "stream": "stdout", "source": "dlio", "lines": lines}
-
-
-def wait_for(predicate, what: str, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def screen_of(stream: io.StringIO) -> list[str]:

@@ -8,7 +8,6 @@ import io
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,8 @@ from mlpstorage.stalls import evidence
 from mlpstorage.stalls.detector import IO_FLOOR_BPS, StallDetector, default_timeout
 from renderers.plain import LINE_PATTERN, STALL_PATTERN, PlainRenderer
 from renderers.rich import RichRenderer
+
+from support.waiting import sleeping_in_nanosleep, wait_for
 
 DATA = Path(__file__).parent / "data"
 _STAMP = re.compile(r"^\[\w+\] (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)")
@@ -371,7 +372,7 @@ def test_evidence_of_a_real_python_process_has_its_stack_and_proc_state(tmp_path
     script = "import time\ndef waiting_for_godot():\n    time.sleep(60)\nwaiting_for_godot()\n"
     proc = subprocess.Popen([sys.executable, "-c", script])
     try:
-        time.sleep(0.5)
+        wait_for(lambda: sleeping_in_nanosleep(proc.pid), "the process to sleep in waiting_for_godot")
         path, why = evidence.record(tmp_path / "stalls", "01-job.txt", proc.pid, "the job's process")
     finally:
         proc.kill()

@@ -19,9 +19,9 @@ import pytest
 
 from mlpstorage.emitter.events import ns_from_iso
 from test_dlio import TINY, dataset, events_of, only_run_dir  # noqa: F401 (dataset: the tiny data set fixture)
-from test_rich_renderer import wait_for
 
 from support.otlp_sink import base_env
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
