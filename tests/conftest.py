@@ -2,6 +2,9 @@ import pytest
 
 from support import ssh_fixtures
 
+# pytest's own plugin for running pytest on generated test files (the `pytester` fixture)
+pytest_plugins = ["pytester"]
+
 
 def pytest_addoption(parser):
     parser.addoption("--update-goldens", action="store_true", help="rewrite the golden files from the current output (tests/support/golden.py)")

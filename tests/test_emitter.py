@@ -207,16 +207,31 @@ def test_a_broken_renderer_is_dropped_and_the_run_goes_on(mlpstorage_capture, ca
     assert capsys.readouterr().err.count("renderer Broken stopped: disk full") == 1
 
 
-def test_captures_are_isolated_between_tests_part_1(mlpstorage_capture):
-    mlpstorage_capture.emitter.info("only in part 1")
-    assert mlpstorage_capture.messages() == ["only in part 1"]
+TWO_TESTS = """
+from mlpstorage.emitter import current_emitter
 
 
-def test_captures_are_isolated_between_tests_part_2(mlpstorage_capture):
-    from mlpstorage.emitter import current_emitter
+def test_emits(mlpstorage_capture):
+    with mlpstorage_capture.emitter.run("r"):
+        mlpstorage_capture.emitter.info("only in this test")
+    assert mlpstorage_capture.messages() == ["only in this test"] and len(mlpstorage_capture.spans) == 1
 
+
+def test_sees_nothing_of_another(mlpstorage_capture):
     assert current_emitter() is mlpstorage_capture.emitter
     assert mlpstorage_capture.events == [] and mlpstorage_capture.spans == []
+"""
+
+
+@pytest.mark.parametrize("order", [("test_emits", "test_sees_nothing_of_another"),
+                                   ("test_sees_nothing_of_another", "test_emits")])
+def test_captures_are_isolated_between_tests(pytester, order):
+    """Two tests in one session, in either order (pytest runs node ids in the order given):
+    neither sees the other's emitter, events or spans."""
+    pytester.makepyfile(test_two=TWO_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-v", *(f"test_two.py::{name}" for name in order))
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"*::{order[0]} PASSED*", f"*::{order[1]} PASSED*"])
 
 
 def test_close_ends_every_span_still_open_innermost_first(mlpstorage_capture):
