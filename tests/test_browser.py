@@ -4,7 +4,7 @@ loaded from elsewhere, and when the timeline or a plot did not draw. Screenshots
 each test's temporary folder.
 
 For another page (index.html): `page = load_page(browser, path, tmp_path / "index.png")`, then
-`assert_drawn_offline(page)` and checks of its own (load_page, from mlpstorage.testing.browser,
+`assert_drawn_offline(page)` and checks of its own (load_page, from support.browser,
 works for any page, with or without Bokeh figures).
 """
 
@@ -17,9 +17,9 @@ from test_dlio import STAGES, TINY, mlpstorage
 from test_report_page import EVIL_HOST, EVIL_NAME, make_evil_run
 
 from mlpstorage.reports.page import write_run_page
-from mlpstorage.testing.browser import LoadedPage, load_page, start_chromium
-from mlpstorage.testing.otlp_sink import base_env
-from mlpstorage.testing.synthetic_run import SyntheticRun, write_synthetic_run
+from support.browser import LoadedPage, load_page, start_chromium
+from support.otlp_sink import base_env
+from support.synthetic_run import SyntheticRun, write_synthetic_run
 
 pytestmark = pytest.mark.slow
 

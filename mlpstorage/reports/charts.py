@@ -29,7 +29,6 @@ PLOT_PX = 190
 MAX_LEGEND = 32  # lines
 TOOLS = "xpan,xwheel_zoom,xbox_zoom,reset,save"
 FAILED = "#d00000"
-OPEN = "#b0b0b0"
 KIND_COLORS = {"run": "#7f7f7f", "stage": "#1f77b4", "spinner": "#17becf", "host": "#17becf", "epoch": "#2ca02c",
                "checkpoint": "#bcbd22", "rank": "#9467bd", "task": "#8c564b"}
 # 20 distinguishable colours (Category20's dark then light halves): a host keeps its colour in every plot.
@@ -84,8 +83,8 @@ def stage_rules(fig, marks: list[StageMark], color: str = "#888888") -> None:
 
 
 def timeline(lanes: list[Lane], marks: list[StageMark], x_range: Range1d, bar_text) -> object:
-    """The Gantt chart: a lane per row (label on the left), a bar per span, failures in red,
-    open spans in grey; hover shows bar_text(bar) -> {name, start, duration, status}. Spans too
+    """The Gantt chart: a lane per row (label on the left), a bar per span, failures in red;
+    hover shows bar_text(bar) -> {name, start, duration, status}. Spans too
     short to see at this scale also get a marker, so that they can be found and hovered."""
     columns = {k: [] for k in ("left", "right", "top", "bottom", "color", "name", "start", "duration", "status", "y")}
     width = max(x_range.end - x_range.start, 1e-9)
@@ -95,7 +94,7 @@ def timeline(lanes: list[Lane], marks: list[StageMark], x_range: Range1d, bar_te
             height = 0.8 / lane.rows
             top = -i - 0.1 - bar.row * height
             text = bar_text(bar)
-            color = FAILED if bar.span.failed else OPEN if bar.span.status == "open" else KIND_COLORS.get(lane.kind)
+            color = FAILED if bar.span.failed else KIND_COLORS.get(lane.kind)
             for key, value in (("left", bar.start_s), ("right", bar.end_s), ("top", top), ("bottom", top - height),
                                ("color", color), ("y", top - height / 2), *text.items()):
                 columns[key].append(value)

@@ -5,7 +5,6 @@ the same table and the runs' time series overlaid (time since each run started).
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from . import timeline as tl
-from .headline import format_number, headlines, number
-from .page import STYLE, write_html
+from .headline import format_number, number
 from .record import RunRecord, shown
+from .templating import Markup, render_page, write_html
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -55,7 +54,7 @@ def sections(records: list[RunRecord]) -> list[tuple[str, list[Row]]]:
     """(title, rows) of the comparison, in the order shown."""
     metrics: dict[str, Row] = {}
     for i, record in enumerate(records):
-        for item in headlines(record):
+        for item in record.headline_figures():
             row = metrics.setdefault(item.key, Row(_with_unit(item.label, item.unit), [None] * len(records), item.form))
             row.values[i] = item.value
     # The stages in their order (their index), each once, whichever runs have it.
@@ -137,29 +136,13 @@ def build_page(records: list[RunRecord]) -> str:
                 charts.stage_rules(figure, tl.stage_marks(record), colors[name])
             figures.append(figure)
     bokeh_js, script, divs = charts.embed(figures)
-    e = lambda value: html.escape(shown(value), quote=True)  # noqa: E731
-    runs = "".join(f"<tr><th>{label(i)}</th><td>{e(r.title)}</td><td>{e(r.status)}</td>"
-                   f"<td>{e(tl.utc(r.start_ns))}</td><td><code>{e(r.source)}</code></td></tr>"
-                   for i, r in enumerate(records))
-    head = "<tr><th></th>" + "".join(f"<th>{label(i)}</th>" + (f"<th>{label(i)} - A</th>" if i else "")
-                                     for i in range(len(records))) + "</tr>"
-    body = []
-    for title, rows in sections(records):
-        body.append(f'<tr><th colspan="{2 * len(records)}">{e(title)}</th></tr>')
-        for row in rows:
-            cells = "".join(f'<td class="num">{e(row.text(i))}</td>' + (f'<td class="num note">{e(row.change(i))}</td>'
-                                                                          if i else "") for i in range(len(records)))
-            body.append(f"<tr><td>{e(row.label)}</td>{cells}</tr>")
-    series = ("\n".join(divs) if divs else '<p class="note">No time series in these runs.</p>')
-    return "\n".join([
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>mlpstorage: compare {', '.join(label(i) for i in range(len(records)))}</title>",
-        f"<style>{STYLE}</style>", bokeh_js, script, "</head><body>",
-        "<h1>Comparison of runs</h1>", f'<section id="runs"><table>{runs}</table></section>',
-        f'<section id="table"><h2>Side by side</h2><table>{head}{"".join(body)}</table></section>',
-        '<section id="timeseries"><h2>Time series, overlaid</h2><p class="note">Time since each run started; dashed '
-        f"lines mark each run's stages in its colour; hover a line for its run and value.</p>{series}</section>",
-        "</body></html>", ""])
+    runs = [{"label": label(i), "title": r.title, "status": r.status, "started": tl.utc(r.start_ns), "source": r.source}
+            for i, r in enumerate(records)]
+    table = [(title, [{"label": row.label, "cells": [(row.text(i), row.change(i) if i else None)
+                                                      for i in range(len(records))]} for row in rows])
+             for title, rows in sections(records)]
+    return render_page("compare.html", runs=runs, table=table, bokeh_js=Markup(bokeh_js), bokeh_script=Markup(script),
+                  series=[Markup(div) for div in divs])
 
 
 def write_page(records: list[RunRecord], path: Path) -> Path:

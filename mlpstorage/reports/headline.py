@@ -1,25 +1,35 @@
-"""The headline metrics of a run, worded and formatted once for the page, the terminal view
-and the comparison, with the target each is held to where MLPerf Storage sets one (the AU)."""
+"""The headline metrics of a run, worded and formatted once for every report: the run's page,
+the terminal view, the comparison and reportgen's table and index. One format per figure;
+the AU is held to its target where MLPerf Storage sets one."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from .record import RunRecord
 
-# key -> (label, format of the number, unit)
-KNOWN = {
-    "train_au_mean_percentage": ("Accelerator utilisation (AU)", "{:.2f}", "%"),
-    "train_throughput_mean_samples_per_second": ("Throughput", "{:,.2f}", "samples/s"),
-    "train_io_mean_MB_per_second": ("I/O throughput", "{:,.2f}", "MB/s"),
-    "num_accelerators": ("Accelerators", "{}", ""),
-    "checkpoints_written": ("Checkpoints written", "{}", ""),
-    "checkpoint_bytes": ("Checkpoint size", "{:,}", "bytes"),
-    "checkpoint_mean_duration_s": ("Mean checkpoint duration", "{:.3f}", "s"),
-    "checkpoint_write_GB_per_second": ("Checkpoint write throughput", "{:.3f}", "GB/s"),
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    form: str  # of the number
+    unit: str
+    short: str | None = None  # reportgen's compact wording ("AU {}"); None: not in its table
+
+
+FIGURES = {
+    "train_au_mean_percentage": Figure("Accelerator utilisation (AU)", "{:.2f}", "%", "AU {}"),
+    "train_throughput_mean_samples_per_second": Figure("Throughput", "{:,.2f}", "samples/s", "{}"),
+    "train_io_mean_MB_per_second": Figure("I/O throughput", "{:,.2f}", "MB/s", "{}"),
+    "num_accelerators": Figure("Accelerators", "{}", ""),
+    "checkpoints_written": Figure("Checkpoints written", "{}", ""),
+    "checkpoint_bytes": Figure("Checkpoint size", "{:,}", "bytes"),
+    "checkpoint_mean_duration_s": Figure("Mean checkpoint duration", "{:.3f}", "s"),
+    "checkpoint_write_GB_per_second": Figure("Checkpoint write throughput", "{:.3f}", "GB/s", "write {}"),  # ours
+    "save_checkpoint_io_mean_GB_per_second": Figure("Checkpoint write throughput", "{:.3f}", "GB/s", "write {}"),
+    "load_checkpoint_io_mean_GB_per_second": Figure("Checkpoint read throughput", "{:.3f}", "GB/s", "read {}"),
 }
-SHOWN_ELSEWHERE = {"train_au_meet_expectation"}  # the AU line says it
+AU = "train_au_mean_percentage"
+AU_EXPECTATION = "train_au_meet_expectation"  # DLIO's own judgement, when no target is known
 
 
 @dataclass
@@ -29,6 +39,7 @@ class Headline:
     value: object
     form: str  # of the number
     unit: str
+    short: str | None = None
     target: str | None = None
     met: bool | None = None
 
@@ -39,19 +50,21 @@ class Headline:
         return f"{shown} {self.unit}" if self.unit and number(self.value) is not None else shown
 
 
-def headlines(record: RunRecord) -> list[Headline]:
-    metrics = record.metrics()
-    found = []
-    for key, value in metrics.items():
-        if key in SHOWN_ELSEWHERE or not isinstance(key, str):
-            continue
-        label, form, unit = KNOWN.get(key, (key, "{}", ""))
-        found.append(Headline(key, label, value, form, unit))
+def headlines(metrics: dict, au_target: float | None = None) -> list[Headline]:
+    """The figures among metrics, in the order reports show them; the AU with its target
+    (au_target, in percent, else DLIO's expectation)."""
+    found = [Headline(key, figure.label, metrics[key], figure.form, figure.unit, figure.short)
+             for key, figure in FIGURES.items() if key in metrics]
     for item in found:
-        if item.key == "train_au_mean_percentage":
-            _au_target(record, item, metrics.get("train_au_meet_expectation"))
-    known = list(KNOWN)
-    return sorted(found, key=lambda h: known.index(h.key) if h.key in known else len(known))
+        if item.key == AU:
+            _au_target(item, au_target, metrics.get(AU_EXPECTATION))
+    return found
+
+
+def short_texts(metrics: dict) -> list[str]:
+    """reportgen's wording: 'AU 97.34 %', '11.90 samples/s', 'write 4.200 GB/s'."""
+    return [item.short.format(item.text) for item in headlines(metrics)
+            if item.short is not None and number(item.value) is not None]
 
 
 def number(value) -> float | None:
@@ -69,24 +82,7 @@ def format_number(form: str, value) -> str:
         return str(value)
 
 
-def au_target(record: RunRecord) -> float | None:
-    """The AU a run must reach, in percent: the run's resolved parameters, else the shipped
-    workload's configuration."""
-    metric = record.resolved_parameters().get("metric")
-    au = metric.get("au") if isinstance(metric, dict) else None
-    workload = record.what("workload")
-    if number(au) is None and isinstance(workload, str) and workload.replace("_", "").isalnum():
-        from ..workloads import load_workload
-
-        try:
-            au = (load_workload(workload).get("metric") or {}).get("au")
-        except Exception:  # a workload this version does not ship
-            au = None
-    return number(au) * 100 if number(au) is not None else None
-
-
-def _au_target(record: RunRecord, item: Headline, expectation) -> None:
-    target = au_target(record)
+def _au_target(item: Headline, target: float | None, expectation) -> None:
     value = number(item.value)
     if target is not None:
         item.target = f"≥ {target:.0f} %"

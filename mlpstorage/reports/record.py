@@ -1,67 +1,90 @@
-"""A run as the reports see it, read from its folder or from a recording (events.jsonl) alone.
+"""A run as every report sees it: one RunRecord, read by one read_run from a run folder
+(mlpstorage's, with its recording, or the existing launcher's v2.0 layout:
+`dlio_config/config.yaml`, `dlio_config/overrides.yaml`, `summary.json` and a
+`*_metadata.json`) or from a recording (events.jsonl) alone.
 
-A run folder or a recording may come from anywhere, so both are untrusted input: the
-recording is read through replay.Recording (every line checked against the schema, a file
-that is no recording refused with one error, bad lines after the first skipped with a
-warning), and each JSON file of the folder is used only when it has the shape it should,
-otherwise left out with a warning in `problems`. Nothing is escaped here: the page escapes
-what it shows and the terminal view makes every string harmless.
+A folder or a recording may come from anywhere, so both are untrusted input. Every value
+that could be a secret is redacted here, once, as the run is read (mlpstorage/redaction.py):
+nothing downstream can show one. Nothing is escaped here: pages escape what they show
+(templates with autoescape) and the terminal view makes every string harmless (shown()).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..emitter import events as ev
 from ..errors import UsageError
 from ..redaction import redact, redact_argv
-from ..replay import UNFINISHED, OpenSpans, Recording, harmless
+from ..replay import UNFINISHED, harmless
+from . import dlio_facts as dlio
+from .headline import Headline, headlines, number, short_texts
+from .launcher_layout import launcher_fields
+from .recording import Span, numbers, read_recording, typical_interval
 
 RECORDING = "events.jsonl"
 REPORT = "report.html"
+METADATA_SUFFIX = "_metadata.json"
+SUMMARY = "summary.json"
+DLIO_CONFIG = "dlio_config"
 METRIC_PREFIX = "mlpstorage.metric."
+OURS = "mlpstorage"
+LAUNCHER = "launcher"  # the existing launcher's v2.0 layout
+INTERRUPTIONS = ("interrupted", "terminated", "KeyboardInterrupt")
+
+__all__ = ["LAUNCHER", "OURS", "NotARun", "RunRecord", "Span", "read_run", "record_of_ours", "shown"]
 
 
-@dataclass
-class Span:
-    span_id: str
-    parent_id: str | None
-    kind: str  # run | stage | spinner | task
-    name: str
-    start_ns: int
-    end_ns: int
-    status: str  # ok | error | open (still open when a live run's page was written)
-    error: str | None
-    attributes: dict
-
-    @property
-    def duration_s(self) -> float:
-        return (self.end_ns - self.start_ns) / 1e9
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "error"
+class NotARun(UsageError):
+    """A path that holds no run: no such path, a folder with no recording and no run record,
+    or a run record that does not read (exit code 2 at the CLI)."""
 
 
 @dataclass
 class RunRecord:
-    source: Path  # the folder or the recording given
+    """What the reports need of one run, whichever way it was written."""
+
     run_dir: Path | None  # None for a recording alone
+    run_id: str  # the run folder (relative to the results directory when read from one)
+    layout: str | None  # OURS or LAUNCHER; None when no run record was read (a recording alone)
+    benchmark: str | None  # training | checkpointing | exec
+    model: str | None
+    command: str | None  # run, datagen, datasize; the existing launcher's checkpointing runs: checkpointing
+    accelerator: str | None = None  # h100 | a100 (training runs)
+    processes: int | None = None  # MPI ranks = simulated accelerators
+    hosts: tuple[str, ...] = ()  # as launched: name or name:slots
+    num_hosts: int | None = None
+    overrides: dict = field(default_factory=dict)  # the ++workload.KEY=VALUE DLIO got (secrets ***)
+    config: dict = field(default_factory=dict)  # the resolved workload configuration (secrets ***)
+    num_files: int | None = None  # the training files the run read
+    client_memory_bytes: float | None = None  # every client host's memory together
+    total_cores: int | None = None
+    metrics: dict = field(default_factory=dict)  # DLIO's summary metrics and ours (the run span's, failing those)
+    start: str | None = None  # when the run started (summary.json, else the folder's stamp), for ordering runs
+    status: str | None = None  # ok | failed | interrupted | unfinished (a recording cut short)
+    division: str | None = None  # asked for at launch: closed | open (ours), the launcher's verification
+    checkpoints_written: int | None = None
+    checkpoints_read: int | None = None
+    throughput_series: tuple[float, ...] = ()  # per epoch (samples/s) or per checkpoint (GB/s)
+    throughput_unit: str = ""
+    # ----- what mlpstorage recorded (its metadata and events.jsonl) -------------------------
+    source: Path | None = None  # the folder or the recording given
+    run_name: str | None = None  # the run id mlpstorage gave it: training-unet3d-run-20261127_101000
+    workload: str | None = None
+    params: dict = field(default_factory=dict)  # the --params given (secrets ***)
+    error: str | None = None
+    command_line: str | None = None  # as run, quoted for a shell (secrets ***)
     spans: list[Span] = field(default_factory=list)  # in the order they started
+    messages: list[dict] = field(default_factory=list)  # results, warnings, errors and stalls
     samples: dict[str, list[dict]] = field(default_factory=dict)  # host -> samples (timestamp_ns + numbers)
     interval_s: float | None = None
-    metadata: dict = field(default_factory=dict)
     cluster: dict[str, dict] = field(default_factory=dict)  # host -> information at the start
-    messages: list[dict] = field(default_factory=list)  # log events of level result, warning and error; stalls
-    command: str | None = None  # as run, quoted for a shell, secrets redacted
-    files: list[tuple[str, int | None]] = field(default_factory=list)  # (name, bytes); folders end in / and have None
-    problems: list[str] = field(default_factory=list)
-    verdict: object | None = None  # mlpstorage.reports.verdict.Verdict, for training and checkpointing runs
+    files: list[tuple[str, int | None]] = field(default_factory=list)  # (name, bytes); folders end in / with None
+    problems: list[str] = field(default_factory=list)  # what was left out while reading, one line each
 
     # ----- what ran ----------------------------------------------------------------------
     @property
@@ -73,220 +96,241 @@ class RunRecord:
         return [s for s in self.spans if s.kind == "stage"]
 
     @property
-    def attributes(self) -> dict:
-        return self.run.attributes if self.run else {}
-
-    def what(self, key: str):
-        """benchmark, model, command, run_id, hosts, workload: from the metadata, else the run span."""
-        value = self.metadata.get(key)
-        return value if value is not None else self.attributes.get(f"mlpstorage.{key}")
-
-    @property
     def title(self) -> str:
-        parts = [str(self.what(k)) for k in ("benchmark", "model", "command") if self.what(k) is not None]
-        return " ".join(parts) or (self.run.name if self.run else self.source.name)
+        parts = [str(p) for p in (self.benchmark, self.model, self.command) if p is not None]
+        return " ".join(parts) or (self.run.name if self.run else self.run_id)
+
+    def describe(self) -> str:
+        """training run, unet3d, h100 x 8, node1:4, node2:4"""
+        command = f" {self.command}" if self.command and self.command != self.benchmark else ""
+        parts = [f"{self.benchmark}{command}", self.model or "model ?"]
+        if self.accelerator:
+            parts.append(f"{self.accelerator} x {self.processes}")
+        elif self.processes:
+            parts.append(f"{self.processes} processes")
+        parts.append(", ".join(self.hosts) if self.hosts else f"{self.num_hosts or '?'} hosts")
+        return ", ".join(parts)
 
     @property
-    def status(self) -> str:
-        """ok, failed, interrupted (as the metadata says), or unfinished (a recording cut short)."""
-        run = self.run
-        if run is not None and run.error == UNFINISHED:
-            return "unfinished"
-        status = self.metadata.get("status")
-        if isinstance(status, str):
-            return status
-        if run is None:
-            return "unfinished"
-        if run.failed:
-            return "interrupted" if run.error in ("interrupted", "terminated", "KeyboardInterrupt") else "failed"
-        return "ok"
+    def host_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(h.split(":", 1)[0] for h in self.hosts))
 
-    @property
-    def error(self) -> str | None:
-        error = self.metadata.get("error")
-        if isinstance(error, str):
-            return error
-        return self.run.error if self.run and self.run.failed else None
+    def accelerators_per_host(self) -> dict[str, int] | None:
+        """Ranks each host runs, when the record tells: every host with its slots and the slots
+        adding up to the ranks (mpirun fills them in order), or ranks spread evenly."""
+        if not self.hosts or not self.processes:
+            return None
+        slots = {}
+        for host in self.hosts:
+            name, _, count = host.partition(":")
+            if not count.isdigit():
+                slots = None
+                break
+            slots[name] = slots.get(name, 0) + int(count)
+        if slots and sum(slots.values()) == self.processes:
+            return slots
+        names = self.host_names
+        if self.processes % len(names) == 0:
+            return {name: self.processes // len(names) for name in names}
+        return None
 
+    # ----- when ----------------------------------------------------------------------------
     @property
     def start_ns(self) -> int | None:
         """The run's start: its span's, else the first span's or sample's (the time axis' 0)."""
-        if self.run:
-            return self.run.start_ns
-        return min(self._moments(), default=None)
+        return self.run.start_ns if self.run else min(self._moments(), default=None)
 
     @property
     def end_ns(self) -> int | None:
-        if self.run:
-            return self.run.end_ns
-        return max(self._moments(), default=None)
+        return self.run.end_ns if self.run else max(self._moments(), default=None)
 
     def _moments(self):
         yield from (s.start_ns for s in self.spans)
         yield from (s.end_ns for s in self.spans)
         yield from (s["timestamp_ns"] for series in self.samples.values() for s in series)
 
-    def metrics(self) -> dict:
-        """The headline metrics: the metadata's, else the run span's mlpstorage.metric.* attributes."""
-        metrics = self.metadata.get("metrics")
-        if isinstance(metrics, dict) and metrics:
-            return metrics
-        return {k[len(METRIC_PREFIX):]: v for k, v in self.attributes.items() if k.startswith(METRIC_PREFIX)}
-
-    def params(self) -> dict:
-        """The --params given, secrets redacted."""
-        arguments = self.metadata.get("arguments")
-        params = arguments.get("params") if isinstance(arguments, dict) else None
-        return redact(params) if isinstance(params, dict) else {}
-
-    def resolved_parameters(self) -> dict:
-        resolved = self.metadata.get("resolved_parameters")
-        return redact(resolved) if isinstance(resolved, dict) else {}
-
     def stage_durations(self) -> dict[str, float]:
         return {s.name: s.duration_s for s in self.stages}
 
+    # ----- the headline metrics --------------------------------------------------------------
+    def headline(self) -> list[str]:
+        """The headline metrics in reportgen's wording: ['AU 97.34 %', '11.90 samples/s']."""
+        return short_texts(self.metrics)
 
-def read_run(path: Path, live: bool = False) -> RunRecord:
-    """The run in a folder (its events.jsonl and the files beside it), or in a recording alone.
-    UsageError (one line) when path is neither. live: the run is still going (its page is
-    written during "Processing results"), so spans not finished yet are open, not failed."""
+    def headline_figures(self) -> list[Headline]:
+        """The headline metrics, the AU against its target."""
+        return headlines(self.metrics, self.au_target())
+
+    def au_target(self) -> float | None:
+        """The AU a run must reach, in percent: the run's resolved parameters, else the shipped
+        workload's configuration."""
+        au = dlio.get(self.config, "metric.au")
+        if number(au) is None and isinstance(self.workload, str) and self.workload.replace("_", "").isalnum():
+            from ..workloads import load_workload  # the shipped configurations: only the page needs them
+
+            try:
+                au = (load_workload(self.workload).get("metric") or {}).get("au")
+            except Exception:  # a workload this version does not ship
+                au = None
+        return number(au) * 100 if number(au) is not None else None
+
+
+# ----- reading -------------------------------------------------------------------------------
+def read_run(path: Path, results_dir: Path | None = None, recording: bool = True) -> RunRecord:
+    """The run at path: a run folder or a recording alone. Raises NotARun (one line) for
+    anything else. results_dir: the run's id is its folder's path under it.
+    recording=False: the run record only (reportgen, the verdict): events.jsonl is not read,
+    and a folder without a readable run record (its metadata; the launcher's summary.json
+    too) is NotARun. With the recording, a broken file of the folder is left out with a
+    warning in `problems`."""
     path = Path(path)
-    if path.is_dir():
-        recording = path / RECORDING
-        if not recording.is_file():
-            raise UsageError(f"{path}: not a run folder (no {RECORDING} in it)")
-        record = RunRecord(source=path, run_dir=path)
-    elif path.exists():
-        recording = path
-        record = RunRecord(source=path, run_dir=None)
-    else:
-        raise UsageError(f"{path}: no such run folder or recording")
-    event_samples = _read_events(record, recording, live)
-    if record.run_dir is not None:
-        _read_folder(record, record.run_dir)
+    if not path.is_dir():
+        if not path.exists():
+            raise NotARun(f"{path}: no such run folder or recording")
+        record = RunRecord(run_dir=None, run_id=path.name, layout=None, benchmark=None, model=None, command=None)
+        return _with_recording(record, path)
+    if recording and (path / RECORDING).is_file():
+        return _with_recording(_record_beside_recording(path, results_dir), path / RECORDING)
+    if recording and not metadata_files_in(path):
+        raise NotARun(f"{path}: not a run folder (no {RECORDING} in it)")
+    return _run_record(path, results_dir)
+
+
+def metadata_files_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob(f"*{METADATA_SUFFIX}") if p.is_file())
+
+
+def is_ours(metadata: dict) -> bool:
+    # The existing launcher writes args/params_dict/benchmark_type; we write these.
+    return "run_id" in metadata and ("resolved_parameters" in metadata or metadata.get("command") == "datasize")
+
+
+def _run_id(run_dir: Path, results_dir: Path | None) -> str:
+    if results_dir is not None:
         try:
-            record.verdict = _verdict(record)
-        except Exception as exc:  # the rules failing must not cost the rest of the page
-            record.problems.append(f"no verdict: {type(exc).__name__}: {exc}")
-    if not record.samples:
-        record.samples = _samples_from_events(record, event_samples)
-    return record
+            return run_dir.relative_to(results_dir).as_posix()
+        except ValueError:
+            pass
+    return run_dir.name
 
 
-def _verdict(record: RunRecord):
-    """The run's MLPerf Storage verdict (mlpstorage/reports/verdict.py); none for what the
-    rules do not judge (exec runs, datasize) or a folder that holds no run record."""
-    from .records import NotARun
-    from .verdict import verdict_of_run
+def _run_record(run_dir: Path, results_dir: Path | None) -> RunRecord:
+    """The run record of a folder, strictly: NotARun saying why when it does not read."""
+    run_id = _run_id(run_dir, results_dir)
+    metadata_files = metadata_files_in(run_dir)
+    if len(metadata_files) > 1:
+        raise NotARun(f"{run_id}: {len(metadata_files)} metadata files ({', '.join(p.name for p in metadata_files)}); "
+                      "a run folder holds one")
+    if not metadata_files:
+        raise NotARun(f"{run_id}: no *{METADATA_SUFFIX} (not a run folder)")
+    metadata = _read_json(metadata_files[0], run_id)
+    if not isinstance(metadata, dict):
+        raise NotARun(f"{run_id}: {metadata_files[0].name} is not a metadata object")
+    summary_path = run_dir / SUMMARY
+    summary = _read_json(summary_path, run_id) if summary_path.exists() else None
+    if summary is not None and not isinstance(summary, dict):
+        raise NotARun(f"{run_id}: {SUMMARY} is not DLIO's summary object")
+    if is_ours(metadata):
+        if metadata.get("command") == "datasize":
+            raise NotARun(f"{run_id}: a datasize record, not a run")
+        return record_of_ours(metadata, run_dir, summary=summary, run_id=run_id)
+    if summary is None:
+        raise NotARun(f"{run_id}: no {SUMMARY} (the run did not finish)")
+    return _record_of_launcher(metadata, summary, run_dir, run_id)
 
-    if record.what("benchmark") not in ("training", "checkpointing") or record.what("command") == "datasize":
-        return None
+
+def _read_json(path: Path, run_id: str):
     try:
-        return verdict_of_run(record.run_dir)
-    except NotARun:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise NotARun(f"{run_id}: {path.name}: {exc.strerror}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise NotARun(f"{run_id}: {path.name} is not JSON ({str(exc).splitlines()[0][:80]})") from None
+
+
+def _read_yaml(path: Path, run_id: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise NotARun(f"{run_id}: {path.name}: {exc.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise NotARun(f"{run_id}: {DLIO_CONFIG}/{path.name} is not YAML ({str(exc).splitlines()[0]})") from None
 
 
-# ----- the recording -----------------------------------------------------------------------
-def _read_events(record: RunRecord, path: Path, live: bool) -> list[dict]:
-    """Fills in the spans, messages and command; returns the samples of the sample events,
-    as (trace id, host, sample), for a folder without a time-series file."""
-    finished: dict[str, dict] = {}
-    open_spans = OpenSpans()
-    samples: list[tuple] = []
-    runs: list[str] = []
-    with Recording(path) as recording:
-        for event in recording:
-            open_spans.note(event)
-            type_ = event["type"]
-            if type_.endswith(".finished"):
-                finished[event["span_id"]] = event
-            elif type_ == ev.RUN_STARTED:
-                runs.append(event["trace_id"])
-            elif type_ == ev.SAMPLE:
-                sample = {**_numbers(event["values"]), "timestamp_ns": ev.ns_from_iso(event["timestamp"])}
-                samples.append((event.get("trace_id"), event["host"], sample))
-            elif type_ == ev.STALL:  # with the warnings: "stalled: ...", "resumed: ..."
-                record.messages.append({**event, "message": ev.stall_text(event)})
-            elif type_ == ev.LOG:
-                if event["level"] in ("result", "warning", "error"):
-                    record.messages.append(event)
-                elif event["message"].startswith("command: ") and record.command is None:  # --debug's line
-                    record.command = " ".join(redact_argv(event["message"][len("command: "):].split(" ")))
-        record.problems.extend(recording.problems)
-    for event in open_spans.finished_events():  # a recording cut short: what was open ends at its last moment
-        finished.setdefault(event["span_id"], event)
-    trace = runs[-1] if runs else None
-    if len(set(runs)) > 1:
-        record.problems.append(f"{path} holds {len(set(runs))} runs; this report is of the last one")
-    if len(set(runs)) > 1:
-        finished = {k: e for k, e in finished.items() if e["trace_id"] == trace}
-        record.messages = [m for m in record.messages if m.get("trace_id") == trace]
-        samples = [s for s in samples if s[0] == trace]
-    record.spans = sorted((_span(e, live) for e in finished.values()), key=lambda s: (s.start_ns, s.end_ns))
-    return samples
-
-
-def _span(event: dict, live: bool) -> Span:
-    status = "error" if event.get("status") == "error" else "ok"
-    error = str(event.get("error") or "error") if status == "error" else None
-    if live and error == UNFINISHED:
-        status, error = "open", None
-    return Span(span_id=event["span_id"], parent_id=event.get("parent_span_id"), kind=event["type"].partition(".")[0],
-                name=event["name"], start_ns=event["start_unix_nano"],
-                end_ns=max(event["end_unix_nano"], event["start_unix_nano"]), status=status, error=error,
-                attributes=event.get("attributes") or {})
-
-
-def _numbers(values: dict) -> dict:
-    return {k: v for k, v in values.items()
-            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-
-
-def _samples_from_events(record: RunRecord, found: list[tuple]) -> dict[str, list[dict]]:
-    samples: dict[str, list[dict]] = {}
-    for _, host, sample in found:
-        samples.setdefault(host, []).append(sample)
-    for series in samples.values():
-        series.sort(key=lambda s: s["timestamp_ns"])
-    if record.interval_s is None:
-        record.interval_s = _typical_interval(samples)
-    return samples
-
-
-def _typical_interval(samples: dict[str, list[dict]]) -> float | None:
-    gaps = sorted(b["timestamp_ns"] - a["timestamp_ns"]
-                  for series in samples.values() for a, b in zip(series, series[1:]))
-    return gaps[len(gaps) // 2] / 1e9 if gaps and gaps[len(gaps) // 2] > 0 else None
-
-
-# ----- the folder --------------------------------------------------------------------------
-def _read_folder(record: RunRecord, folder: Path) -> None:
-    record.files = _files(folder)
-    metadata = _json_file(record, folder, "metadata", dict)
+# ----- a folder with its recording ----------------------------------------------------------------
+def _record_beside_recording(folder: Path, results_dir: Path | None) -> RunRecord:
+    """Our run folder: the page is made of whatever reads, so each broken file is a problem."""
+    problems: list[str] = []
+    metadata = _json_file(problems, folder, "metadata", dict)
+    summary = None
+    if metadata is not None and (folder / SUMMARY).exists():
+        try:
+            summary = _read_json(folder / SUMMARY, folder.name)
+        except NotARun as exc:
+            problems.append(f"{exc}; left out")
+        summary = summary if isinstance(summary, dict) else None
+    run_id = _run_id(folder, results_dir)
     if metadata is not None:
-        record.metadata = metadata
-        command = metadata.get("executed_command")
-        if isinstance(command, list) and all(isinstance(a, str) for a in command):
-            record.command = shlex.join(redact_argv(command))
-    cluster = _json_file(record, folder, "cluster_start", dict)
+        record = record_of_ours(metadata, folder, summary=summary, run_id=run_id)
+    else:
+        record = RunRecord(run_dir=folder, run_id=run_id, layout=None, benchmark=None, model=None, command=None)
+    record.problems.extend(problems)
+    record.files = _files(folder)
+    cluster = _json_file(record.problems, folder, "cluster_start", dict)
     if cluster is not None:
         record.cluster = {str(h): i for h, i in cluster.items() if isinstance(i, dict)}
-    timeseries = _json_file(record, folder, "timeseries", dict)
+    timeseries = _json_file(record.problems, folder, "timeseries", dict)
     if timeseries is not None:
         hosts = timeseries.get("hosts")
         if isinstance(hosts, dict) and all(isinstance(s, list) for s in hosts.values()):
-            record.samples = {str(host): sorted((_numbers(s) for s in series if isinstance(s, dict)
+            record.samples = {str(host): sorted((numbers(s) for s in series if isinstance(s, dict)
                                                  and isinstance(s.get("timestamp_ns"), int)),
                                                 key=lambda s: s["timestamp_ns"])
                               for host, series in hosts.items()}
             interval = timeseries.get("interval_s")
-            if isinstance(interval, (int, float)) and interval > 0:
-                record.interval_s = float(interval)
+            record.interval_s = float(interval) if number(interval) and interval > 0 else typical_interval(
+                record.samples)
         else:
             record.problems.append(f"{_named(folder, 'timeseries')}: no hosts in it; "
                                    "the time series come from the events")
+    return record
+
+
+def _with_recording(record: RunRecord, path: Path) -> RunRecord:
+    """record with what its recording holds; what the run record lacks comes from the run span."""
+    found = read_recording(path)
+    record.source = path.parent if path.name == RECORDING and record.run_dir is not None else path
+    record.spans, record.messages = found.spans, found.messages
+    record.problems.extend(found.problems)
+    record.command_line = record.command_line or found.command_line
+    if not record.samples:
+        record.samples, record.interval_s = found.samples, found.interval_s
+    run = record.run
+    attributes = run.attributes if run else {}
+
+    def attribute(key: str):
+        return attributes.get(f"mlpstorage.{key}")
+
+    for name in ("benchmark", "model", "command", "workload"):
+        if getattr(record, name) is None:
+            setattr(record, name, attribute(name))
+    record.run_name = record.run_name or attribute("run_id")
+    if not record.hosts and isinstance(attribute("hosts"), list):
+        record.hosts = tuple(str(h) for h in attribute("hosts"))
+    if not record.metrics:
+        record.metrics = {k[len(METRIC_PREFIX):]: v for k, v in attributes.items() if k.startswith(METRIC_PREFIX)}
+    if run is not None and run.error == UNFINISHED:
+        record.status = "unfinished"
+    elif record.status is None:
+        record.status = "unfinished" if run is None else (
+            ("interrupted" if run.error in INTERRUPTIONS else "failed") if run.failed else "ok")
+    if record.error is None and run is not None and run.failed:
+        record.error = run.error
+    return record
 
 
 def _named(folder: Path, suffix: str) -> Path | None:
@@ -294,20 +338,20 @@ def _named(folder: Path, suffix: str) -> Path | None:
     return found[-1] if found else None
 
 
-def _json_file(record: RunRecord, folder: Path, suffix: str, kind: type):
+def _json_file(problems: list[str], folder: Path, suffix: str, kind: type):
     path = _named(folder, suffix)
     if path is None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
     except OSError as exc:
-        record.problems.append(f"{path}: {exc.strerror or exc}; left out")
+        problems.append(f"{path}: {exc.strerror or exc}; left out")
         return None
     except (ValueError, RecursionError) as exc:
-        record.problems.append(f"{path}: not JSON ({str(exc)[:80]}); left out")
+        problems.append(f"{path}: not JSON ({str(exc)[:80]}); left out")
         return None
     if not isinstance(data, kind):
-        record.problems.append(f"{path}: not a JSON {kind.__name__}; left out")
+        problems.append(f"{path}: not a JSON {kind.__name__}; left out")
         return None
     return data
 
@@ -327,6 +371,100 @@ def _files(folder: Path) -> list[tuple[str, int | None]]:
         except OSError:
             continue
     return files
+
+
+# ----- ours --------------------------------------------------------------------------------------
+_HOST_FLAG = "-host"
+
+
+def record_of_ours(metadata: dict, run_dir: Path, summary: dict | None = None, memory_bytes: float | None = None,
+                   run_id: str | None = None) -> RunRecord:
+    """The record of one of our runs from its metadata (a finished run's, or the one a
+    starting run would write): the facts DLIO reported in its summary first, then what
+    mlpstorage measured, then memory_bytes (what the launch knew)."""
+    arguments = _dict(metadata.get("arguments"))
+    config = redact(_dict(metadata.get("resolved_parameters")))
+    if summary is None:
+        summary = _dict(metadata.get("dlio_summary")) or None
+    command = metadata.get("executed_command")
+    command = command if isinstance(command, list) and all(isinstance(a, str) for a in command) else []
+    cluster = _dict(metadata.get("cluster"))
+    benchmark = metadata.get("benchmark")
+    metrics = _dict(metadata.get("metrics"))
+    if benchmark == "training":  # (in checkpointing runs DLIO's metrics are its driver loop's)
+        metrics = {**_dict((summary or {}).get("metric")), **metrics}
+    hosts = _hosts_of(command) or tuple(str(h) for h in arguments.get("hosts") or metadata.get("hosts") or ())
+    cluster_memory = cluster.get("total_memory_bytes") if not cluster.get("hosts_without_information") else None
+    params = arguments.get("params")
+    record = RunRecord(
+        run_dir=Path(run_dir),
+        run_id=run_id or Path(run_dir).name,
+        layout=OURS,
+        benchmark=benchmark,
+        model=metadata.get("model"),
+        command=metadata.get("command"),
+        accelerator=arguments.get("accelerator") if benchmark == "training" else None,
+        processes=dlio.as_int((summary or {}).get("num_accelerators")) or dlio.as_int(arguments.get("processes")),
+        hosts=hosts,
+        num_hosts=len(dict.fromkeys(h.split(":", 1)[0] for h in hosts)) or None,
+        overrides=redact({**dlio.overrides_of(command), **(params if isinstance(params, dict) else {})}),
+        config=config,
+        num_files=dlio.files_read(summary, config),
+        client_memory_bytes=dlio.summary_memory(summary) or cluster_memory or memory_bytes,
+        total_cores=dlio.summary_cores(summary) or cluster.get("total_cores") or None,
+        metrics=metrics,
+        start=(summary or {}).get("start") or _stamp_of(Path(run_dir).name),
+        status=_text(metadata.get("status")),
+        division=arguments.get("division"),
+        source=Path(run_dir),
+        run_name=_text(metadata.get("run_id")),
+        workload=_text(metadata.get("workload")),
+        params=redact(params) if isinstance(params, dict) else {},
+        error=_text(metadata.get("error")),
+        command_line=shlex.join(redact_argv(command)) if command else None,
+    )
+    if benchmark == "checkpointing":
+        written = dlio.as_int(metrics.get("checkpoints_written"))
+        if written is None:
+            written = dlio.as_int(dlio.get(config, "train.epochs"))
+        size = metrics.get("checkpoint_bytes")
+        durations = metrics.get("checkpoint_durations_s")
+        series = tuple(size / d / 1e9 for d in durations or () if number(size) and number(d))
+        # DLIO 2.0.0 cannot read checkpoints back: every run of ours writes only.
+        return dataclasses.replace(record, checkpoints_written=written, checkpoints_read=0, throughput_series=series,
+                                   throughput_unit="GB/s")
+    return dataclasses.replace(record, throughput_series=dlio.training_series(metrics), throughput_unit="samples/s")
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _hosts_of(command: list[str]) -> tuple[str, ...]:
+    """The -host h1:s1,h2:s2 mpirun got: the exact slots."""
+    if _HOST_FLAG in command[:-1]:
+        return tuple(h for h in command[command.index(_HOST_FLAG) + 1].split(",") if h)
+    return ()
+
+
+def _stamp_of(name: str) -> str | None:
+    match = re.match(r"(\d{8})_(\d{6})", name)
+    if not match:
+        return None
+    day, time = match.groups()
+    return f"{day[:4]}-{day[4:6]}-{day[6:]}T{time[:2]}:{time[2:4]}:{time[4:]}"
+
+
+# ----- the existing launcher's v2.0 layout -------------------------------------------------------
+def _record_of_launcher(metadata: dict, summary: dict, run_dir: Path, run_id: str) -> RunRecord:
+    composed = _read_yaml(run_dir / DLIO_CONFIG / "config.yaml", run_id) or {}
+    items = _read_yaml(run_dir / DLIO_CONFIG / "overrides.yaml", run_id) or []
+    return RunRecord(run_dir=run_dir, run_id=run_id, layout=LAUNCHER, source=run_dir,
+                     **launcher_fields(metadata, summary, composed, items))
 
 
 # ----- showing ---------------------------------------------------------------------------

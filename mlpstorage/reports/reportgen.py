@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..results import check_writable, write_json, write_text
-from .records import METADATA_SUFFIX, SUMMARY, NotARun, RunRecord, is_ours, read_run
+from .overview import index_html
+from .record import METADATA_SUFFIX, SUMMARY, NotARun, RunRecord, is_ours, read_run
 from .submissions import Candidate, candidates
 from .verdict import CATEGORIES, Verdict, judge
 
@@ -38,6 +39,11 @@ class Report:
 
     def by_category(self) -> dict[str, list[tuple[RunRecord, Verdict]]]:
         return {category: [(r, v) for r, v in self.runs if v.category == category] for category in CATEGORIES}
+
+    def banner(self) -> str:
+        counts = ", ".join(f"{len(runs)} {category}" for category, runs in self.by_category().items())
+        skipped = f"; {_count(len(self.skipped), 'folder')} skipped" if self.skipped else ""
+        return f"MLPerf Storage reportgen: {_count(len(self.runs), 'run')} ({counts}){skipped}"
 
 
 def reportgen(results_dir: Path, output_dir: Path | None = None, style: str = "auto", out=None, err=None) -> int:
@@ -109,7 +115,7 @@ def find_runs(results_dir: Path, skip):
             skip(f"skipped {where}: no {SUMMARY}{_why_no_summary(path / metadata[0])}")
             continue
         try:
-            yield read_run(path, results_dir)
+            yield read_run(path, results_dir, recording=False)
         except NotARun as exc:
             skip(f"skipped {exc}")
 
@@ -191,8 +197,6 @@ def results_csv(results: list[dict]) -> str:
 
 
 def write_outputs(report: Report, output_dir: Path) -> list[Path]:
-    from .overview import index_html
-
     results = [as_result(r, v) for r, v in report.runs]
     return [
         write_json(output_dir / RESULTS_JSON, results),
@@ -202,32 +206,14 @@ def write_outputs(report: Report, output_dir: Path) -> list[Path]:
 
 
 # ----- the terminal ------------------------------------------------------------------------------
-def describe(record: RunRecord) -> str:
-    """training run, unet3d, h100 x 8, node1:4, node2:4"""
-    command = f" {record.command}" if record.command and record.command != record.benchmark else ""
-    parts = [f"{record.benchmark}{command}", record.model or "model ?"]
-    if record.accelerator:
-        parts.append(f"{record.accelerator} x {record.processes}")
-    elif record.processes:
-        parts.append(f"{record.processes} processes")
-    parts.append(", ".join(record.hosts) if record.hosts else f"{record.num_hosts or '?'} hosts")
-    return ", ".join(parts)
-
-
-def banner(report: Report) -> str:
-    counts = ", ".join(f"{len(runs)} {category}" for category, runs in report.by_category().items())
-    skipped = f"; {len(report.skipped)} folder{'s' if len(report.skipped) != 1 else ''} skipped" if report.skipped else ""
-    return f"MLPerf Storage reportgen: {_count(len(report.runs), 'run')} ({counts}){skipped}"
-
-
 def render_plain(report: Report) -> str:
-    lines = [banner(report)]
+    lines = [report.banner()]
     for category, runs in report.by_category().items():
         if not runs:
             continue
         lines += ["", f"{category}: {_count(len(runs), 'run')}"]
         for record, verdict in runs:
-            lines.append(f"  {record.run_id}  {describe(record)}")
+            lines.append(f"  {record.run_id}  {record.describe()}")
             lines.append(f"    {', '.join(record.headline()) or 'no metrics'}")
             lines += [f"    - {reason}" for reason in verdict.reasons] or ["    No issues found"]
     if report.candidates:
@@ -243,7 +229,7 @@ def render_rich(report: Report, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console.print(Text(banner(report), style="bold"))
+    console.print(Text(report.banner(), style="bold"))
     for category, runs in report.by_category().items():
         if not runs:
             continue
@@ -257,7 +243,7 @@ def render_rich(report: Report, console) -> None:
         for record, verdict in runs:
             issues = Text("\n".join(f"• {reason}" for reason in verdict.reasons)) if verdict.reasons else \
                 Text("No issues found", style="dim")
-            table.add_row(record.run_id, describe(record), "\n".join(record.headline()) or "—", issues)
+            table.add_row(record.run_id, record.describe(), "\n".join(record.headline()) or "—", issues)
         console.print(table)
     if report.candidates:
         table = Table(title=f"Submission candidates: {len(report.candidates)}", title_style="bold",

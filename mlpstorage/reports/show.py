@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from . import timeline as tl
-from .headline import headlines
 from .record import RunRecord, shown
+from .verdict import verdict_of
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 MAX_BARS = 20  # epochs or checkpoints listed; the rest are counted
@@ -60,10 +60,10 @@ def _header(record: RunRecord) -> Text:
     text = Text(shown(record.title), style="bold")
     text.append("  ")
     text.append(shown(record.status), style=STATUS_STYLE.get(record.status, "bold"))
-    hosts = record.what("hosts")
-    details = [str(record.what("run_id") or record.source), f"started {tl.utc(record.start_ns)}",
+    hosts = record.hosts
+    details = [str(record.run_name or record.source), f"started {tl.utc(record.start_ns)}",
                tl.format_duration(duration)]
-    if isinstance(hosts, list):
+    if hosts:
         details.append(f"{len(hosts)} host{'s' if len(hosts) != 1 else ''}: {', '.join(map(str, hosts[:4]))}"
                        + (", ..." if len(hosts) > 4 else ""))
     text.append("\n" + shown(" · ".join(details)), style="dim")
@@ -74,11 +74,11 @@ def _header(record: RunRecord) -> Text:
 
 def _verdict(record: RunRecord) -> Text:
     text = Text("Verdict  ", style="bold")
-    verdict = record.verdict
+    verdict, problem = verdict_of(record)
     if verdict is None:
-        return text.append("none", style="dim")
-    text.append(shown(getattr(verdict, "category", verdict)), style="bold")
-    for reason in getattr(verdict, "reasons", None) or []:
+        return text.append("none" + (f" ({shown(problem)})" if problem else ""), style="dim")
+    text.append(shown(verdict.category), style="bold")
+    for reason in verdict.reasons:
         text.append("\n  - " + shown(reason))
     return text
 
@@ -93,15 +93,13 @@ def _bar(start_s: float, end_s: float, total_s: float, width: int, style: str) -
 
 
 def _style(span) -> str:
-    return "red" if span.failed else "dim" if span.status == "open" else "cyan"
+    return "red" if span.failed else "cyan"
 
 
 def _outcome(span) -> Text:
     text = Text(tl.format_duration(span.duration_s))
     if span.failed:
         text.append(f"  failed: {shown(span.error)}", style="red")
-    elif span.status == "open":
-        text.append("  still open", style="dim")
     return text
 
 
@@ -155,7 +153,7 @@ def _ranks(ranks: list) -> Text:
 
 
 def _metrics(record: RunRecord) -> list:
-    items = headlines(record)
+    items = record.headline_figures()
     if not items:
         return [Text("Metrics  ", style="bold").append("none reported", style="dim"), Text("")]
     table = Table.grid(padding=(0, 2))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .records import OURS, RunRecord
+from .record import OURS, RunRecord
 from .verdict import CATEGORIES, CLOSED, Verdict
 
 MEASURED_RUNS = 5

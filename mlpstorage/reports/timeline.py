@@ -15,7 +15,8 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
-from .record import RunRecord, Span
+from .record import RunRecord
+from .recording import Span
 
 _EPOCH = re.compile(r"epoch \d+(/\d+)?$")
 _CHECKPOINT = re.compile(r"checkpoint \d+$")

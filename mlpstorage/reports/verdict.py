@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..models import LLAMA3
 from ..redaction import REDACTED, is_secret_key
-from .records import OURS, RunRecord, read_run
+from .record import OURS, RunRecord, read_run
 
 CLOSED, OPEN, INVALID = "CLOSED", "OPEN", "INVALID"
 CATEGORIES = (CLOSED, OPEN, INVALID)  # best to worst
@@ -67,8 +67,20 @@ class Verdict:
 
 def verdict_of_run(run_dir: Path) -> Verdict:
     """The verdict of the run in run_dir (ours or the existing launcher's v2.0 layout).
-    Raises records.NotARun (one line, exit code 2 at the CLI) when the folder holds no run."""
-    return judge(read_run(Path(run_dir)))
+    Raises record.NotARun (one line, exit code 2 at the CLI) when the folder holds no run."""
+    return judge(read_run(Path(run_dir), recording=False))
+
+
+def verdict_of(record: RunRecord) -> tuple[Verdict | None, str | None]:
+    """(the verdict, None) of a run the rules judge: a training or checkpointing run (not
+    datasize) whose run record was read. (None, None) for any other: an exec run, a recording
+    alone. (None, why) when the rules fail: that must not cost a page the rest of it."""
+    if record.layout is None or record.benchmark not in ("training", "checkpointing") or record.command == "datasize":
+        return None, None
+    try:
+        return judge(record), None
+    except Exception as exc:
+        return None, f"no verdict: {type(exc).__name__}: {exc}"
 
 
 def judge(record: RunRecord) -> Verdict:

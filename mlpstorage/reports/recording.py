@@ -1,0 +1,114 @@
+"""A recording (events.jsonl) read for the reports: its spans, its messages, the command of its
+--debug line and its samples. The recording is untrusted input, read through
+replay.Recording (every line checked against the schema, a file that is no recording refused
+with one error, bad lines after the first skipped with a warning). A recording cut short
+(the launcher stopped) has its open spans ended at its last moment, as failed: "unfinished".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..emitter import events as ev
+from ..redaction import redact_argv
+from ..replay import OpenSpans, Recording
+
+COMMAND_LINE = "command: "  # --debug's line
+
+
+@dataclass
+class Span:
+    span_id: str
+    parent_id: str | None
+    kind: str  # run | stage | spinner | task
+    name: str
+    start_ns: int
+    end_ns: int
+    status: str  # ok | error
+    error: str | None
+    attributes: dict
+
+    @property
+    def duration_s(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e9
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "error"
+
+
+@dataclass
+class Recorded:
+    spans: list[Span] = field(default_factory=list)  # in the order they started
+    messages: list[dict] = field(default_factory=list)  # log events of level result, warning and error; stalls
+    command_line: str | None = None  # the --debug line's, secrets redacted
+    samples: dict[str, list[dict]] = field(default_factory=dict)  # host -> samples (timestamp_ns + numbers)
+    interval_s: float | None = None  # the samples' typical spacing
+    problems: list[str] = field(default_factory=list)
+
+
+def read_recording(path: Path) -> Recorded:
+    """What the recording at path holds; of a recording of several runs, the last run."""
+    found = Recorded()
+    finished: dict[str, dict] = {}
+    open_spans = OpenSpans()
+    samples: list[tuple] = []
+    runs: list[str] = []
+    with Recording(path) as recording:
+        for event in recording:
+            open_spans.note(event)
+            type_ = event["type"]
+            if type_.endswith(".finished"):
+                finished[event["span_id"]] = event
+            elif type_ == ev.RUN_STARTED:
+                runs.append(event["trace_id"])
+            elif type_ == ev.SAMPLE:
+                sample = {**numbers(event["values"]), "timestamp_ns": ev.ns_from_iso(event["timestamp"])}
+                samples.append((event.get("trace_id"), event["host"], sample))
+            elif type_ == ev.STALL:  # with the warnings: "stalled: ...", "resumed: ..."
+                found.messages.append({**event, "message": ev.stall_text(event)})
+            elif type_ == ev.LOG:
+                if event["level"] in ("result", "warning", "error"):
+                    found.messages.append(event)
+                elif event["message"].startswith(COMMAND_LINE) and found.command_line is None:
+                    argv = event["message"][len(COMMAND_LINE):].split(" ")
+                    found.command_line = " ".join(redact_argv(argv))
+        found.problems.extend(recording.problems)
+    for event in open_spans.finished_events():  # a recording cut short: what was open ends at its last moment
+        finished.setdefault(event["span_id"], event)
+    if len(set(runs)) > 1:
+        trace = runs[-1]
+        found.problems.append(f"{path} holds {len(set(runs))} runs; this report is of the last one")
+        finished = {k: e for k, e in finished.items() if e["trace_id"] == trace}
+        found.messages = [m for m in found.messages if m.get("trace_id") == trace]
+        samples = [s for s in samples if s[0] == trace]
+    found.spans = sorted(map(_span, finished.values()), key=lambda s: (s.start_ns, s.end_ns))
+    for _, host, sample in samples:
+        found.samples.setdefault(host, []).append(sample)
+    for series in found.samples.values():
+        series.sort(key=lambda s: s["timestamp_ns"])
+    found.interval_s = typical_interval(found.samples)
+    return found
+
+
+def _span(event: dict) -> Span:
+    status = "error" if event.get("status") == "error" else "ok"
+    return Span(span_id=event["span_id"], parent_id=event.get("parent_span_id"), kind=event["type"].partition(".")[0],
+                name=event["name"], start_ns=event["start_unix_nano"],
+                end_ns=max(event["end_unix_nano"], event["start_unix_nano"]), status=status,
+                error=str(event.get("error") or "error") if status == "error" else None,
+                attributes=event.get("attributes") or {})
+
+
+def numbers(values: dict) -> dict:
+    """The finite numbers of a sample's values."""
+    return {k: v for k, v in values.items()
+            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def typical_interval(samples: dict[str, list[dict]]) -> float | None:
+    gaps = sorted(b["timestamp_ns"] - a["timestamp_ns"]
+                  for series in samples.values() for a, b in zip(series, series[1:]))
+    return gaps[len(gaps) // 2] / 1e9 if gaps and gaps[len(gaps) // 2] > 0 else None
