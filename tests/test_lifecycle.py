@@ -1,13 +1,11 @@
 """Benchmark.run(): the behaviours users of the existing launcher rely on, checked on the
 captured event stream (not on mocks of a display)."""
 
-import contextlib
 import io
 import json
 import re
 import threading
 from pathlib import Path
-from unittest.mock import MagicMock, patch
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -39,76 +37,30 @@ def options(tmp_path, **overrides):
     return RunOptions(**values)
 
 
-def test_four_stages_in_order_with_four_advances(mlpstorage_capture, tmp_path, monkeypatch):
-    import mlpstorage.benchmarks.base as base
-
-    advances = []
-    real = base.create_stage_progress
-
-    @contextlib.contextmanager
-    def counting(stages, logger=None, transient=True):
-        with real(stages, logger, transient) as advance:
-            yield lambda stage_name=None: advances.append(stage_name) or advance(stage_name)
-
-    monkeypatch.setattr(base, "create_stage_progress", counting)
-    SleepyBenchmark(options(tmp_path)).run()
-    assert len(advances) == 4
+def test_four_stages_in_order_each_started_and_finished_once(mlpstorage_capture, tmp_path):
+    bench = SleepyBenchmark(options(tmp_path, hosts=["node1", "node2"], cluster_collection="ssh"))
+    bench.collectors["ssh"] = lambda hosts, data_dir, spinner: {h: {"hostname": h} for h in hosts}
+    bench.run()
     assert mlpstorage_capture.stage_names() == list(STAGES)
     finished = mlpstorage_capture.of_type("stage.finished")
     assert [(e["name"], e["status"]) for e in finished] == [(s, "ok") for s in STAGES]
+    order = [e["type"] for e in mlpstorage_capture.of_type("stage.started", "stage.finished")]
+    assert order == ["stage.started", "stage.finished"] * 4
     run = mlpstorage_capture.of_type("run.finished")[0]
     assert run["status"] == "ok"
     assert run["attributes"]["mlpstorage.benchmark"] == "test"
-
-
-def _patched_progress():
-    """Stand-ins for the two progress functions, in the shape tests of the existing launcher use."""
-    advance_stage = MagicMock(name="advance_stage")
-    stages = MagicMock(name="stage_progress")
-    stages.__enter__.return_value = advance_stage
-    stages.__exit__.return_value = False
-    update, set_description = MagicMock(name="update"), MagicMock(name="set_description")
-    spinner = MagicMock(name="spinner")
-    spinner.__enter__.return_value = (update, set_description)
-    spinner.__exit__.return_value = False
-    return advance_stage, stages, spinner, set_description
-
-
-def test_lifecycle_with_the_progress_functions_patched(tmp_path):
-    advance_stage, stages, spinner, set_description = _patched_progress()
-    bench = SleepyBenchmark(options(tmp_path, hosts=["node1", "node2"], cluster_collection="ssh"))
-    bench.collectors["ssh"] = lambda hosts, data_dir, s: {h: {"hostname": h} for h in hosts}
-    with patch("mlpstorage.benchmarks.base.create_stage_progress", return_value=stages) as create_stage_progress, \
-            patch("mlpstorage.benchmarks.base.progress_context", return_value=spinner) as progress_context:
-        bench.run()
-    create_stage_progress.assert_called_once()
-    assert list(create_stage_progress.call_args.args[0]) == list(STAGES)
-    assert advance_stage.call_count == 4
-    assert progress_context.call_count == 2  # at the start and at the end of the run
-    assert all(c.kwargs.get("total", None) is None for c in progress_context.call_args_list)
-    set_description.assert_any_call("Collecting via SSH...")
-
-
-def test_an_exception_in_run_still_cleans_up_with_the_progress_functions_patched(tmp_path):
-    advance_stage, stages, spinner, _ = _patched_progress()
-    bench = SleepyBenchmark(options(tmp_path, skip_timeseries=False, timeseries_interval=0.05),
-                            fail_with=RuntimeError("DLIO exploded"))
-    with patch("mlpstorage.benchmarks.base.create_stage_progress", return_value=stages), \
-            patch("mlpstorage.benchmarks.base.progress_context", return_value=spinner):
-        with pytest.raises(RuntimeError, match="DLIO exploded"):
-            bench.run()
-    assert advance_stage.call_count == 4  # on to "Processing results", as in the existing launcher
-    stages.__exit__.assert_called_once()
-    assert bench.sampler.stopped and not any(s._thread.is_alive() for s in bench.sampler.samplers)
-    assert bench.cluster_info_end
-    assert list(bench.run_dir.glob("*_timeseries.json"))
-    metadata = json.loads(next(bench.run_dir.glob("*_metadata.json")).read_text())
-    assert (metadata["status"], metadata["error"]) == ("failed", "RuntimeError: DLIO exploded")
+    # cluster collection: one spinner at the start of the run and one at the end, indeterminate
+    assert [e["stage_index"] for e in mlpstorage_capture.of_type("spinner.started")] == [2, 4]
+    updates = mlpstorage_capture.of_type("spinner.updated")
+    assert "Collecting via SSH..." in [e["description"] for e in updates]
+    assert all(e["total"] is None for e in updates)
 
 
 def test_a_failing_run_still_has_its_processing_stage(mlpstorage_capture, tmp_path):
+    bench = SleepyBenchmark(options(tmp_path, skip_timeseries=False, timeseries_interval=0.05),
+                            fail_with=RuntimeError("DLIO exploded"))
     with pytest.raises(RuntimeError):
-        SleepyBenchmark(options(tmp_path), fail_with=RuntimeError("DLIO exploded")).run()
+        bench.run()
     finished = {e["name"]: e for e in mlpstorage_capture.of_type("stage.finished")}
     assert list(finished) == list(STAGES)
     assert (finished["Running benchmark"]["status"], finished["Running benchmark"]["error"]) == (
@@ -119,6 +71,12 @@ def test_a_failing_run_still_has_its_processing_stage(mlpstorage_capture, tmp_pa
     spans = {s.name: s for s in mlpstorage_capture.spans}
     assert spans["mlpstorage test run"].status.status_code is StatusCode.ERROR
     assert spans["Processing results"].status.status_code is not StatusCode.ERROR
+    # and everything of the run is cleaned up and written
+    assert bench.sampler.stopped and not any(s._thread.is_alive() for s in bench.sampler.samplers)
+    assert bench.cluster_info_end
+    assert list(bench.run_dir.glob("*_timeseries.json"))
+    metadata = json.loads(next(bench.run_dir.glob("*_metadata.json")).read_text())
+    assert (metadata["status"], metadata["error"]) == ("failed", "RuntimeError: DLIO exploded")
 
 
 def test_an_interrupted_run_skips_the_end_of_run_collection(mlpstorage_capture, tmp_path):
