@@ -36,7 +36,8 @@ def sparkline(values: tuple[float, ...], unit: str, width: int = 100, height: in
     low, high = min(values), max(values)
     span = (high - low) or 1.0
     step = width / (len(values) - 1)
-    points = " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}" for i, v in enumerate(values))
+    points = " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}"
+                      for i, v in enumerate(values))
     return {"width": width, "height": height, "points": points,
             "title": ", ".join(f"{v:.1f}" for v in values) + f" {unit}"}
 

@@ -164,8 +164,8 @@ def _cluster(record: RunRecord) -> dict | None:
             rows.append({"name": name, "error": info.get("error"), "cells": [], "differs": False})
             continue
         differs = [len(cells) > 1 and value != usual[i] for i, value in enumerate(cells[name])]
-        rows.append({"name": name, "error": None, "differs": any(differs),
-                     "cells": [(value, _usual(usual[i]) if differs[i] else None) for i, value in enumerate(cells[name])]})
+        shown_cells = [(value, _usual(usual[i]) if differs[i] else None) for i, value in enumerate(cells[name])]
+        rows.append({"name": name, "error": None, "differs": any(differs), "cells": shown_cells})
     return {"columns": [label for label, _ in CLUSTER_COLUMNS], "rows": rows, "compared": len(cells) > 1,
             "differing": sum(row["differs"] for row in rows)}
 

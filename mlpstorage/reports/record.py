@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..redaction import redact, redact_argv
 from ..replay import UNFINISHED, harmless
+from ..results import write_json
 from . import dlio_facts as dlio
 from .headline import Headline, headlines, number, short_texts
 from .launcher_layout import launcher_fields
@@ -36,7 +37,8 @@ OURS = "mlpstorage"
 LAUNCHER = "launcher"  # the existing launcher's v2.0 layout
 INTERRUPTIONS = ("interrupted", "terminated", "KeyboardInterrupt")
 
-__all__ = ["LAUNCHER", "OURS", "NotARun", "RunRecord", "Span", "read_run", "record_of_ours", "shown"]
+__all__ = ["LAUNCHER", "OURS", "NotARun", "RunRecord", "Span", "read_run", "record_of_ours", "shown",
+           "write_run_record"]
 
 
 class NotARun(UsageError):
@@ -194,6 +196,14 @@ def read_run(path: Path, results_dir: Path | None = None, recording: bool = True
     if recording and not metadata_files_in(path):
         raise NotARun(f"{path}: not a run folder (no {RECORDING} in it)")
     return _run_record(path, results_dir)
+
+
+def write_run_record(run_dir: Path, benchmark: str, metadata: dict) -> Path:
+    """Writes a run's record: the <benchmark>_<run folder>_metadata.json that read_run reads,
+    whole or not at all, every secret redacted. The one writer of run records, for a
+    benchmark's run and for a command that only computes (datasize) alike."""
+    run_dir = Path(run_dir)
+    return write_json(run_dir / f"{benchmark}_{run_dir.name}{METADATA_SUFFIX}", redact(metadata))
 
 
 def metadata_files_in(folder: Path) -> list[Path]:
