@@ -135,7 +135,7 @@ def _check_mpi4py(path: str, mpirun: MpiBuild | None, problems: list[str], facts
         return  # said once, with the other modules DLIO imports
     wheel = dist.read_text("WHEEL") or ""
     # PyPI's wheels carry manylinux tags and load libmpi at run time; a local build does not.
-    how = "PyPI binary wheel, finds libmpi at run time" if "manylinux" in wheel else "built here"
+    how = "PyPI binary wheel, finds libmpi at run time" if "manylinux" in wheel else "built from source"
     rebuild = ("build mpi4py against the MPI on PATH: "
                + _pip("--force-reinstall", "--no-cache-dir", "--no-binary", "mpi4py", "--no-deps", "mpi4py")
                + " (needs that MPI's mpicc)")
