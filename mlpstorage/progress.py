@@ -41,14 +41,27 @@ def _status_line(logger, text: str) -> None:
     tell(text)
 
 
+def _emitter():
+    """The current emitter; this module is an edge (library code that runs no CLI), so it hands
+    the emitter the fallback its users expect: plain lines on stderr."""
+    from .emitter import current_emitter
+    from .emitter.core import set_fallback_renderer
+
+    def plain_on_stderr():
+        from renderers.plain import PlainRenderer
+
+        return PlainRenderer(sys.stderr, heartbeat_s=0)
+
+    set_fallback_renderer(plain_on_stderr)
+    return current_emitter()
+
+
 @contextlib.contextmanager
 def progress_context(description: str, total: int | None = None, logger=None,
                      transient: bool = True) -> Iterator[tuple[Callable[..., None], Callable[[str], None]]]:
     """Yields (update(advance=1, completed=None), set_description(text)); total=None is an
     indeterminate spinner, a number a determinate bar."""
-    from .emitter import current_emitter
-
-    with current_emitter().spinner(description, total) as spinner:
+    with _emitter().spinner(description, total) as spinner:
         _status_line(logger, description)
         yield spinner.update, spinner.set_description
 
@@ -58,9 +71,7 @@ def create_stage_progress(stages: Sequence[str], logger=None, transient: bool = 
     """Yields advance_stage(stage_name=None): the first stage starts on entry, each advance
     ends the current stage and starts the next (optionally renamed), the last advance ends
     the last stage. Leaving the block by an exception ends the open stage with that error."""
-    from .emitter import current_emitter
-
-    with current_emitter().stages(stages) as progress:
+    with _emitter().stages(stages) as progress:
         def announce() -> None:
             if progress.stage is not None:
                 _status_line(logger, f"Stage {progress.index + 1}/{len(progress.names)}: {progress.stage.name}")

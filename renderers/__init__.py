@@ -34,8 +34,9 @@ class RenderOptions:
     color: bool = False
     heartbeat_s: float = 30.0  # plain: interval of the "still running" line; 0 turns it off
     live: bool = True  # rich: draw the live display (off when replaying into a recording)
-    min_level: str = "info"
-    metrics_port: int | None = None  # prometheus: where to serve the scrape endpoint  # text renderers: the least level of message shown (--stream-log-level, --verbose)
+    min_level: str = "info"  # text renderers: the least level of message shown (--stream-log-level, --verbose)
+    metrics_port: int | None = None  # prometheus: where to serve the scrape endpoint
+    resource: object | None = None  # otlp, prometheus: the process's OTel resource (the edge makes it)
 
 
 def create(name: str, options: RenderOptions):

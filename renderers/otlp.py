@@ -22,6 +22,7 @@ import sys
 import threading
 from typing import Callable, Sequence
 
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -185,14 +186,15 @@ class _CountingProcessor(BatchSpanProcessor):
 
 class OtlpRenderer:
     def __init__(self, exporter: SpanExporter | None = None, description: str = "", warn: Callable[[str], None] | None = None,
-                 flush_timeout_s: float | None = None, metrics=None):
+                 flush_timeout_s: float | None = None, metrics=None, resource: Resource | None = None):
         """exporter: spans go there instead of where the environment says (and metrics go to
-        `metrics`, an OtlpMetrics, or nowhere)."""
+        `metrics`, an OtlpMetrics, or nowhere); resource: the one the edge made for this
+        process (the emitter's), else the default."""
         exporter_given = exporter is not None
         self.disabled = exporter is None and sdk_disabled()
         self._warn = warn or (lambda message: print(f"mlpstorage: warning: {message}", file=sys.stderr))
         self._live = False  # True once the emitter took span_processor(): events are then not rebuilt
-        self._resource = None
+        self._resource = resource
         self._metrics = None
         if self.disabled:
             return
@@ -208,7 +210,8 @@ class OtlpRenderer:
             from .metrics import OtlpMetrics
 
             metric_exporter, metric_description = make_exporter("METRICS")
-            metrics = OtlpMetrics(metric_exporter, metric_description, export_timeout_s("METRICS"), default_resource())
+            metrics = OtlpMetrics(metric_exporter, metric_description, export_timeout_s("METRICS"),
+                                  resource or default_resource())
         self._metrics = metrics
         self._exporter = _CountingExporter(exporter)
         self._processor = _CountingProcessor(self._exporter, schedule_delay_millis=1000)
@@ -216,7 +219,7 @@ class OtlpRenderer:
 
     @classmethod
     def from_options(cls, options) -> "OtlpRenderer":
-        return cls()
+        return cls(resource=options.resource)
 
     def span_processor(self) -> BatchSpanProcessor | None:
         """For a live run: the processor to hang on the emitter's TracerProvider."""

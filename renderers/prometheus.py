@@ -21,7 +21,7 @@ from .metrics import LiveMetrics
 DEFAULT_PORT = 9464
 
 class PrometheusRenderer:
-    def __init__(self, port: int | None = None, host: str | None = None):
+    def __init__(self, port: int | None = None, host: str | None = None, resource=None):
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import start_http_server
 
@@ -35,11 +35,11 @@ class PrometheusRenderer:
             raise UsageError(f"cannot serve metrics on {host}:{raw}: {exc.strerror}") from None
         self.address = f"{host}:{self._server.server_port}"
         self._reader = PrometheusMetricReader()
-        self._metrics = LiveMetrics(default_resource(), [self._reader])
+        self._metrics = LiveMetrics(resource or default_resource(), [self._reader])
 
     @classmethod
     def from_options(cls, options) -> "PrometheusRenderer":
-        return cls(options.metrics_port)
+        return cls(options.metrics_port, resource=options.resource)
 
     def handle(self, event: dict) -> None:
         self._metrics.handle(event)

@@ -23,9 +23,8 @@ from ..emitter import Emitter, current_emitter, use_emitter
 from ..errors import StallAborted, Terminated
 from ..engines.dlio import DlioProgress
 from ..engines.mpi import MpiOptions
-from ..engines.process import run_command
+from ..engines.process import HeldSignals, run_command
 from ..hosts import Host, host_names, is_local_host
-from ..progress import create_stage_progress, progress_context
 from ..slurm import job_attributes
 from ..results import check_writable, claim_run_dir, run_dir_base, write_json
 from ..stalls.detector import StallDetector, default_timeout
@@ -82,6 +81,7 @@ class Benchmark:
         self.ssh_connections = SshConnections(options.ssh)  # one login per remote host per run
         self.timeseries: dict[str, list[dict]] = {}
         self.failure: BaseException | None = None  # what ended "Running benchmark", if it failed
+        self.results_processed = False  # "Processing results" ran: the run has a page to write
         self.stall_watch: StallWatch | None = None  # while "Running benchmark" runs (see _watch_stalls)
         # method -> callable(hosts, data_dir, spinner) -> {host: info}; see _collect_cluster.
         self.collectors = {"local": self._collect_locally, "ssh": self._collect_via_ssh, "mpi": self._collect_via_mpi}
@@ -103,9 +103,19 @@ class Benchmark:
 
     def run(self) -> None:
         emitter = self.emitter
-        with use_emitter(emitter), emitter.run(f"mlpstorage {self.BENCHMARK_TYPE} {self.command}",
-                                                 self.run_attributes()):
-            with create_stage_progress(STAGES) as advance_stage, self.ssh_connections:
+        with use_emitter(emitter):
+            try:
+                self._lifecycle()
+            finally:
+                # The page shows the finished run, so it is written once the run span has
+                # ended (the recording holds its end) and whatever way the run ended.
+                if self.results_processed:
+                    self._write_report()
+
+    def _lifecycle(self) -> None:
+        emitter = self.emitter
+        with emitter.run(f"mlpstorage {self.BENCHMARK_TYPE} {self.command}", self.run_attributes()):
+            with emitter.stages(STAGES) as advance_stage, self.ssh_connections:
                 check_writable(self.options.results_dir, "results directory")
                 self._validate()
                 self.run_dir = claim_run_dir(self.run_dir.parent, self.run_datetime)
@@ -118,36 +128,53 @@ class Benchmark:
 
                 self._open_ssh_connections()
                 self.cluster_info_start = self._collect_cluster_start()
-                advance_stage()
-
-                # The sampler covers exactly "Running benchmark": started once it is open and
-                # stopped before it ends, so every sample belongs to that stage.
-                self.stall_watch = self._watch_stalls()
-                self._start_timeseries()
-                failure = None
-                try:
-                    started = time.perf_counter()
-                    self._run()
-                    self.runtime = time.perf_counter() - started
-                except BaseException as exc:
-                    failure = exc
-                failure = self._stop_stall_watch(failure)
-                if failure is not None:
-                    self.failure = failure
-                    emitter.fail_stage(failure)
-                self._stop_timeseries()
-                advance_stage()
+                failure = self._run_benchmark_stage(advance_stage)
 
                 # "Processing results" runs after a failure too, with what the run left; on
                 # Ctrl-C or SIGTERM the end-of-run collection is skipped, so stopping is quick.
                 if failure is None:
-                    self._finish_run(interrupted=False)
-                    self._process_results()
+                    try:
+                        self._finish_run(interrupted=False)
+                        self._process_results()
+                    except BaseException as exc:  # a signal while the results are processed
+                        failure = self.failure = exc
+                        emitter.fail_stage(exc)
+                        self._salvage(exc)
                 else:
                     self._salvage(failure)
                 advance_stage()
                 if failure is not None:
                     raise failure
+
+    def _run_benchmark_stage(self, advance_stage) -> BaseException | None:
+        """Stage 3, from its start to the start of stage 4; returns what made it fail. Every
+        way out of it, a signal at any moment included, leads to "Processing results": the
+        stage opens with signals held, and everything after is inside the try."""
+        failure = None
+        try:
+            with HeldSignals():
+                advance_stage()
+            # The sampler covers exactly "Running benchmark": started once it is open and
+            # stopped before it ends, so every sample belongs to that stage.
+            self.stall_watch = self._watch_stalls()
+            self._start_timeseries()
+            started = time.perf_counter()
+            self._run()
+            self.runtime = time.perf_counter() - started
+        except BaseException as exc:
+            failure = exc
+        try:
+            with HeldSignals():  # a second signal: still into stage 4, once the job is stopped
+                failure = self._stop_stall_watch(failure)
+                if failure is not None:
+                    self.failure = failure
+                    self.emitter.fail_stage(failure)
+                self._stop_timeseries()
+                advance_stage()
+        except BaseException as exc:  # the held signal, now raised: stage 4 is open
+            failure = failure or exc
+            self.failure = failure
+        return failure
 
     def _finish_run(self, interrupted: bool) -> None:
         if interrupted:
@@ -160,7 +187,8 @@ class Benchmark:
         """What a failed run can still keep (time series, metadata, its page); a problem here
         is a warning, so it never hides the failure itself."""
         interrupted = isinstance(failure, (KeyboardInterrupt, Terminated))
-        for step in (lambda: self._finish_run(interrupted), self._write_metadata, self._write_report):
+        self.results_processed = True
+        for step in (lambda: self._finish_run(interrupted), self._write_metadata):
             try:
                 step()
             except Exception as exc:
@@ -174,19 +202,19 @@ class Benchmark:
         raise NotImplementedError
 
     def _process_results(self) -> None:
+        self.results_processed = True
         self._write_metadata()
-        self._write_report()
 
     def _write_metadata(self) -> None:
         write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_metadata.json", self.metadata())
 
     def _write_report(self) -> None:
-        """report.html, the run's page, from what its folder holds now. The page is secondary:
-        a problem writing it is a warning and the run's outcome stands."""
+        """report.html, the run's page, from the run's folder once the run is over. The page is
+        secondary: a problem writing it is a warning and the run's outcome stands."""
         try:
             from ..reports.page import write_run_page  # imported here: only a run that gets this far needs it
 
-            page = write_run_page(self.run_dir, live=True)
+            page = write_run_page(self.run_dir)
             self.emitter.info(f"Report: {page}", report=str(page))
         except Exception as exc:
             self.emitter.warning(f"No report.html: {type(exc).__name__}: {exc}")
@@ -237,10 +265,8 @@ class Benchmark:
             return {}
         count = len(hosts)
         plural = "s" if count != 1 else ""
-        with progress_context(f"Collecting cluster info ({count} host{plural})...", total=None) as (
-            update,
-            set_description,
-        ):
+        with self.emitter.spinner(f"Collecting cluster info ({count} host{plural})...", None) as handle:
+            update, set_description = handle.update, handle.set_description
             spinner = Spinner(update, set_description, self.emitter.current_span())
             set_description(f"Collecting {COLLECTION_LABELS[method]}...")
             info = self.collectors[method](hosts, self.options.data_dir, spinner)

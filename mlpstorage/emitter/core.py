@@ -13,10 +13,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-import os
-import sys
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import structlog
 from opentelemetry import context as otel_context
@@ -61,31 +59,29 @@ class Scope(NamedTuple):
     stage_fields: dict = {}  # stage_index, stage_count
 
 
-def _tracer_provider(resource: Resource) -> TracerProvider:
+class _RecordingTracerProvider(TracerProvider):
     """A provider that records every span whatever OTEL_SDK_DISABLED or OTEL_TRACES_SAMPLER
     say: these spans are the event stream itself. Those variables govern export only (the
     otlp renderer attaches no exporter when the SDK is disabled). The SDK reads
-    OTEL_SDK_DISABLED once, when a provider is made, so it is hidden for that moment."""
-    hidden = os.environ.pop("OTEL_SDK_DISABLED", None)
-    try:
-        return TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False,
-                              span_limits=SpanLimits(max_events=MAX_SPAN_EVENTS))
-    finally:
-        if hidden is not None:
-            os.environ["OTEL_SDK_DISABLED"] = hidden
+    OTEL_SDK_DISABLED when a provider is made and then hands out no-op tracers; this one never
+    does (the environment itself is left alone: other threads read it)."""
+
+    def __init__(self, resource: Resource):
+        super().__init__(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False,
+                         span_limits=SpanLimits(max_events=MAX_SPAN_EVENTS))
+        self._disabled = False  # read by TracerProvider.get_tracer (tests/test_emitter.py checks it)
 
 
-def default_resource() -> Resource:
-    """service.name=mlpstorage and the version, and the Slurm job this process runs in;
-    OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win. What a run did (benchmark, model, run
-    id...) is on its run span, not here: one process may run several benchmarks (--loops),
-    each with its own run id. The SDK's service.instance.id is one per process, so the trace
-    and the metrics, each made from this, have the same resource."""
-    from ..slurm import job_attributes
-
-    attributes = {"service.name": "mlpstorage", "service.version": __version__, **job_attributes()}
-    attributes.update(OTELResourceDetector().detect().attributes)
-    return Resource.create(attributes)
+def default_resource(attributes: dict | None = None) -> Resource:
+    """service.name=mlpstorage and the version, plus what the edge knows of where this process
+    runs (the Slurm job: the CLI hands it in); OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    win. What a run did (benchmark, model, run id...) is on its run span, not here: one process
+    may run several benchmarks (--loops), each with its own run id. The SDK's
+    service.instance.id is one per process, so the trace and the metrics, each made from this,
+    have the same resource."""
+    merged = {"service.name": "mlpstorage", "service.version": __version__, **(attributes or {})}
+    merged.update(OTELResourceDetector().detect().attributes)
+    return Resource.create(merged)
 
 
 class Emitter:
@@ -101,7 +97,7 @@ class Emitter:
         self._latest = Scope()  # for threads started without this context (they land on the open stage)
         self._open: dict[int, tuple[trace.Span, dict]] = {}  # span id -> (span, its id fields)
         self._stage_durations: dict[str, float] = {}
-        self._provider = _tracer_provider(resource or default_resource())
+        self._provider = _RecordingTracerProvider(resource or default_resource())
         self._provider.add_span_processor(SpanEvents(self._publish_span_event))
         # Processors that see spans built from events (adopted rank spans) as well.
         self._exporting: list[SpanProcessor] = []
@@ -506,21 +502,26 @@ class SpinnerHandle:
 _current: contextvars.ContextVar[Emitter | None] = contextvars.ContextVar("mlpstorage-emitter", default=None)
 _installed: list[Emitter] = []  # use_emitter() blocks open in any context, innermost last
 _fallback: list[Emitter] = []
+_fallback_renderer: list[Callable[[], Renderer]] = []
+
+
+def set_fallback_renderer(make: Callable[[], Renderer]) -> None:
+    """What the emitter of code that never installs one shows its events with (the CLI and
+    the pytest plugin hand in plain lines on stderr); without one, log lines on stderr."""
+    _fallback_renderer[:] = [make]
 
 
 def current_emitter() -> Emitter:
     """The emitter installed with use_emitter() in this context; in a thread started without
     that context, the one installed last in the process. Code that never installs one gets,
-    once per process, an emitter printing plain lines on stderr: never silence."""
+    once per process, an emitter with the fallback renderer: never silence."""
     emitter = _current.get()
     if emitter is not None:
         return emitter
     if _installed:
         return _installed[-1]
     if not _fallback:
-        from renderers.plain import PlainRenderer
-
-        _fallback.append(Emitter([PlainRenderer(sys.stderr, heartbeat_s=0)]))
+        _fallback.append(Emitter([_fallback_renderer[0]() if _fallback_renderer else logs.StderrLines()]))
     return _fallback[0]
 
 

@@ -10,6 +10,7 @@ installed (use_emitter), structlog is configured with PROCESSORS, so
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Callable
 
@@ -92,3 +93,15 @@ class StdlibBridge(logging.Handler):
             self.handleError(record)
         finally:
             self._busy.active = False
+
+
+class StderrLines:
+    """The last resort of code that never installs an emitter and whose edge handed in no
+    fallback renderer (see core.set_fallback_renderer): log messages as `LEVEL message` lines."""
+
+    def handle(self, event: dict) -> None:
+        if event.get("type") == "log":
+            print(f"{str(event.get('level', 'info')).upper()} {event.get('message', '')}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass

@@ -9,8 +9,10 @@ and nothing waits in a buffer: a crash loses no output the launcher has read.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -23,6 +25,7 @@ import psutil
 from ..emitter import Emitter
 from . import parent_death
 from .parent_death import die_with_parent
+from .watchdog import SessionGuard
 
 # How long a child gets to exit after SIGTERM before it is killed (mpirun needs a moment
 # to take its ranks down with it).
@@ -122,7 +125,45 @@ def _alive(process: psutil.Process) -> bool:
         return False
 
 
-class _DeferredSignals:
+def wait_for_exit(proc: subprocess.Popen) -> int:
+    """proc.wait(), but a signal to the launcher always ends the wait.
+
+    Python runs signal handlers in the main thread only. A process-directed signal may land
+    in another thread (glibc blocks all signals in the main thread for a moment each time it
+    starts a thread), and then only sets a flag: a main thread asleep in wait4() never sees
+    it and waits for the child. Here the main thread sleeps in select() on the child's pidfd
+    and on the signal wakeup fd, which Python writes to whichever thread the signal hit, so
+    the handler runs at once (KeyboardInterrupt, Terminated). Nothing polls: an idle wait
+    costs nothing."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(os, "pidfd_open"):
+        return proc.wait()
+    wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        previous = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+    except ValueError:  # not the main interpreter
+        os.close(wake_read)
+        os.close(wake_write)
+        return proc.wait()
+    try:
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except OSError:  # already reaped, or a kernel without pidfds (before 5.3)
+            return proc.wait()
+        try:
+            while proc.poll() is None:
+                select.select([pidfd, wake_read], [], [])
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_read, 512)  # Python has already noted which signals came
+        finally:
+            os.close(pidfd)
+    finally:
+        signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
+        os.close(wake_read)
+        os.close(wake_write)
+    return proc.returncode
+
+
+class HeldSignals:
     """SIGINT and SIGTERM held back for a block of the main thread (elsewhere: nothing to do,
     Python runs signal handlers in the main thread only), then handled as they would have
     been: a child is never started without being registered first."""
@@ -166,7 +207,7 @@ class Children:
 
     def spawn(self, argv: Sequence[str], **popen_args) -> subprocess.Popen:
         preexec = die_with_parent if parent_death.available() else None
-        with self._lock, _DeferredSignals():
+        with self._lock, HeldSignals():
             if self._closed:
                 raise ChildProcessError("the launcher is stopping: no new child processes")
             proc = subprocess.Popen(list(argv), start_new_session=True, preexec_fn=preexec, **popen_args)
@@ -214,13 +255,15 @@ def run_command(
 ) -> int:
     """Runs argv (an argument list, never a shell string) and returns its exit code.
 
-    If the caller is interrupted (Ctrl-C, SIGTERM, an exception), the child's process group
-    is stopped before the exception goes on, so no child outlives the launcher. observer gets
+    If the caller is interrupted (Ctrl-C, SIGTERM, an exception), the child's process tree
+    is stopped before the exception goes on; if the launcher dies without a word (SIGKILL),
+    a watchdog stops the child's whole session (watchdog.py): no child outlives the launcher. observer gets
     each batch of output lines; on_start the child as soon as it runs (the stall watch)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     source = source or Path(argv[0]).name
     proc = CHILDREN.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env=env, cwd=cwd)
+    guard = SessionGuard(proc.pid)  # the child leads its session: the whole tree goes if the launcher dies
     pumps = []
     try:
         context = contextvars.copy_context()  # the pumps' events belong to the caller's stage
@@ -232,7 +275,7 @@ def run_command(
             pumps.append(pump)
         if on_start is not None:
             on_start(proc)
-        proc.wait()
+        wait_for_exit(proc)
         CHILDREN.forget(proc)
     except BaseException:
         CHILDREN.stop(proc)
@@ -242,6 +285,7 @@ def run_command(
         # them open is not waited for beyond this.
         for pump in pumps:
             pump.join(timeout=OUTPUT_DRAIN_S)
+        guard.release()
     return proc.returncode
 
 

@@ -1,19 +1,19 @@
-"""The command line: parses arguments, chooses renderers, runs, and turns errors into one
-line and an exit code. Heavy imports (Rich, OpenTelemetry) happen only once a command runs,
-so `mlpstorage --help` starts fast."""
+"""The command tree: every command, its options and their help. Bad usage is one line and exit
+code 2 (UsageError). Handlers live in commands.py; nothing heavy is imported here, so
+`mlpstorage --help` starts fast."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import functools
 import math
 import os
-import signal
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .errors import MlpStorageError, Terminated, UsageError
+from .. import __version__
+from ..errors import UsageError
+from . import commands as handlers
 
 RENDER_HELP = (
     "how to show the run: auto, rich, plain, jsonl, otlp or none; several with commas "
@@ -46,29 +46,48 @@ MIN_INTERVAL_S = 0.1
 class _Parser(argparse.ArgumentParser):
     """Bad usage is one line and exit code 2, never a usage dump or a traceback. A command's
     parser (one with a handler) reads the --config-file's options first, so that the command
-    line's own options, which come after them, win."""
+    line's own options, which come after them, win. Every parser of one tree shares the config
+    file it was built with: its subparsers are made with the same."""
 
-    is_command = False
-    config_tokens: list[str] = []  # the --config-file's options as command-line tokens (see _config_tokens)
-    config_file: Path | None = None
+    def __init__(self, *args, config: ConfigFile | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = config or ConfigFile()
+        self.is_command = False
 
     def error(self, message: str):
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("parser_class", functools.partial(_Parser, config=self.config))
+        return super().add_subparsers(**kwargs)
 
     def set_defaults(self, **kwargs) -> None:
         self.is_command = self.is_command or "handler" in kwargs
         super().set_defaults(**kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
-        if not (self.is_command and _Parser.config_tokens):
+        tokens = self.config.tokens
+        if not (self.is_command and tokens):
             return super().parse_known_args(args, namespace)
-        tokens = list(_Parser.config_tokens)
-        namespace, extras = super().parse_known_args(tokens + list(args or []), namespace)
+        namespace, extras = super().parse_known_args(list(tokens) + list(args or []), namespace)
         unknown = [t for t in extras if t in tokens and t.startswith("-")]
         if unknown:
-            raise UsageError(f"--config-file {_Parser.config_file}: {', '.join(unknown)} is not an option of "
+            raise UsageError(f"--config-file {self.config.path}: {', '.join(unknown)} is not an option of "
                              f"'{self.prog}' (see '{self.prog} --help')")
         return namespace, extras
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """The --config-file named on a command line, and its options as command-line tokens."""
+
+    path: Path | None = None
+    tokens: tuple[str, ...] = ()
+
+
+def read_config_file(argv: list[str]) -> ConfigFile:
+    path, tokens = _config_tokens(argv)
+    return ConfigFile(path, tuple(tokens))
 
 
 def _config_tokens(argv: list[str]) -> tuple[Path | None, list[str]]:
@@ -251,8 +270,11 @@ def _stall_timeout(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(config: ConfigFile | None = None) -> argparse.ArgumentParser:
+    """The whole command tree; config: the --config-file read from the command line (see
+    read_config_file), whose options every command's parser reads first."""
     parser = _Parser(
+        config=config,
         prog="mlpstorage",
         description="Run the MLPerf Storage benchmark with its whole lifecycle observable: "
         "a live display, plain log lines, JSON lines and OpenTelemetry traces from one event stream.",
@@ -261,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_global_options(top=True)],
     )
     parser.add_argument("--version", action="version", version=f"mlpstorage {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
     exec_parser = commands.add_parser(
@@ -276,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exec_parser.add_argument("program", metavar="PROGRAM", help="the program to run (after --)")
     exec_parser.add_argument("program_args", metavar="ARGS", nargs=argparse.REMAINDER, help="its arguments")
-    exec_parser.set_defaults(handler=_cmd_exec)
+    exec_parser.set_defaults(handler=handlers.cmd_exec)
 
     _add_training(commands)
     _add_checkpointing(commands)
@@ -292,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         "network to the tracing backend).",
     )
     replay.add_argument("file", metavar="FILE", type=Path, help="an events.jsonl file")
-    replay.set_defaults(handler=_cmd_replay)
+    replay.set_defaults(handler=handlers.cmd_replay)
 
     return parser
 
@@ -300,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_group(commands, name: str, dest: str, **kwargs):
     """`mlpstorage NAME ACTION ...`: the group's parser, whose actions (returned) are its subcommands."""
     group = commands.add_parser(name, **kwargs)
-    actions = group.add_subparsers(dest=dest, metavar="ACTION", parser_class=_Parser)
+    actions = group.add_subparsers(dest=dest, metavar="ACTION")
     actions.required = True
     return actions
 
@@ -316,14 +338,14 @@ def _add_report_pages(actions) -> None:
     page.add_argument("run", metavar="RUN", type=Path, help=run_help)
     page.add_argument("--output", "-o", metavar="FILE", type=Path,
                       help="where to write it (default: RUN/report.html; for a recording, NAME.report.html beside it)")
-    page.set_defaults(handler=_cmd_reports_html)
+    page.set_defaults(handler=handlers.cmd_reports_html)
 
     show = actions.add_parser(
         "show", parents=[_global_options(top=False)], help="a run's essentials in the terminal",
         description="What ran, the verdict, the stages, epochs and checkpoints as bars with their durations, the "
         "metrics against their targets, and read/write sparklines per host. Plain text when piped.")
     show.add_argument("run", metavar="RUN", type=Path, help=run_help)
-    show.set_defaults(handler=_cmd_reports_show)
+    show.set_defaults(handler=handlers.cmd_reports_show)
 
     compare = actions.add_parser(
         "compare", parents=[_global_options(top=False)], help="runs side by side, with the change from the first",
@@ -331,11 +353,11 @@ def _add_report_pages(actions) -> None:
         "with each run's change from the first (A); --html also writes a page with their time series overlaid.")
     compare.add_argument("runs", metavar="RUN", type=Path, nargs="+", help=run_help + " (two or more)")
     compare.add_argument("--html", metavar="FILE", type=Path, help="also write a page with the time series overlaid")
-    compare.set_defaults(handler=_cmd_reports_compare)
+    compare.set_defaults(handler=handlers.cmd_reports_compare)
 
 
 def _add_training(commands) -> None:
-    from .models import ACCELERATORS, TRAINING_MODELS
+    from ..models import ACCELERATORS, TRAINING_MODELS
 
     actions = _command_group(commands, "training", "action", help="MLPerf Storage training workloads (DLIO)",
                              description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
@@ -359,14 +381,14 @@ def _add_training(commands) -> None:
     datasize.add_argument("--num-client-hosts", "-nc", type=_positive_int, default=1, help="client hosts (default 1)")
     datasize.add_argument("--data-dir", "-dd", type=Path, default=Path("data"), help="for the datagen command shown")
     _add_params(datasize)
-    datasize.set_defaults(handler=_cmd_datasize)
+    datasize.set_defaults(handler=handlers.cmd_datasize)
 
     datagen = actions.add_parser("datagen", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
                                  help="generate the data set with DLIO")
     model_args(datagen, accelerator=False)
     datagen.add_argument("--data-dir", "-dd", type=Path, required=True, help="where the data set goes")
     datagen.add_argument("--num-processes", "-np", type=_positive_int, default=1, help="MPI ranks (default 1)")
-    datagen.set_defaults(handler=_cmd_training, processes_flag="num_processes")
+    datagen.set_defaults(handler=handlers.cmd_training, processes_flag="num_processes")
 
     run = actions.add_parser("run", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
                              help="run the training benchmark with DLIO")
@@ -375,18 +397,18 @@ def _add_training(commands) -> None:
     run.add_argument("--num-accelerators", "-na", type=_positive_int, default=1,
                      help="simulated accelerators = MPI ranks (default 1)")
     run.add_argument("--loops", type=_positive_int, default=1, help="run the benchmark this many times (default 1)")
-    run.set_defaults(handler=_cmd_training, processes_flag="num_accelerators")
+    run.set_defaults(handler=handlers.cmd_training, processes_flag="num_accelerators")
 
     configview = actions.add_parser("configview", parents=[_global_options(top=False)],
                                     help="print the workload configuration DLIO would get")
     model_args(configview)
     _add_params(configview)
     configview.add_argument("--datagen", action="store_true", help="the datagen workload instead of the run workload")
-    configview.set_defaults(handler=_cmd_configview)
+    configview.set_defaults(handler=handlers.cmd_configview)
 
 
 def _add_checkpointing(commands) -> None:
-    from .models import LLAMA3
+    from ..models import LLAMA3
 
     actions = _command_group(commands, "checkpointing", "action", help="MLPerf Storage checkpointing workloads (DLIO)",
                              description="Checkpointing workloads: llama3 checkpoints written by DLIO "
@@ -410,7 +432,7 @@ def _add_checkpointing(commands) -> None:
     )
     model_args(run, folder_required=True, folder_help="where checkpoints are written: the storage under test "
                "(they are kept; llama3-8b writes 105 GiB per checkpoint)")
-    run.set_defaults(handler=_cmd_checkpointing)
+    run.set_defaults(handler=handlers.cmd_checkpointing)
 
     datasize = actions.add_parser(
         "datasize", parents=[_global_options(top=False)],
@@ -422,13 +444,13 @@ def _add_checkpointing(commands) -> None:
     datasize.add_argument("--client-host-memory-in-gb", "-cm", type=_positive_float, required=True,
                           help="memory per client host, GiB")
     datasize.add_argument("--num-client-hosts", "-nc", type=_positive_int, default=1, help="client hosts (default 1)")
-    datasize.set_defaults(handler=_cmd_checkpointing_datasize)
+    datasize.set_defaults(handler=handlers.cmd_checkpointing_datasize)
 
     configview = actions.add_parser("configview", parents=[_global_options(top=False)],
                                     help="print the workload configuration DLIO would get")
     model_args(configview, folder_help="the checkpoint folder it names (default ./checkpoints)")
     _add_params(configview)
-    configview.set_defaults(handler=_cmd_checkpointing_configview)
+    configview.set_defaults(handler=handlers.cmd_checkpointing_configview)
 
 
 def _add_reports(commands) -> None:
@@ -447,433 +469,5 @@ def _add_reports(commands) -> None:
     )
     reportgen.add_argument("--output-dir", "-od", metavar="DIR", type=Path, default=None,
                            help="where results.json, results.csv and index.html go (default: the results directory)")
-    reportgen.set_defaults(handler=_cmd_reportgen)
+    reportgen.set_defaults(handler=handlers.cmd_reportgen)
     _add_report_pages(actions)  # html, show, compare
-
-
-# ----- renderer selection (the edge: nothing upstream knows which renderers run) ----------
-def _stream_level(args) -> str:
-    """--stream-log-level, else debug with --verbose or --debug, else info."""
-    return args.stream_log_level or ("debug" if args.verbose or args.debug else "info")
-
-
-def _make_renderers(args, *, replaying: bool) -> list:
-    from renderers import RenderOptions, RenderSpecError, create, metrics_exporters, resolve
-
-    from .terminal import is_interactive, wants_color
-
-    interactive = is_interactive(sys.stderr)
-    try:
-        names = resolve(args.render, interactive)
-    except RenderSpecError as exc:
-        raise UsageError(f"--render: {exc}") from None
-    if "rich" in names and not interactive and not replaying:
-        raise UsageError("--render rich needs an interactive terminal on stderr (use --render plain, or set TTY_INTERACTIVE=1)")
-    metrics_port = getattr(args, "metrics_port", None)
-    if not replaying and "prometheus" not in names and (metrics_port or "prometheus" in metrics_exporters()):
-        names.append("prometheus")  # a scrape endpoint while the run lasts
-    options = RenderOptions(
-        min_level=_stream_level(args),
-        color=wants_color(sys.stderr),
-        heartbeat_s=0 if replaying else args.heartbeat,
-        live=not replaying,
-        metrics_port=metrics_port,
-    )
-    renderers = [create(name, options) for name in names]
-    if args.events_file:
-        from renderers.jsonl import JsonlRenderer
-
-        renderers.append(JsonlRenderer.to_file(args.events_file))
-    return renderers
-
-
-@contextlib.contextmanager
-def _telemetry(args):
-    """An emitter wired to the chosen renderers (each run attaches its own events.jsonl)."""
-    from .emitter import Emitter, use_emitter
-
-    import logging
-
-    emitter = Emitter(_make_renderers(args, replaying=False))
-    root = logging.getLogger()
-    level = root.level
-    if args.debug:  # the libraries mlpstorage runs in-process log into the stream too
-        root.setLevel(logging.DEBUG)
-    with use_emitter(emitter):
-        try:
-            yield emitter
-        finally:
-            root.setLevel(level)
-            # Any span a signal left open ends as what happened, before the renderers close.
-            stopping = sys.exc_info()[1]
-            reason = {Terminated: "terminated", KeyboardInterrupt: "interrupted"}.get(type(stopping), "interrupted")
-            emitter.close(reason)
-
-
-def _default_hosts() -> list[str]:
-    from .slurm import allocation_hosts, job_id
-
-    return allocation_hosts() if job_id() else ["localhost"]
-
-
-def _run_options_from(args):
-    from .benchmarks.base import RunOptions
-    from .collectors.ssh import SshOptions
-    from .hosts import parse_hosts
-
-    for flag in ("ssh_identity", "ssh_config"):
-        path = getattr(args, flag)
-        if path is not None and not path.is_file():
-            raise UsageError(f"--{flag.replace('_', '-')} {path}: no such file")
-    ssh = SshOptions(user=args.ssh_user, port=args.ssh_port, timeout_s=args.ssh_timeout,
-                     identity=str(args.ssh_identity) if args.ssh_identity else None,
-                     config=str(args.ssh_config) if args.ssh_config else None)
-    data_dir = getattr(args, "data_dir", None) or getattr(args, "checkpoint_folder", None)
-    return RunOptions(
-        ssh=ssh,
-        mpi=_mpi_options_from(args),
-        data_dir=str(Path(data_dir).absolute()) if data_dir else None,
-        results_dir=args.results_dir,
-        hosts=[str(h) for h in parse_hosts(args.hosts or _default_hosts())],
-        cluster_collection=args.cluster_collection,
-        skip_timeseries=args.skip_timeseries,
-        timeseries_interval=args.timeseries_interval,
-        max_timeseries_samples=args.max_timeseries_samples,
-        stall_timeout_s=args.stall_timeout,
-        on_stall=args.on_stall,
-    )
-
-
-# ----- commands ----------------------------------------------------------------------------
-def _cmd_exec(args) -> int:
-    from .benchmarks.exec import ExecBenchmark
-
-    # argparse leaves the "--" that separates PROGRAM from mlpstorage's own options in place
-    argv = [args.program, *args.program_args]
-    if argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
-        raise UsageError("no PROGRAM given after -- (see 'mlpstorage exec --help')")
-    options = _run_options_from(args)
-    with _telemetry(args) as emitter:
-        ExecBenchmark(options, argv, emitter=emitter).run()
-    return 0
-
-
-def _mpi_options_from(args):
-    from .engines.mpi import MpiOptions
-
-    if not hasattr(args, "mpi_bin"):  # exec: MPI only for --cluster-collection mpi, with defaults
-        return MpiOptions()
-    return MpiOptions(mpi_bin=args.mpi_bin, oversubscribe=args.oversubscribe,
-                      allow_run_as_root=args.allow_run_as_root, map_by=args.map_by)
-
-
-def _params_from(args) -> dict[str, str]:
-    """--params, every key one DLIO 2.0.0 reads; with --allow-invalid-params, another is
-    passed on with a warning line."""
-    from .workloads import check_params, parse_params
-
-    params = parse_params(args.params)
-    for warning in check_params(params, allow_invalid=args.allow_invalid_params):
-        print(f"mlpstorage: warning: {warning}", file=sys.stderr)
-    return params
-
-
-def _dlio_options_from(args, processes: int):
-    from .benchmarks.dlio import DlioOptions
-
-    return DlioOptions(
-        processes=processes,
-        accelerator=getattr(args, "accelerator_type", "h100"),
-        params=_params_from(args),
-        division=getattr(args, "division", None),
-        allow_invalid=args.allow_invalid_params,
-    )
-
-
-def _what_if(benchmark) -> int:
-    import shlex
-
-    import yaml
-
-    print("# command")
-    print(shlex.join(benchmark.shown_command()))
-    print("# resolved configuration (workload " + benchmark.workload + ")")
-    print(yaml.safe_dump(benchmark.shown_config(), sort_keys=False).rstrip())
-    if benchmark.is_judged():
-        # as far as it is known without collecting anything from other hosts
-        verdict = benchmark.verdict(benchmark.launch_memory(collect=False))
-        print(f"# verdict at launch: {verdict.category}")
-        for reason in verdict.reasons:
-            print(f"#   {reason}")
-    return 0
-
-
-def _run_benchmarks(args, make) -> int:
-    """Runs make(emitter) --loops times (once unless asked), or prints it with --what-if."""
-    if args.what_if:
-        from .emitter import Emitter
-
-        return _what_if(make(Emitter()))
-    with _telemetry(args) as emitter:
-        for _ in range(getattr(args, "loops", 1)):
-            make(emitter).run()
-    return 0
-
-
-def _cmd_training(args) -> int:
-    from .benchmarks.training import TrainingBenchmark
-
-    if args.action == "datagen" and args.division:
-        raise UsageError(f"--{args.division}: datagen gets no verdict; only runs are judged "
-                         "(training run, checkpointing run)")
-    options = _run_options_from(args)
-    dlio = _dlio_options_from(args, getattr(args, args.processes_flag))
-    return _run_benchmarks(args, lambda emitter: TrainingBenchmark(options, args.model, args.action, dlio,
-                                                                   args.data_dir, emitter=emitter))
-
-
-def _checkpoint_processes(args) -> int:
-    from .models import LLAMA3
-
-    return args.num_processes or LLAMA3[args.model].closed_processes
-
-
-def _checkpointing(args, options):
-    """make(emitter) for the checkpointing run these arguments describe."""
-    from .benchmarks.checkpointing import CheckpointingBenchmark
-
-    dlio = _dlio_options_from(args, _checkpoint_processes(args))
-    return lambda emitter: CheckpointingBenchmark(options, args.model, dlio, args.checkpoint_folder,
-                                                  args.num_checkpoints, emitter=emitter)
-
-
-def _cmd_checkpointing(args) -> int:
-    return _run_benchmarks(args, _checkpointing(args, _run_options_from(args)))
-
-
-def _print_config(name: str, config: dict) -> int:
-    import yaml
-
-    from .redaction import redact
-
-    print(f"# workload {name}")
-    print(yaml.safe_dump(redact(config), sort_keys=False).rstrip())
-    return 0
-
-
-def _cmd_configview(args) -> int:
-    from .workloads import apply_params, load_workload, workload_name
-
-    name = workload_name(args.model, "datagen" if args.datagen else "run", args.accelerator_type)
-    return _print_config(name, apply_params(load_workload(name), _params_from(args)))
-
-
-def _cmd_checkpointing_configview(args) -> int:
-    """What `checkpointing run` with these options gives DLIO: the workload, the keys
-    mlpstorage sets for the model (its shard size, the epochs that write the checkpoints)
-    and --params; the driver data folder is named after the run's planned directory."""
-    from .benchmarks.base import RunOptions
-    from .emitter import Emitter
-
-    benchmark = _checkpointing(args, RunOptions())(Emitter())
-    return _print_config(benchmark.workload, benchmark.config)
-
-
-def _cmd_checkpointing_datasize(args) -> int:
-    from .benchmarks.checkpointing import checkpoint_size, run_hint
-    from .models import LLAMA3
-
-    arch, processes = LLAMA3[args.model], _checkpoint_processes(args)
-    if args.num_client_hosts > processes:
-        raise UsageError(f"--num-client-hosts {args.num_client_hosts} is more than the {processes} processes: "
-                         "a host would write nothing")
-    size = checkpoint_size(arch, processes, args.num_checkpoints, args.client_host_memory_in_gb, args.num_client_hosts)
-    gib = 2**30
-    arguments = {"processes": processes, "num_checkpoints": args.num_checkpoints,
-                 "client_host_memory_in_gb": args.client_host_memory_in_gb, "num_client_hosts": args.num_client_hosts}
-    with _computed_run(args, "checkpointing", arguments) as (emitter, results):
-        results.update(checkpoint_bytes=size.checkpoint_bytes, bytes_per_rank=size.shard_bytes,
-                       disk_bytes=size.disk_bytes, bytes_per_host=size.per_host_bytes,
-                       memory_rule_met=size.exceeds_memory)
-        emitter.info(f"{args.model}: {arch.parameters():,} parameters x 14 bytes (fp16 weights, fp32 master "
-                     f"weights and two Adam moments), split across {processes} ranks")
-        emitter.result(f"Checkpoint size: {size.shard_bytes / gib:.2f} GiB per rank, "
-                       f"{size.checkpoint_bytes / gib:.2f} GiB for {processes} ranks",
-                       bytes=size.checkpoint_bytes, bytes_per_rank=size.shard_bytes, processes=processes)
-        emitter.result(f"Disk space needed: {size.disk_bytes / gib:.2f} GiB for {args.num_checkpoints} checkpoints",
-                       bytes=size.disk_bytes)
-        least = " at least" if processes % args.num_client_hosts else ""
-        writes = f"each client host writes{least} {size.per_host_bytes / gib:.2f} GiB of every checkpoint"
-        memory = f"{args.client_host_memory_in_gb:g} GiB of memory"
-        emitter.result(f"Client memory rule holds: {writes}, more than its {memory}" if size.exceeds_memory else
-                       f"Client memory rule does not hold: {writes}, not more than its {memory} "
-                       "(its page cache can keep what it writes)",
-                       bytes_per_host=size.per_host_bytes, memory_rule_met=size.exceeds_memory)
-        emitter.result(f"Next: {run_hint(args.model, args.checkpoint_folder, processes, args.num_checkpoints)}")
-    return 0
-
-
-@contextlib.contextmanager
-def _computed_run(args, benchmark: str, arguments: dict):
-    """A command that only computes (datasize) as a run of its own: a run span, and a small
-    record in <results-dir>/<benchmark>/<model>/datasize/<YYYYMMDD_HHMMSS>/ (events.jsonl and
-    the metadata: arguments with secrets redacted, and the results the caller fills in)."""
-    import datetime
-
-    from .redaction import redact
-    from .results import check_writable, claim_run_dir, run_dir_base, write_json
-
-    check_writable(args.results_dir, "results directory")
-    stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
-    run_dir = claim_run_dir(run_dir_base(args.results_dir, benchmark, args.model, "datasize"), stamp)
-    run_id = f"{benchmark}-{args.model}-datasize-{run_dir.name}"
-    attributes = {"mlpstorage.benchmark": benchmark, "mlpstorage.model": args.model, "mlpstorage.command": "datasize",
-                  "mlpstorage.run_id": run_id, "mlpstorage.results_dir": str(run_dir)}
-    results: dict = {}
-    with _telemetry(args) as emitter, emitter.run(f"mlpstorage {benchmark} datasize", attributes):
-        emitter.attach_recording(run_dir)
-        yield emitter, results
-        write_json(run_dir / f"{benchmark}_{run_dir.name}_metadata.json",
-                   {"benchmark": benchmark, "model": args.model, "command": "datasize", "run_id": run_id,
-                    "arguments": redact(arguments), "results": results})
-
-
-def _cmd_datasize(args) -> int:
-    from .benchmarks.training import datagen_hint
-    from .redaction import redact
-    from .workloads import apply_params, load_workload, required_data_size, workload_name
-
-    params = _params_from(args)
-    config = apply_params(load_workload(workload_name(args.model, "run", args.accelerator_type)), params)
-    size = required_data_size(config, args.client_host_memory_in_gb, args.num_client_hosts, args.max_accelerators)
-    arguments = {"max_accelerators": args.max_accelerators, "client_host_memory_in_gb": args.client_host_memory_in_gb,
-                 "num_client_hosts": args.num_client_hosts, "accelerator": args.accelerator_type, "params": params}
-    with _computed_run(args, "training", arguments) as (emitter, results):
-        results.update(files=size.files, bytes=size.total_bytes, files_for_memory=size.files_for_memory,
-                       files_for_steps=size.files_for_steps)
-        emitter.info(f"{args.model}: {size.files_for_memory} files for 5x client memory, "
-                     f"{size.files_for_steps} files for 500 steps of {args.max_accelerators} accelerators")
-        emitter.result(f"Files needed: {size.files}", files=size.files)
-        emitter.result(f"Disk space needed: {size.total_gib:.2f} GiB", bytes=size.total_bytes)
-        others = [f"{k}={v}" for k, v in redact(params).items() if k != "dataset.num_files_train"]
-        emitter.result(f"Next: {datagen_hint(args.model, args.data_dir, args.max_accelerators, size.files, others)}")
-    return 0
-
-
-def _cmd_reportgen(args) -> int:
-    from .reports.reportgen import reportgen
-
-    names = args.render.split(",")
-    style = "rich" if "rich" in names else "plain" if "plain" in names else "auto"
-    return reportgen(args.results_dir, args.output_dir, style=style)
-
-
-def _cmd_replay(args) -> int:
-    from .replay import Recording, harmless, replay
-
-    with Recording(args.file) as recording:  # a file that is no recording: one error, before any renderer starts
-        problems = replay(recording, _make_renderers(args, replaying=True))
-    for problem in problems:
-        print(f"mlpstorage: warning: {harmless(problem)}", file=sys.stderr)
-    return 0
-
-
-def _read_runs(paths: list[Path]) -> list:
-    """Each run read (a bad one: one error line), and what was left out of it as warnings."""
-    from .replay import harmless
-    from .reports.record import read_run
-
-    records = [read_run(path) for path in paths]
-    for record in records:
-        for problem in record.problems:
-            print(f"mlpstorage: warning: {harmless(problem)}", file=sys.stderr)
-    return records
-
-
-def _stdout_console():
-    from rich.console import Console
-
-    from .terminal import wants_color
-
-    color = wants_color(sys.stdout)
-    # Piped, no terminal sets the width: lines may be as long as a table needs.
-    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 120
-    return Console(file=sys.stdout, force_terminal=color or None, color_system="auto" if color else None,
-                   highlight=False, width=width)
-
-
-def _cmd_reports_html(args) -> int:
-    from .reports.page import build_page, default_output, write_html
-
-    [record] = _read_runs([args.run])
-    output = args.output or default_output(args.run)
-    print(write_html(build_page(record, output), output))
-    return 0
-
-
-def _cmd_reports_show(args) -> int:
-    from .reports.show import show
-
-    [record] = _read_runs([args.run])
-    show(record, _stdout_console())
-    return 0
-
-
-def _cmd_reports_compare(args) -> int:
-    from .reports import compare
-
-    if len(args.runs) < 2:
-        raise UsageError("compare needs two or more runs (see 'mlpstorage reports compare --help')")
-    records = _read_runs(args.runs)
-    compare.show(records, _stdout_console())
-    if args.html:
-        print(f"mlpstorage: wrote {compare.write_page(records, args.html)}", file=sys.stderr)
-    return 0
-
-
-# ----- the edge ------------------------------------------------------------------------------
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
-def _stop_children() -> None:
-    """No child outlives the launcher, whatever way it leaves (see engines/process.py)."""
-    process = sys.modules.get(f"{__package__}.engines.process")
-    if process is None:  # a command that started no child never imported it
-        return
-    # Already on the way out: a second Ctrl-C or SIGTERM must not cut the stopping short.
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        process.CHILDREN.stop_all()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        _Parser.config_file, _Parser.config_tokens = _config_tokens(argv)
-        args = parser.parse_args(argv)
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        try:
-            return args.handler(args)
-        finally:
-            _stop_children()
-            signal.signal(signal.SIGTERM, previous)
-    except MlpStorageError as exc:
-        print(f"mlpstorage: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except BrokenPipeError:
-        # the reader went away (`--what-if | head`): stop quietly, as other Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except KeyboardInterrupt:
-        print("mlpstorage: interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("mlpstorage: terminated", file=sys.stderr)
-        return 143
