@@ -21,7 +21,6 @@ as untrusted input:
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Iterator
 
@@ -31,8 +30,9 @@ from .emitter import events as ev
 from .emitter.core import MAX_SPAN_EVENTS
 from .emitter.fanout import Fanout
 from .errors import UsageError
+from .terminal import harmless
 
-UNFINISHED = "unfinished (recording ends)"
+UNFINISHED = ev.UNFINISHED
 MAX_WARNINGS = 10
 # The first line is read with this bound: a large file without newlines (a binary) is refused
 # without being read whole. A recording's first event is a few hundred bytes.
@@ -132,36 +132,6 @@ class Recording:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-# ----- terminal safety ---------------------------------------------------------------------
-# An SGR (colour) sequence, kept; or a character that would act on the terminal rather than
-# be shown: C0 controls but tab (escape, carriage return, newline, bell...), DEL, C1 controls,
-# and the bidirectional overrides that reorder what is shown.
-_SGR = r"\x1b\[[0-9;:]*m"
-_UNSAFE = re.compile(f"({_SGR})|[\\x00-\\x08\\x0a-\\x1f\\x7f-\\x9f\\u202a-\\u202e\\u2066-\\u2069]")
-_RESET = "\x1b[0m"
-_SHORT = {"\n": "\\n", "\r": "\\r"}
-
-
-def _escaped(match: re.Match) -> str:
-    if match.group(1):
-        return match.group(1)
-    char = match.group(0)
-    code = ord(char)
-    return _SHORT.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def harmless(text: str) -> str:
-    """text as it may be written to a terminal: every control character shown escaped
-    ('\\x1b', '\\r', '\\n', '\\u202e'), colour sequences kept, and a text that sets a colour ends
-    with a reset, so the colour never leaks past it."""
-    if _UNSAFE.search(text) is None:
-        return text
-    shown = _UNSAFE.sub(_escaped, text)
-    if "\x1b[" in shown and not shown.endswith((_RESET, "\x1b[m")):
-        shown += _RESET
-    return shown
 
 
 def harmless_event(value):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-import re
 import sys
 import threading
 import time
@@ -35,6 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mlpstorage.emitter.events import LEVEL_RANK, ns_from_iso, output_lines, stall_text
+from mlpstorage.terminal import visible_block
 
 from .board import (FEW_HOSTS, Aggregate, Board, HostState, SpanRow, clock, describe_aggregate, describe_host,
                     format_seconds, stall_idle_s, without_trailing_dots)
@@ -77,53 +77,6 @@ def _status_text(row: SpanRow) -> Text:
 
 
 # ----- a child's output --------------------------------------------------------------------
-
-# Control characters other than tab and newline (C0, DEL, C1; ESC and CR among them).
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_C0_CONTROLS = tuple(chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F))
-# What a line may not send to the terminal. Nothing here matches across a newline, so a batch
-# of lines joined with "\n" is cleaned in one pass.
-_ESCAPES = re.compile(
-    r"""
-      (?P<sgr>\x1b\[[0-9;:]*m)                    # SGR: colours and attributes (kept with colour on)
-    | \x1b\[[0-?]*[\x20-/]*[@-~]?                 # any other CSI: cursor moves, erases, modes, scrolling
-    | \x1b[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)?  # OSC (window title, hyperlinks), DCS, SOS, PM, APC
-    | \x1b[\x20-/]*[0-~]?                         # two-character escapes (ESC 7/8, ESC M, ESC c, charsets), a lone ESC
-    | [\x00-\x08\x0b-\x1f\x7f-\x9f]               # other control characters: BEL, BS, VT, FF, SO/SI, C1 (CSI, ...)
-    """,
-    re.VERBOSE,
-)
-
-
-def _needs_cleaning(text: str) -> bool:
-    """Whether text holds anything _ESCAPES removes: C-level scans only (memchr-fast for ESC and
-    CR, which is what a child's output holds when it holds anything)."""
-    if "\x1b" in text or "\r" in text:
-        return True
-    if text.isascii():
-        return any(c in text for c in _C0_CONTROLS)
-    return _CONTROLS.search(text) is not None
-
-
-def _after_carriage_return(line: str) -> str:
-    line = line.rstrip("\r")  # "50%\r" leaves "50%" on a terminal
-    return line[line.rfind("\r") + 1:]
-
-
-def visible_block(lines: list[str], colour: bool = True) -> str:
-    """A child's lines joined with newlines, each as a terminal would leave it: only what follows
-    its last carriage return (progress bars redraw with \\r), SGR colours kept when colour is on,
-    every other escape sequence and control character dropped (they could move the cursor into
-    the live display, clear the screen or retitle the window). A clean batch costs one scan."""
-    text = "\n".join(lines)
-    if not _needs_cleaning(text):
-        return text
-    if "\r" in text:
-        text = "\n".join([_after_carriage_return(line) if "\r" in line else line for line in lines])
-        if not _needs_cleaning(text):  # progress lines: nothing but the carriage returns
-            return text
-    return _ESCAPES.sub(r"\g<sgr>" if colour else "", text)
-
 
 def visible_text(line: str) -> Text:
     """A child's line (see visible_block) as a Rich Text, for printing through a Console."""

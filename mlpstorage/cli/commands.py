@@ -148,7 +148,8 @@ def cmd_reportgen(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    from ..replay import Recording, harmless, replay
+    from ..replay import Recording, replay
+    from ..terminal import harmless
 
     with Recording(args.file) as recording:  # a file that is no recording: one error, before any renderer starts
         problems = replay(recording, make_renderers(args, replaying=True))

@@ -182,7 +182,7 @@ def run_benchmarks(args, make) -> int:
 
 def read_runs(paths: list[Path]) -> list:
     """Each run read (a bad one: one error line), and what was left out of it as warnings."""
-    from ..replay import harmless
+    from ..terminal import harmless
     from ..reports.record import read_run
 
     records = [read_run(path) for path in paths]

@@ -26,6 +26,10 @@ import time as _time
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
+# The error of a span a recording ends before finishing (the launcher was killed): `events
+# replay` and the run page finish such spans with it.
+UNFINISHED = "unfinished (recording ends)"
+
 RUN_STARTED = "run.started"
 RUN_FINISHED = "run.finished"
 STAGE_STARTED = "stage.started"

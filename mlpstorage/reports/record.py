@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..redaction import redact, redact_argv
-from ..replay import UNFINISHED, harmless
+from ..emitter.events import UNFINISHED
+from ..terminal import harmless
 from ..results import write_json
 from . import dlio_facts as dlio
 from .headline import Headline, headlines, number, short_texts
