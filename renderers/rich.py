@@ -1,4 +1,5 @@
-"""The rich renderer: a live display on stderr for interactive terminals.
+"""The rich renderer: a live display on stderr for interactive terminals. One job: drawing that
+display, and everything printed while it is up, without ever garbling the terminal.
 
 The display shows the current stage ("Stage i/N  name  bar  elapsed"), a highlighted row per
 stall not yet resumed (with how long its rank, host or job has been idle), a row per open

@@ -12,6 +12,10 @@ def __getattr__(name: str):
         from .fanout import Renderer
 
         return Renderer
+    if name in ("SpinnerHandle", "StageProgress"):
+        from . import handles
+
+        return getattr(handles, name)
     if name in __all__:
         from . import core
 

@@ -26,6 +26,10 @@ import time as _time
 SCHEMA_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
 
+# Time-series samples travel as span events of the running stage, up to this many (a span is
+# exported whole, and OTLP receivers limit a request's size); the event stream keeps them all.
+MAX_SPAN_EVENTS = 4096
+
 # The error of a span a recording ends before finishing (the launcher was killed): `events
 # replay` and the run page finish such spans with it.
 UNFINISHED = "unfinished (recording ends)"

@@ -32,7 +32,7 @@ import types
 
 from mlpstorage.emitter import events
 from mlpstorage.engines.parent_death import allow_tracing_by, die_with_parent
-from mlpstorage.stalls.process_file import write_rank_process
+from mlpstorage.emitter.rank_process import write_rank_process
 
 
 def install_tensorflow_stub() -> bool:

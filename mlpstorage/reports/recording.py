@@ -1,6 +1,6 @@
 """A recording (events.jsonl) read for the reports: its spans, its messages, the command of its
 --debug line and its samples. The recording is untrusted input, read through
-replay.Recording (every line checked against the schema, a file that is no recording refused
+emitter.reading.Recording (every line checked against the schema, a file that is no recording refused
 with one error, bad lines after the first skipped with a warning). A recording cut short
 (the launcher stopped) has its open spans ended at its last moment, as failed: "unfinished".
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..emitter import events as ev
 from ..redaction import redact_argv
-from ..replay import OpenSpans, Recording
+from ..emitter.reading import OpenSpans, Recording
 
 COMMAND_LINE = "command: "  # --debug's line
 

@@ -31,7 +31,7 @@ from ..engines.process import CHILDREN
 from ..hosts import is_local_host
 from . import evidence
 from .detector import Finding, StallDetector
-from .process_file import read_rank_processes
+from ..emitter.rank_process import read_rank_processes
 
 # The watch wakes every TICK_S, or four times per stall timeout when that is shorter.
 TICK_S = 1.0
