@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from mlpstorage.benchmarks.base import Benchmark, RunOptions, summarise_hosts
+from mlpstorage.benchmarks.base import Benchmark, RunOptions
+from mlpstorage.benchmarks.cluster import summarise_hosts
 from mlpstorage.collectors import hostinfo
 from mlpstorage.collectors.timeseries import Timeseries
 from mlpstorage.engines.mpi import MpiOptions

@@ -3,7 +3,8 @@
     Validating environment -> Collecting cluster info -> Running benchmark -> Processing results
 
 Subclasses implement _validate() and _run() (and may extend _process_results()); the base
-class owns the stages, the cluster-info spinners and the time-series sampler. It reports only
+class owns the stages and what happens between them: the cluster information (cluster.py),
+the job under the stall watch (job.py) and the time series (sampling.py). It reports only
 through the emitter and never knows how the run is displayed.
 """
 
@@ -13,36 +14,20 @@ import datetime
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from ..collectors.hostinfo import collect_local
-from ..collectors.mpi import MpiCollectionError, collect_via_mpi
-from ..collectors.ssh import SshConnections, SshOptions, collect_via_ssh
-from ..collectors.timeseries import Timeseries
+from ..collectors.ssh import SshConnections, SshOptions
 from ..emitter import Emitter, current_emitter, use_emitter
-from ..errors import StallAborted, Terminated
-from ..engines.dlio import DlioProgress
 from ..engines.mpi import MpiOptions
-from ..engines.process import HeldSignals, run_command
-from ..hosts import Host, host_names, is_local_host
-from ..slurm import job_attributes
+from ..engines.process import HeldSignals
+from ..errors import StallAborted, Terminated
 from ..results import check_writable, claim_run_dir, run_dir_base, write_json
-from ..stalls.detector import StallDetector, default_timeout
+from ..slurm import job_attributes
 from ..stalls.watch import StallWatch
+from .cluster import ClusterCollection, summarise_hosts
+from .job import WatchedJob
+from .sampling import RunTimeseries
 
 STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
-
-COLLECTION_LABELS = {"local": "locally", "ssh": "via SSH", "mpi": "via MPI"}
-
-
-@dataclass
-class Spinner:
-    """The open collection spinner, handed to the collectors: its two callables and its span
-    (the parent of per-host spans opened from worker threads)."""
-
-    update: Callable[..., None]
-    set_description: Callable[[str], None]
-    span: object
 
 
 @dataclass
@@ -77,14 +62,25 @@ class Benchmark:
         self.runtime: float | None = None
         self.cluster_info_start: dict | None = None
         self.cluster_info_end: dict | None = None
-        self.sampler: Timeseries | None = None
         self.ssh_connections = SshConnections(options.ssh)  # one login per remote host per run
-        self.timeseries: dict[str, list[dict]] = {}
+        self.cluster = ClusterCollection(options, self.emitter, self.ssh_connections, remote=self.REMOTE_COLLECTION)
+        self.job: WatchedJob | None = None  # while "Running benchmark" runs
+        self.timeseries = RunTimeseries(options, self.emitter, self.ssh_connections, self._on_sample)
         self.failure: BaseException | None = None  # what ended "Running benchmark", if it failed
         self.results_processed = False  # "Processing results" ran: the run has a page to write
-        self.stall_watch: StallWatch | None = None  # while "Running benchmark" runs (see _watch_stalls)
-        # method -> callable(hosts, data_dir, spinner) -> {host: info}; see _collect_cluster.
-        self.collectors = {"local": self._collect_locally, "ssh": self._collect_via_ssh, "mpi": self._collect_via_mpi}
+
+    @property
+    def collectors(self) -> dict:
+        """method -> callable(hosts, data_dir, spinner) -> {host: info} (see cluster.py)."""
+        return self.cluster.collectors
+
+    @property
+    def stall_watch(self) -> StallWatch | None:
+        return self.job.watch if self.job is not None else None
+
+    @property
+    def sampler(self):
+        return self.timeseries.sampler
 
     @property
     def run_id(self) -> str:
@@ -126,7 +122,7 @@ class Benchmark:
                 emitter.info(f"Results in {self.run_dir}", results_dir=str(self.run_dir))
                 advance_stage()
 
-                self._open_ssh_connections()
+                self.cluster.open_connections()
                 self.cluster_info_start = self._collect_cluster_start()
                 failure = self._run_benchmark_stage(advance_stage)
 
@@ -156,8 +152,8 @@ class Benchmark:
                 advance_stage()
             # The sampler covers exactly "Running benchmark": started once it is open and
             # stopped before it ends, so every sample belongs to that stage.
-            self.stall_watch = self._watch_stalls()
-            self._start_timeseries()
+            self.job = WatchedJob(self.emitter, self.options, self.run_dir, self.stall_defaults(), self.stall_ranks())
+            self.timeseries.start()
             started = time.perf_counter()
             self._run()
             self.runtime = time.perf_counter() - started
@@ -165,11 +161,11 @@ class Benchmark:
             failure = exc
         try:
             with HeldSignals():  # a second signal: still into stage 4, once the job is stopped
-                failure = self._stop_stall_watch(failure)
+                failure = self.job.stop(failure) if self.job is not None else failure
                 if failure is not None:
                     self.failure = failure
                     self.emitter.fail_stage(failure)
-                self._stop_timeseries()
+                self.timeseries.stop()
                 advance_stage()
         except BaseException as exc:  # the held signal, now raised: stage 4 is open
             failure = failure or exc
@@ -231,21 +227,20 @@ class Benchmark:
             "runtime_s": self.runtime,
             "stage_durations_s": self.emitter.stage_durations(),
             "cluster": summarise_hosts(self.cluster_info_start or {}),
-            "stalls": self.stall_watch.history() if self.stall_watch else {"timeout_s": 0, "flagged": []},
+            "stalls": self.job.history() if self.job else {"timeout_s": 0, "flagged": []},
             **({"slurm": slurm} if (slurm := job_attributes()) else {}),
             "files": sorted(p.name for p in self.run_dir.iterdir() if p.is_file()) if self.run_dir.exists() else [],
         }
 
-    # ----- cluster information ---------------------------------------------------------
+    # ----- cluster information (cluster.py) ---------------------------------------------
     # Work that launches with MPI prefers MPI collection (see DlioBenchmark).
     REMOTE_COLLECTION = "ssh"
 
     def collection_method(self) -> str:
-        """auto: local when the only host is this one, else REMOTE_COLLECTION."""
-        method = self.options.cluster_collection
-        if method != "auto":
-            return method
-        return "local" if all(is_local_host(h) for h in self.options.hosts) else self.REMOTE_COLLECTION
+        return self.cluster.method()
+
+    def gather_cluster_info(self) -> dict:
+        return self.cluster.gather()
 
     def _collect_cluster(self, when: str, info: dict | None = None) -> dict:
         """Host information (gathered now unless given) kept as <benchmark>_<datetime>_cluster_<when>.json."""
@@ -256,72 +251,13 @@ class Benchmark:
         write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_cluster_{when}.json", info)
         return info
 
-    def gather_cluster_info(self) -> dict:
-        """{host: info} from every host by the collection method, under a spinner; a host that
-        gave none is a warning."""
-        hosts = host_names(self.options.hosts)
-        method = self.collection_method()
-        if method == "none":
-            return {}
-        count = len(hosts)
-        plural = "s" if count != 1 else ""
-        with self.emitter.spinner(f"Collecting cluster info ({count} host{plural})...", None) as handle:
-            update, set_description = handle.update, handle.set_description
-            spinner = Spinner(update, set_description, self.emitter.current_span())
-            set_description(f"Collecting {COLLECTION_LABELS[method]}...")
-            info = self.collectors[method](hosts, self.options.data_dir, spinner)
-        for host, host_info in info.items():
-            if "error" in host_info:
-                self.emitter.warning(f"No cluster information from {host}: {host_info['error']}", host=host)
-        return info
-
     def _collect_cluster_start(self) -> dict:
         return self._collect_cluster("start")
 
     def _collect_cluster_end(self) -> dict:
         return self._collect_cluster("end")
 
-    def _collect_locally(self, hosts: list[str], data_dir: str | None, spinner: Spinner) -> dict:
-        info = collect_local(data_dir)
-        return {info["hostname"]: info}
-
-    def _collect_via_ssh(self, hosts: list[str], data_dir: str | None, spinner: Spinner) -> dict:
-        """Every host in parallel, each a child span of the spinner, whose text counts them."""
-
-        def as_span(host: str, work) -> dict:
-            span = self.emitter.start_task(f"host {host}", {"host.name": host}, parent=spinner.span)
-            info = collect_local(data_dir) if is_local_host(host) else work()  # no ssh to ourselves
-            self.emitter.end_task(span, {"mlpstorage.hostname": info.get("hostname", host)}, error=info.get("error"))
-            return info
-
-        def done(count: int) -> None:
-            spinner.update(completed=count, description=f"Collecting via SSH... {count}/{len(hosts)} hosts")
-
-        return collect_via_ssh(hosts, data_dir, self.options.ssh, run_host=as_span, on_done=done,
-                               connections=self.ssh_connections)
-
-    def _collect_via_mpi(self, hosts: list[str], data_dir: str | None, spinner: Spinner) -> dict:
-        """One rank per host; if MPI fails, SSH (or local for this host alone), with a warning."""
-        try:
-            return collect_via_mpi([Host(h) for h in hosts], data_dir, self.options.mpi, self.options.ssh.timeout_s + 20)
-        except MpiCollectionError as exc:
-            fallback = "local" if all(is_local_host(h) for h in hosts) else "ssh"
-            self.emitter.warning(f"MPI collection failed ({exc}); collecting {COLLECTION_LABELS[fallback]} instead")
-            spinner.set_description(f"Collecting {COLLECTION_LABELS[fallback]}...")
-            return self.collectors[fallback](hosts, data_dir, spinner)
-
-    def _open_ssh_connections(self) -> None:
-        """When the run will use SSH, one master connection per remote host, from before the
-        collection at the start to after the one at the end (closed as run() leaves, on every
-        way out): every use is a session on it. The hosts log in while the collection's
-        spinner runs (each host's first use waits for its own master)."""
-        if self.collection_method() == "ssh" or not self.options.skip_timeseries:
-            try:
-                self.ssh_connections.open(host_names(self.options.hosts))
-            except OSError as exc:  # no private directory for the sockets: each use logs in
-                self.emitter.warning(f"SSH connections are not shared in this run: {exc}")
-
-    # ----- stalls (mlpstorage/stalls/) --------------------------------------------------
+    # ----- the job under the stall watch (job.py) ------------------------------------
     def stall_defaults(self) -> tuple[float | None, float | None, str]:
         """(step computation time, expected epoch seconds, kind) for the default timeout."""
         return None, None, self.BENCHMARK_TYPE
@@ -330,96 +266,18 @@ class Benchmark:
         """How many ranks report steps (0: none known in advance)."""
         return 0
 
-    def _watch_stalls(self) -> StallWatch | None:
-        timeout = self.options.stall_timeout_s
-        if timeout is None:
-            timeout = default_timeout(*self.stall_defaults())
-        if timeout <= 0:
-            return None
-        ranks = self.stall_ranks()
-        detector = StallDetector(timeout, ranks=ranks, interval_s=self.options.timeseries_interval)
-        self.emitter.info(f"Stall detection: flagged after {timeout:g} s without progress "
-                          f"(--stall-timeout), then {self.options.on_stall} (--on-stall)",
-                          stall_timeout_s=timeout, on_stall=self.options.on_stall)
-        return StallWatch(self.emitter, detector, self.run_dir, self.options.on_stall,
-                          ranks_dir=self.run_dir / "ranks" if ranks else None, ranks=ranks)
+    def _progress(self, epochs: int | None = None, ranks: int | None = None, computation_time_s: float | None = None):
+        return self.job.progress(epochs, ranks, computation_time_s)
 
-    def _job_started(self, proc) -> None:
-        """run_command's on_start: the benchmark's job runs; the stall watch follows it."""
-        if self.stall_watch is not None:
-            self.stall_watch.start(proc)
-
-    def _progress(self, epochs: int | None = None, ranks: int | None = None,
-                  computation_time_s: float | None = None) -> DlioProgress:
-        """A reader of the job's DLIO-shaped output, telling the stall watch (if any)."""
-        watch = self.stall_watch
-        progress = DlioProgress(self.emitter, epochs, detector=watch.detector if watch else None, ranks=ranks,
-                                computation_time_s=computation_time_s)
-        if watch is not None:
-            watch.on_tick.append(progress.flush)
-        return progress
-
-    def _run_job(self, argv: list[str], env: dict[str, str], progress: DlioProgress, source: str | None = None) -> int:
-        """Runs the benchmark's job (its output passed through and read by progress, the stall
-        watch following it); whatever progress opened ends with the job, in error if it failed."""
-        error = None
-        try:
-            code = run_command(argv, emitter=self.emitter, log_dir=self.run_dir, env=env, observer=progress.observe,
-                               source=source, on_start=self._job_started)
-            if code != 0:
-                error = f"{argv[0]} exited with code {code}"
-            return code
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            raise
-        finally:
-            progress.close(error)
-
-    def _stop_stall_watch(self, failure: BaseException | None) -> BaseException | None:
-        """Stops the watch; a job it stopped (--on-stall abort) fails with StallAborted."""
-        watch = self.stall_watch
-        if watch is None:
-            return failure
-        watch.stop()
-        if watch.aborted is not None and not isinstance(failure, (KeyboardInterrupt, Terminated)):
-            aborted = StallAborted(f"the job was stopped on a stall (--on-stall abort): {watch.aborted.message}")
-            aborted.__cause__ = failure
-            return aborted
-        return failure
+    def _run_job(self, argv: list[str], env: dict[str, str], progress, source: str | None = None) -> int:
+        return self.job.run(argv, env, progress, source)
 
     def _on_sample(self, host: str, sample: dict) -> None:
-        self.emitter.sample(host, sample)
-        if self.stall_watch is not None:
-            self.stall_watch.sample(host, sample)
-
-    # ----- time series -----------------------------------------------------------------
-    def _start_timeseries(self) -> None:
-        if self.options.skip_timeseries:
-            return
-        self.sampler = Timeseries(
-            host_names(self.options.hosts),
-            self.options.timeseries_interval,
-            self.options.max_timeseries_samples,
-            on_sample=self._on_sample,
-            on_limit=lambda n: self.emitter.warning(f"Time-series sampling stopped at its limit of {n} samples per host"),
-            ssh=self.options.ssh,
-            connections=self.ssh_connections,
-        )
-        self.sampler.start()
-
-    def _stop_timeseries(self) -> None:
-        if self.sampler is not None and not self.sampler.stopped:
-            self.timeseries = self.sampler.stop()
-            for host, error in self.sampler.errors().items():
-                self.emitter.warning(f"No time series from {host}: {error}", host=host)
+        if self.job is not None:
+            self.job.sample(host, sample)
 
     def _write_timeseries(self) -> None:
-        if self.sampler is not None:
-            write_json(
-                self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_timeseries.json",
-                {"interval_s": self.sampler.interval_s, "max_samples": self.sampler.max_samples,
-                 "hosts": self.timeseries, "errors": self.sampler.errors()},
-            )
+        self.timeseries.write(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_timeseries.json")
 
 
 def run_status(failure: BaseException | None) -> str:
@@ -428,25 +286,3 @@ def run_status(failure: BaseException | None) -> str:
     if isinstance(failure, StallAborted):
         return "stalled"
     return "interrupted" if isinstance(failure, (KeyboardInterrupt, Terminated)) else "failed"
-
-
-def summarise_hosts(infos: dict) -> dict:
-    """Totals for the metadata, and the hosts whose CPU, memory or OS differ from the first."""
-    hosts = list(infos.values())
-    if not hosts:
-        return {"host_count": 0}
-
-    def shape(h: dict) -> tuple:
-        return (h.get("cpu", {}).get("model"), h.get("cpu", {}).get("cores"), h.get("memory", {}).get("total_bytes"),
-                h.get("os", {}).get("kernel"))
-
-    answered = {name: h for name, h in infos.items() if "error" not in h}
-    hosts = list(answered.values()) or hosts
-    first = shape(hosts[0])
-    return {
-        "host_count": len(infos),
-        "hosts_without_information": sorted(set(infos) - set(answered)),
-        "total_memory_bytes": sum(h.get("memory", {}).get("total_bytes", 0) for h in hosts),
-        "total_cores": sum(h.get("cpu", {}).get("cores", 0) for h in hosts),
-        "differing_hosts": [name for name, h in answered.items() if shape(h) != first],
-    }
