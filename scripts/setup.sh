@@ -115,7 +115,7 @@ if [ $tests = 1 ]; then
       .venv/bin/pip install -q torch==2.13.0 -e ".[dlio]"
       .venv/bin/pip install -q --no-deps dlio-benchmark==2.0.0'
   else
-    echo "setup: not root: the no-root install test needs a second user (it runs as root, then as mlps-user)"
+    echo "setup: not root, so no mlps-user venv: the no-root install test skips (fails with CI=1)"
   fi
 fi
 echo "setup: done (.venv/bin/mlpstorage)"
