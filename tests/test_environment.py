@@ -152,14 +152,26 @@ def as_user(user: str, checkout: Path, *argv: str) -> subprocess.CompletedProces
 def test_the_no_root_install_gives_a_venv_that_runs():
     user, checkout = no_root_venv()
     python = str(checkout / ".venv" / "bin" / "python")
-    ask = ("from mlpstorage.environment import check_environment\n"
-           "problems, facts = check_environment()\nprint('\\n'.join(facts + problems))\n"
-           "raise SystemExit(2 if problems else 0)")
-    checked = as_user(user, checkout, python, "-c", ask)
+    checked = as_user(user, checkout, str(checkout / ".venv" / "bin" / "mlpstorage"), "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "this machine can run the benchmark" in checked.stdout
     assert f"python: {python}" in checked.stdout
     assert "dlio-benchmark 2.0.0" in checked.stdout
     ran = as_user(user, checkout, str(checkout / ".venv" / "bin" / "mlpstorage"), "exec", "--render", "plain",
                   "--results-dir", str(checkout / "results"), "--", "true")
     assert ran.returncode == 0, ran.stderr
     assert "true finished in" in ran.stderr and "(exit code 0)" in ran.stderr
+
+
+@pytest.mark.slow
+def test_mlpstorage_check_says_each_missing_piece_and_exits_2(tmp_path):
+    """The command users run: what is there, one line per problem, and exit code 2."""
+    mlpstorage = Path(sys.executable).parent / "mlpstorage"
+    env = {**os.environ, "PATH": str(tmp_path)}  # no mpirun anywhere
+    result = subprocess.run([str(mlpstorage), "check"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    missing = [line for line in result.stdout.splitlines() if line.startswith("missing  ")]
+    assert missing and "mpirun" in missing[0] and "module load openmpi" in missing[0], result.stdout
+    assert result.stderr.startswith("mlpstorage: error: ") and len(result.stderr.splitlines()) == 1
+    fine = subprocess.run([str(mlpstorage), "check"], capture_output=True, text=True, timeout=60)
+    assert fine.returncode == 0 and "this machine can run the benchmark" in fine.stdout, fine.stdout + fine.stderr

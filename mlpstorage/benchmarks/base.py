@@ -23,6 +23,7 @@ from ..errors import StallAborted, Terminated
 from ..results import check_writable, claim_run_dir, run_dir_base, write_json
 from ..slurm import job_attributes
 from ..stalls.watch import StallWatch
+from ..reports.record import write_run_record
 from .cluster import ClusterCollection, summarise_hosts
 from .job import WatchedJob
 from .sampling import RunTimeseries
@@ -202,7 +203,7 @@ class Benchmark:
         self._write_metadata()
 
     def _write_metadata(self) -> None:
-        write_json(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_metadata.json", self.metadata())
+        write_run_record(self.run_dir, self.BENCHMARK_TYPE, self.metadata())
 
     def _write_report(self) -> None:
         """report.html, the run's page, from the run's folder once the run is over. The page is

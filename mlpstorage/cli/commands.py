@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 
 from ..errors import UsageError
-from .wiring import (make_renderers, telemetry, run_options_from, params_from, dlio_options_from, run_benchmarks, read_runs, stdout_console, computed_run)
+from .wiring import (dlio_options_from, make_renderers, params_from, read_runs, run_benchmarks, run_options_from,
+                     stdout_console, telemetry)
 
 
 def cmd_exec(args) -> int:
@@ -21,6 +22,23 @@ def cmd_exec(args) -> int:
     options = run_options_from(args)
     with telemetry(args) as emitter:
         ExecBenchmark(options, argv, emitter=emitter).run()
+    return 0
+
+
+def cmd_check(args) -> int:
+    from ..environment import check_environment
+
+    found = check_environment()
+    for fact in found.facts:
+        print(f"found    {fact}")
+    for problem in found.problems:
+        print(f"missing  {problem}")
+    if found.problems:
+        count = len(found.problems)
+        print(f"mlpstorage: error: {count} problem{'s' if count > 1 else ''}: the benchmark cannot run here yet",
+              file=sys.stderr)
+        return 2
+    print("mlpstorage: this machine can run the benchmark")
     return 0
 
 
@@ -84,42 +102,20 @@ def cmd_checkpointing_configview(args) -> int:
 
 
 def cmd_checkpointing_datasize(args) -> int:
-    from ..benchmarks.checkpointing import checkpoint_size, run_hint
-    from ..models import LLAMA3
+    from ..benchmarks.datasize import checkpointing_datasize
 
-    arch, processes = LLAMA3[args.model], _checkpoint_processes(args)
+    processes = _checkpoint_processes(args)
     if args.num_client_hosts > processes:
         raise UsageError(f"--num-client-hosts {args.num_client_hosts} is more than the {processes} processes: "
                          "a host would write nothing")
-    size = checkpoint_size(arch, processes, args.num_checkpoints, args.client_host_memory_in_gb, args.num_client_hosts)
-    gib = 2**30
-    arguments = {"processes": processes, "num_checkpoints": args.num_checkpoints,
-                 "client_host_memory_in_gb": args.client_host_memory_in_gb, "num_client_hosts": args.num_client_hosts}
-    with computed_run(args, "checkpointing", arguments) as (emitter, results):
-        results.update(checkpoint_bytes=size.checkpoint_bytes, bytes_per_rank=size.shard_bytes,
-                       disk_bytes=size.disk_bytes, bytes_per_host=size.per_host_bytes,
-                       memory_rule_met=size.exceeds_memory)
-        emitter.info(f"{args.model}: {arch.parameters():,} parameters x 14 bytes (fp16 weights, fp32 master "
-                     f"weights and two Adam moments), split across {processes} ranks")
-        emitter.result(f"Checkpoint size: {size.shard_bytes / gib:.2f} GiB per rank, "
-                       f"{size.checkpoint_bytes / gib:.2f} GiB for {processes} ranks",
-                       bytes=size.checkpoint_bytes, bytes_per_rank=size.shard_bytes, processes=processes)
-        emitter.result(f"Disk space needed: {size.disk_bytes / gib:.2f} GiB for {args.num_checkpoints} checkpoints",
-                       bytes=size.disk_bytes)
-        least = " at least" if processes % args.num_client_hosts else ""
-        writes = f"each client host writes{least} {size.per_host_bytes / gib:.2f} GiB of every checkpoint"
-        memory = f"{args.client_host_memory_in_gb:g} GiB of memory"
-        emitter.result(f"Client memory rule holds: {writes}, more than its {memory}" if size.exceeds_memory else
-                       f"Client memory rule does not hold: {writes}, not more than its {memory} "
-                       "(its page cache can keep what it writes)",
-                       bytes_per_host=size.per_host_bytes, memory_rule_met=size.exceeds_memory)
-        emitter.result(f"Next: {run_hint(args.model, args.checkpoint_folder, processes, args.num_checkpoints)}")
+    with telemetry(args) as emitter:
+        checkpointing_datasize(emitter, args.results_dir, args.model, processes, args.num_checkpoints,
+                               args.client_host_memory_in_gb, args.num_client_hosts, args.checkpoint_folder)
     return 0
 
 
 def cmd_datasize(args) -> int:
-    from ..benchmarks.training import datagen_hint
-    from ..redaction import redact
+    from ..benchmarks.datasize import training_datasize
     from ..workloads import apply_params, load_workload, required_data_size, workload_name
 
     params = params_from(args)
@@ -127,15 +123,9 @@ def cmd_datasize(args) -> int:
     size = required_data_size(config, args.client_host_memory_in_gb, args.num_client_hosts, args.max_accelerators)
     arguments = {"max_accelerators": args.max_accelerators, "client_host_memory_in_gb": args.client_host_memory_in_gb,
                  "num_client_hosts": args.num_client_hosts, "accelerator": args.accelerator_type, "params": params}
-    with computed_run(args, "training", arguments) as (emitter, results):
-        results.update(files=size.files, bytes=size.total_bytes, files_for_memory=size.files_for_memory,
-                       files_for_steps=size.files_for_steps)
-        emitter.info(f"{args.model}: {size.files_for_memory} files for 5x client memory, "
-                     f"{size.files_for_steps} files for 500 steps of {args.max_accelerators} accelerators")
-        emitter.result(f"Files needed: {size.files}", files=size.files)
-        emitter.result(f"Disk space needed: {size.total_gib:.2f} GiB", bytes=size.total_bytes)
-        others = [f"{k}={v}" for k, v in redact(params).items() if k != "dataset.num_files_train"]
-        emitter.result(f"Next: {datagen_hint(args.model, args.data_dir, args.max_accelerators, size.files, others)}")
+    with telemetry(args) as emitter:
+        training_datasize(emitter, args.results_dir, args.model, size, arguments, args.data_dir, args.max_accelerators,
+                          params)
     return 0
 
 

@@ -300,6 +300,14 @@ def build_parser(config: ConfigFile | None = None) -> argparse.ArgumentParser:
     exec_parser.add_argument("program_args", metavar="ARGS", nargs=argparse.REMAINDER, help="its arguments")
     exec_parser.set_defaults(handler=handlers.cmd_exec)
 
+    check = commands.add_parser(
+        "check", parents=[_global_options(top=False)], help="can this machine run the benchmark? (what is missing)",
+        description="Look for what the benchmark needs on this machine without running it: mpirun and its MPI, "
+        "mpi4py loading that same MPI, DLIO 2.0.0 and every module it imports at run time. Each problem is one "
+        "line saying what is missing and how to fix it (see docs/install.md).",
+        epilog="exit codes: 0 nothing missing, 2 something is missing")
+    check.set_defaults(handler=handlers.cmd_check)
+
     _add_training(commands)
     _add_checkpointing(commands)
     _add_reports(commands)

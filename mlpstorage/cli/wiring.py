@@ -202,30 +202,3 @@ def stdout_console():
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "0") or 0) or 120
     return Console(file=sys.stdout, force_terminal=color or None, color_system="auto" if color else None,
                    highlight=False, width=width)
-
-
-
-
-@contextlib.contextmanager
-def computed_run(args, benchmark: str, arguments: dict):
-    """A command that only computes (datasize) as a run of its own: a run span, and a small
-    record in <results-dir>/<benchmark>/<model>/datasize/<YYYYMMDD_HHMMSS>/ (events.jsonl and
-    the metadata: arguments with secrets redacted, and the results the caller fills in)."""
-    import datetime
-
-    from ..redaction import redact
-    from ..results import check_writable, claim_run_dir, run_dir_base, write_json
-
-    check_writable(args.results_dir, "results directory")
-    stamp = datetime.datetime.now().strftime("%Y%m%d_%H%M%S")
-    run_dir = claim_run_dir(run_dir_base(args.results_dir, benchmark, args.model, "datasize"), stamp)
-    run_id = f"{benchmark}-{args.model}-datasize-{run_dir.name}"
-    attributes = {"mlpstorage.benchmark": benchmark, "mlpstorage.model": args.model, "mlpstorage.command": "datasize",
-                  "mlpstorage.run_id": run_id, "mlpstorage.results_dir": str(run_dir)}
-    results: dict = {}
-    with telemetry(args) as emitter, emitter.run(f"mlpstorage {benchmark} datasize", attributes):
-        emitter.attach_recording(run_dir)
-        yield emitter, results
-        write_json(run_dir / f"{benchmark}_{run_dir.name}_metadata.json",
-                   {"benchmark": benchmark, "model": args.model, "command": "datasize", "run_id": run_id,
-                    "arguments": redact(arguments), "results": results})
