@@ -1,4 +1,4 @@
-"""The jsonl renderer: one JSON object per event (the schema in the README), flushed as it is
+"""The jsonl renderer: one JSON object per event (the schema in docs/events.md), flushed as it is
 written. `--events-file PATH` uses the same writer; every run also keeps its own
 events.jsonl (mlpstorage/emitter/recording.py)."""
 

@@ -1,6 +1,6 @@
 """The plain renderer: one append-only line per event, for logs, batch jobs and grep.
 
-Line format (documented in the README; stable):
+Line format (documented in docs/rendering.md; stable):
 
     <timestamp> <LEVEL> [<i>/<N> <stage>] <message>
 

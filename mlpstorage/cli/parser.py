@@ -28,7 +28,7 @@ render modes:
          log lines and program output scroll above it; a summary stays at the end
   plain  one line per event for logs and batch jobs:
          <timestamp> <LEVEL> [<i>/<N> <stage>] <message>
-  jsonl  one JSON object per event on stdout (schema in the README)
+  jsonl  one JSON object per event on stdout (schema in docs/events.md)
   otlp   spans to a tracing backend (OTEL_EXPORTER_OTLP_* variables)
   none   nothing on screen
 Every run also writes its events to events.jsonl in its results directory.
@@ -248,7 +248,7 @@ def _run_options() -> argparse.ArgumentParser:
                        help="seconds between time-series samples (default 10)")
     group.add_argument("--max-timeseries-samples", metavar="N", type=_positive_int, default=3600,
                        help="stop sampling after N samples (default 3600)")
-    stalls = parent.add_argument_group("stalls (see 'When a run hangs' in the README)")
+    stalls = parent.add_argument_group("stalls (see docs/stalls.md)")
     stalls.add_argument("--stall-timeout", metavar="SECONDS", type=_stall_timeout, default=None,
                         help="flag a rank with no step, or the whole job with no step, output or I/O, for this long "
                         "(default: 20 steps' computation time or a tenth of an epoch, within 60-600 s; 300 for "

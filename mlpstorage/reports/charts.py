@@ -1,6 +1,6 @@
 """The pages' charts, drawn by Bokeh; the only module that imports it.
 
-Why Bokeh (measured on the synthetic one-hour, 16-host recording; see the README): its
+Why Bokeh (measured on the synthetic one-hour, 16-host recording; see docs/reports.md): its
 JavaScript, inlined, is 1.27 MB (Plotly's is 4.8 MB, which alone nearly fills the 5 MB budget
 and drew in 2.4 s), it draws on a canvas in about 0.6 s, its data travel as base64 typed
 arrays, and one shared x range makes the timeline and every plot pan and zoom together, which
