@@ -9,9 +9,10 @@ What callers use:
     judge(record) -> Verdict
     record.headline() -> list[str]                      # the headline metrics, formatted (headline.py)
     record.throughput_series, record.throughput_unit    # per epoch or per checkpoint
-    page.write_run_page(run_dir) -> Path                # report.html
-Both readers of a folder raise NotARun (a UsageError: one line, exit code 2 at the CLI) for a
-path that holds no run.
+    record.write_run_record(run_dir, benchmark, metadata) -> Path   # the one writer of a run record
+    page.write_run_page(run_dir) -> Path                # report.html, once the run is over
+read_run and verdict_of_run raise NotARun (a UsageError: one line, exit code 2 at the CLI) for
+a path that holds no run.
 """
 
 from .record import LAUNCHER, OURS, NotARun, RunRecord, read_run
