@@ -190,7 +190,7 @@ def test_the_existing_launchers_layout_reads_as_its_reportgen_reads_it():
                                 "dataset.num_files_train": "28000", "dataset.data_folder": "/mnt/fs/unet3d",
                                 "checkpoint.checkpoint_folder": "checkpoints/unet3d", "reader.read_threads": "8"}
     assert record.accelerators_per_host() == {"node1": 4, "node2": 4}
-    assert record.headline() == ["AU 97.0%", "165.2 samples/s", "23096.5 MB/s"]
+    assert record.headline() == ["AU 97.00 %", "165.20 samples/s", "23,096.49 MB/s"]  # one format per figure
     ckpt = read_run(RESULTS / "checkpointing/llama3-8b/run/20250606_110000")
     assert (ckpt.benchmark, ckpt.command, ckpt.model) == ("checkpointing", "checkpointing", "llama3-8b")
     assert (ckpt.checkpoints_written, ckpt.checkpoints_read) == (0, 10)
