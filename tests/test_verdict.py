@@ -22,7 +22,7 @@ from mlpstorage.emitter import Emitter
 from mlpstorage.errors import ValidationError
 from mlpstorage.models import LLAMA3
 from mlpstorage.reports import CLOSED, INVALID, OPEN, NotARun, RunRecord, judge, read_run, verdict_of_run
-from mlpstorage.reports.records import LAUNCHER, OURS
+from mlpstorage.reports import LAUNCHER, OURS
 from mlpstorage.reports.verdict import CLOSED_OVERRIDES, OPEN_OVERRIDES, refusal
 from mlpstorage.workloads import load_workload
 from renderers.rich import RichRenderer

@@ -18,7 +18,7 @@ from ..errors import CommandFailed, ValidationError
 from ..hosts import parse_hosts
 from ..models import TENSORFLOW_MODELS
 from ..redaction import redact, redact_argv
-from ..reports.records import RunRecord, record_of_ours
+from ..reports.record import RunRecord, record_of_ours
 from ..reports.verdict import CLOSED, INVALID, Verdict, judge, refusal
 from ..workloads import apply_params, load_workload
 from .base import Benchmark, RunOptions, summarise_hosts
@@ -121,7 +121,7 @@ class DlioBenchmark(Benchmark):
         return None
 
     def record(self, memory_bytes: float | None = None, facts: dict | None = None) -> RunRecord:
-        """This run as reports read it (mlpstorage/reports/records.py), from what it would write."""
+        """This run as reports read it (mlpstorage/reports/record.py), from what it would write."""
         return record_of_ours(facts or self._facts(), self.run_dir, summary=self.summary, memory_bytes=memory_bytes)
 
     def verdict(self, memory_bytes: float | None) -> Verdict:
