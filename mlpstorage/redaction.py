@@ -1,9 +1,10 @@
 """Which values are secrets, and how they look wherever mlpstorage writes or shows them.
 
 A DLIO workload key can carry a credential (`-p reader.storage_options.secret_key=...`). DLIO
-needs the real value, so it gets it on its command line; everything mlpstorage itself writes
-or shows (events, and so events.jsonl, the text renderers and OTLP; the metadata JSON;
---what-if; the debug `command:` line) shows REDACTED instead. This module owns the rule.
+needs the real value, so it gets it in its environment (workloads/overrides.py: the value is on
+no command line and in no file hydra saves); everything mlpstorage itself writes or shows
+(events, and so events.jsonl, the text renderers and OTLP; the metadata JSON; --what-if; the
+debug `command:` line) shows REDACTED instead. This module owns the rule.
 
 The rule: a key is secret when the last part of its dotted name, split into words (at `_`,
 `-` and camelCase), says so:

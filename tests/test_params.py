@@ -7,13 +7,19 @@ import json
 import subprocess
 import sys
 import types
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
-from mlpstorage.workloads import CONFIG_PATH, dlio_keys, key_problem
-from mlpstorage.workloads.overrides import as_dlio_reads, hydra_value
+from mlpstorage.engines.dlio import dlio_program
+from mlpstorage.errors import UsageError
+from mlpstorage.workloads import CONFIG_PATH, dlio_keys, key_problem, workload_config
+from mlpstorage.workloads.overrides import hydra_value
 from support.otlp_sink import base_env
+from test_dlio import TINY, dataset, only_run_dir  # noqa: F401 (dataset: the tiny data set fixture)
 
 
 def mlpstorage(*args, env=None, timeout=180):
@@ -192,7 +198,8 @@ def dlio_reads():
 def test_dlio_holds_the_value_the_configuration_records(text, expected, dlio_reads, monkeypatch):
     monkeypatch.setenv("MLPS_TAG", "interpolated")
     assert dlio_reads(text) == expected
-    assert as_dlio_reads(text) == expected  # what the resolved configuration and the metadata record
+    # what configview, the resolved configuration and the metadata record (hydra's composition)
+    assert workload_config("unet3d_h100", {"train.seed": text})["train"]["seed"] == expected
 
 
 @pytest.mark.slow
@@ -208,3 +215,89 @@ def test_a_real_dlio_run_writes_the_log_file_named_literally(tmp_path):
     metadata = json.loads(next(run_dir.glob("*_metadata.json")).read_text())
     assert metadata["resolved_parameters"]["output"]["log_file"] == log_file
     assert metadata["arguments"]["params"]["output.log_file"] == log_file
+    # the configuration the launcher composed (the keys it sets for the model, and --params) is DLIO's
+    assert flat(metadata["resolved_parameters"]) == flat(dlio_workload(run_dir))
+
+
+# ----- the configuration: hydra's own composition -------------------------------------------------
+def test_the_workload_is_hydras_composition_of_the_overrides_dlio_gets():
+    """What configview and the metadata show is what hydra's compose API makes of the very
+    overrides on DLIO's command line, in the folder DLIO is pointed at."""
+    from hydra import compose, initialize_config_dir
+
+    params = {"reader.batch_size": "3", "dataset.data_folder": "/data/a b", "train.seed": "${x}",
+              "train.computation_time": "1e-3", "reader.new_key": "it's"}
+    argv = dlio_program("unet3d_h100", Path("/results/run"), params)
+    [config_path] = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config-path=")]
+    overrides = argv[argv.index("workload=unet3d_h100"):argv.index(f"--config-path={config_path}")]
+    with initialize_config_dir(config_dir=config_path, version_base=None):
+        composed = OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)
+    config = workload_config("unet3d_h100", params)
+    assert config == composed["workload"]
+    assert config["reader"]["batch_size"] == 3 and config["train"]["computation_time"] == 0.001
+    assert config["train"]["seed"] == "${x}" and config["reader"]["new_key"] == "it's"
+
+
+def test_composition_leaves_no_hydra_state_and_threads_may_share_it():
+    from hydra.core.global_hydra import GlobalHydra
+
+    with ThreadPoolExecutor(4) as pool:  # hydra's global state is one per process: the lock takes turns
+        configs = list(pool.map(lambda n: workload_config("resnet50_h100", {"reader.batch_size": str(n)}), range(1, 9)))
+    assert [config["reader"]["batch_size"] for config in configs] == list(range(1, 9))
+    assert not GlobalHydra.instance().is_initialized()
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("train.epochs", "nan", "--params train.epochs=nan: expected a number"),
+        ("train.computation_time", "fast", "--params train.computation_time=fast: expected a number"),
+        ("workflow.checkpoint", "off", "--params workflow.checkpoint=off: expected true or false"),
+        ("reader.batch_size", "0", "--params reader.batch_size=0: expected a number greater than 0"),
+        # hydra would replace the section, or the value, with what is given: DLIO reads neither
+        ("reader", "3", "--params reader: reader is a section; set one of its keys (e.g. reader.data_loader=...)"),
+        ("dataset.data_folder.x", "1", "--params dataset.data_folder.x: data_folder is not a section"),
+        # a secret reaches DLIO as text (omegaconf's oc.env), which no number key takes
+        ("train.secret_key", "12", None),
+    ],
+)
+def test_a_value_keeps_the_kind_the_workload_gives_its_key(key, value, message):
+    if message is None:
+        assert workload_config("unet3d_h100", {key: value})["train"]["secret_key"] == "***"
+        return
+    with pytest.raises(UsageError) as refused:
+        workload_config("unet3d_h100", {"reader.batch_size": "2", key: value})
+    assert str(refused.value) == message
+
+
+def flat(config: dict, prefix: str = "") -> dict:
+    """{dotted key: value} of a nested configuration."""
+    items = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            items.update(flat(value, f"{prefix}{key}."))
+        else:
+            items[prefix + key] = value
+    return items
+
+
+def dlio_workload(run_dir: Path) -> dict:
+    """The workload section DLIO ran with: the configuration its hydra saved, each key read as
+    DLIO reads it (interpolations resolved)."""
+    saved = OmegaConf.load(run_dir / "dlio_config" / "config.yaml")
+    return OmegaConf.to_container(saved, resolve=True)["workload"]
+
+
+@pytest.mark.slow
+def test_configview_shows_key_by_key_what_a_real_dlio_datagen_got(dataset):
+    run_dir = only_run_dir(dataset / "results", "training", "unet3d", "datagen")
+    dlio = flat(dlio_workload(run_dir))
+    metadata = json.loads(next(run_dir.glob("training_*_metadata.json")).read_text())
+    assert flat(metadata["resolved_parameters"]) == dlio
+    # configview with the keys the run set for itself (its data and checkpoint folders) as --params
+    ran_with = [f"dataset.data_folder={dataset / 'data'}", f"checkpoint.checkpoint_folder={run_dir / 'checkpoints'}"]
+    result = mlpstorage("training", "configview", "--model", "unet3d", "--datagen", *TINY, *ran_with)
+    assert result.returncode == 0, result.stderr
+    shown = flat(yaml.safe_load(result.stdout))
+    assert sorted(shown) == sorted(dlio)
+    assert [key for key in dlio if shown[key] != dlio[key]] == []

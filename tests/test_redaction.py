@@ -1,5 +1,6 @@
-"""Secrets in DLIO params: DLIO gets them, nothing mlpstorage writes or shows does (events,
-metadata, OTLP, --what-if, configview, datasize, the debug command line)."""
+"""Secrets in DLIO params: DLIO gets them (in its environment), nothing mlpstorage writes or
+shows does (events, metadata, OTLP, --what-if, configview, datasize, the debug command line).
+A real run: tests/test_secrets_real.py."""
 
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ from mlpstorage.benchmarks.dlio import DlioOptions
 from mlpstorage.benchmarks.training import TrainingBenchmark
 from mlpstorage.emitter import Emitter
 from mlpstorage.redaction import REDACTED, is_secret_key, redact, redact_argv
-
-from support.otlp_sink import base_env, start_sink
+from mlpstorage.workloads import CONFIG_PATH
+from mlpstorage.workloads.overrides import secret_environment, workload_overrides
+from support.otlp_sink import base_env
 
 SECRET = "S3CR3T"
 SECRET_PARAM = f"reader.storage_options.secret_key={SECRET}"
-TINY = ["dataset.num_files_train=8", "dataset.record_length=65536", "dataset.record_length_stdev=0",
-        "dataset.record_length_resize=65536", "checkpoint.model_size=65536"]
 
 
 def mlpstorage(*args, env=None, timeout=180) -> subprocess.CompletedProcess:
@@ -60,14 +60,40 @@ def test_redact_params_config_and_argv():
                                  "++workload.reader.storage_options.api_key=***", "++workload.reader.batch_size=2"]
 
 
-def test_dlio_gets_the_value_and_everything_shown_hides_it(tmp_path):
+def test_dlio_gets_the_value_in_its_environment_and_everything_shown_hides_it(tmp_path):
     benchmark = TrainingBenchmark(RunOptions(results_dir=tmp_path), "unet3d", "run",
                                   DlioOptions(params={"reader.storage_options.secret_key": SECRET}), tmp_path,
                                   emitter=Emitter())
-    assert f"++workload.{SECRET_PARAM}" in benchmark.command_line()  # what mpirun runs
-    assert SECRET not in json.dumps([benchmark.shown_command(), benchmark.shown_config()])
+    argv = benchmark.command_line()  # what mpirun runs, readable by every user in /proc/PID/cmdline
+    assert SECRET not in " ".join(argv)
+    assert "++workload.reader.storage_options.secret_key=${oc.env:MLPSTORAGE_SECRET_0}" in argv
+    assert argv[argv.index("MLPSTORAGE_SECRET_0") - 1] == "-x"  # mpirun forwards it to every rank, by name
+    assert secret_environment(benchmark.overrides()) == {"MLPSTORAGE_SECRET_0": SECRET}
+    assert SECRET not in json.dumps([benchmark.shown_command(), benchmark.shown_config(), benchmark.config])
     assert "++workload.reader.storage_options.secret_key=***" in benchmark.shown_command()
     assert benchmark.shown_config()["reader"]["storage_options"]["secret_key"] == REDACTED
+
+
+def test_hydra_gives_dlio_the_secret_from_the_environment_and_saves_only_its_name(monkeypatch):
+    """The overrides as DLIO's hydra composes them, with the environment mpirun gives a rank:
+    reading the key gives the value verbatim (oc.env interpolates nothing in it); what hydra
+    saves in the run folder (the overrides, the configuration) holds the variable's name."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    params = {"reader.storage_options.secret_key": SECRET, "storage.password": "p w'${x}\\", "reader.batch_size": "2"}
+    overrides = workload_overrides("unet3d_h100", params)
+    environment = secret_environment(params)
+    assert environment == {"MLPSTORAGE_SECRET_0": SECRET, "MLPSTORAGE_SECRET_1": "p w'${x}\\"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with initialize_config_dir(config_dir=str(CONFIG_PATH), version_base=None):
+        config = compose(config_name="config", overrides=overrides)
+    assert config.workload.reader.storage_options.secret_key == SECRET
+    assert config.workload.storage.password == "p w'${x}\\"
+    assert config.workload.reader.batch_size == 2
+    saved = OmegaConf.to_yaml(config) + "\n".join(overrides)
+    assert SECRET not in saved and "${x}" not in saved and "MLPSTORAGE_SECRET_1" in saved
 
 
 # ----- the commands --------------------------------------------------------------------------------
@@ -89,34 +115,3 @@ def test_commands_never_show_the_secret(command, tmp_path):
         assert "++workload.reader.storage_options.secret_key=***" in result.stdout.splitlines()[1]
         assert "secret_key: '***'" in result.stdout
     assert not (tmp_path / "data").exists()
-
-
-@pytest.mark.slow
-def test_a_real_run_keeps_the_secret_out_of_everything_it_writes(tmp_path):
-    """A real DLIO datagen (2 ranks) with a secret param, with --debug (the command line),
-    plain lines and a real OTLP receiver. DLIO gets the value: hydra saves it in dlio_config/."""
-    server, sink = start_sink("http")
-    try:
-        result = mlpstorage("training", "datagen", "--model", "unet3d", "--data-dir", str(tmp_path / "data"),
-                            "--num-processes", "2", "--results-dir", str(tmp_path / "results"), "--skip-timeseries",
-                            "--render", "plain,otlp", "--debug", "--allow-invalid-params", "--params", *TINY,
-                            SECRET_PARAM, env=sink.env())
-    finally:
-        server.stop()
-    assert result.returncode == 0, result.stderr
-    assert SECRET not in result.stdout + result.stderr
-    assert "command: mpirun " in result.stderr and "secret_key=***" in result.stderr
-
-    [run_dir] = (tmp_path / "results").glob("training/unet3d/datagen/*")
-    written = [path for path in run_dir.rglob("*") if path.is_file()]
-    holding = sorted(str(p.relative_to(run_dir)) for p in written if SECRET in p.read_text(errors="replace"))
-    # hydra saves the overrides DLIO got, and the configuration made from them, verbatim
-    assert holding == ["dlio_config/config.yaml", "dlio_config/hydra.yaml", "dlio_config/overrides.yaml"]
-
-    [metadata_file] = run_dir.glob("training_*_metadata.json")
-    metadata = json.loads(metadata_file.read_text())
-    assert metadata["arguments"]["params"]["reader.storage_options.secret_key"] == REDACTED
-    assert metadata["resolved_parameters"]["reader"]["storage_options"]["secret_key"] == REDACTED
-    assert "++workload.reader.storage_options.secret_key=***" in metadata["executed_command"]
-    assert sink.requests
-    assert not [r for r in sink.requests if SECRET.encode() in r.pbreq.SerializeToString()]

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from ..emitter import Emitter
 from ..workloads import CONFIG_PATH
-from ..workloads.overrides import hydra_value
+from ..workloads.overrides import hydra_value, secret_environment, workload_overrides
+
+__all__ = ["DlioProgress", "adopt_rank_spans", "dlio_program", "hydra_value", "read_summary", "secret_environment"]
 
 # A DLIO record: "[INFO] 2026-11-27T10:10:20.906145 Starting epoch 1: 4 steps expected [/path.py:192]"
 _STEP = re.compile(r"Rank (\d+) step (\d+) processed")
@@ -37,10 +39,11 @@ RANK_MODULE = "mlpstorage.engines.dlio_rank"
 
 def dlio_program(workload: str, run_dir: Path, overrides: dict[str, object], python: str = sys.executable) -> list[str]:
     """The per-rank program: hydra overrides first, then --config-path (hydra wants the
-    overrides contiguous)."""
-    argv = [python, "-m", RANK_MODULE, f"workload={workload}",
-            f"++hydra.run.dir={hydra_value(run_dir)}", "++hydra.output_subdir=dlio_config"]
-    argv += [f"++workload.{key}={hydra_value(value)}" for key, value in overrides.items()]
+    overrides contiguous). The workload's are workload_overrides(), which configview composes
+    too; a secret's value is not in them: the ranks need secret_environment(overrides)."""
+    choice, *values = workload_overrides(workload, overrides)
+    argv = [python, "-m", RANK_MODULE, choice, f"++hydra.run.dir={hydra_value(run_dir)}",
+            "++hydra.output_subdir=dlio_config", *values]
     return argv + [f"--config-path={CONFIG_PATH}"]
 
 

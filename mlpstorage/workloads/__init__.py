@@ -7,19 +7,12 @@ own bundled unet3d/resnet50/cosmoflow files would win over ours).
 
 from __future__ import annotations
 
-import copy
 import difflib
-import math
 from dataclasses import dataclass
-from pathlib import Path
-
-import yaml
 
 from ..errors import UsageError
 from . import dlio_keys
-from .overrides import as_dlio_reads
-
-CONFIG_PATH = Path(__file__).parent / "configs"
+from .compose import CONFIG_PATH, workload_config
 
 
 def workload_name(model: str, command: str, accelerator: str = "h100") -> str:
@@ -28,15 +21,8 @@ def workload_name(model: str, command: str, accelerator: str = "h100") -> str:
 
 
 def load_workload(name: str) -> dict:
-    path = CONFIG_PATH / "workload" / f"{name}.yaml"
-    if not path.exists():
-        raise UsageError(f"no workload configuration {name!r}")
-    return yaml.safe_load(path.read_text())
-
-
-# Keys whose value must be a positive number.
-POSITIVE = ("dataset.num_files_train", "dataset.num_samples_per_file", "dataset.record_length",
-            "reader.batch_size", "train.epochs")
+    """The workload as DLIO reads it without --params (composed by hydra: compose.py)."""
+    return workload_config(name, {})
 
 
 def _closest(key: str) -> str | None:
@@ -97,29 +83,13 @@ def check_params(params: dict[str, object], allow_invalid: bool = False) -> list
 
 
 def apply_params(config: dict, params: dict[str, object]) -> dict:
-    """The workload with dotted overrides applied, as DLIO will see it (each value as hydra
-    reads it). A value must keep the kind the workload gives the key (a number stays a
-    number, a boolean a boolean, a section a section)."""
-    resolved = copy.deepcopy(config)
-    for key, value in params.items():
-        node = resolved
-        *path, last = key.split(".")
-        for part in path:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UsageError(f"--params {key}: {part} is not a section")
-        new, old = as_dlio_reads(value), node.get(last)
-        if isinstance(old, dict):
-            raise UsageError(f"--params {key}: {last} is a section; set one of its keys (e.g. {key}.{next(iter(old), 'x')}=...)")
-        numeric = isinstance(old, (int, float)) and not isinstance(old, bool)
-        if numeric and (isinstance(new, bool) or not isinstance(new, (int, float)) or not math.isfinite(new)):
-            raise UsageError(f"--params {key}={value}: expected a number")
-        if isinstance(old, bool) and not isinstance(new, bool):
-            raise UsageError(f"--params {key}={value}: expected true or false")
-        if key in POSITIVE and (isinstance(new, bool) or not isinstance(new, (int, float)) or not 0 < new < math.inf):
-            raise UsageError(f"--params {key}={value}: expected a number greater than 0")
-        node[last] = new
-    return resolved
+    """Deprecated: workload_config(name, params). The shipped workload whose content is CONFIG
+    (as load_workload gives it), composed by hydra with PARAMS; kept until its callers name the
+    workload instead."""
+    for path in sorted((CONFIG_PATH / "workload").glob("*.yaml")):
+        if load_workload(path.stem) == config:
+            return workload_config(path.stem, params)
+    raise ValueError("apply_params takes a workload as load_workload gives it; use workload_config")
 
 
 def parse_params(items: list[str]) -> dict[str, str]:

@@ -1,0 +1,99 @@
+"""A real DLIO run given secrets with --params: each value reaches the ranks in their
+environment only. No command line (mpirun's, a rank's, read from /proc while they run), no file
+of the run (hydra's dlio_config/, events.jsonl, the metadata, the page, DLIO's logs) and nothing
+exported holds it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from omegaconf import OmegaConf
+
+from mlpstorage.redaction import REDACTED
+from support.otlp_sink import start_sink
+from test_dlio import TINY, only_run_dir
+
+pytestmark = pytest.mark.slow
+
+# keys DLIO 2.0.0 does not read (none it reads is a secret), so --allow-invalid-params
+SECRETS = {"reader.storage_options.secret_key": "s3cr3t-P7k", "storage.password": "pw-Q9x'${y}",
+           "storage.auth_token": "tok-Z7yq"}
+
+
+def watch_tree(proc: subprocess.Popen) -> dict[int, tuple[str, dict[str, str]]]:
+    """pid -> (command line, MLPSTORAGE_SECRET_* variables) of every process below PROC, read
+    from /proc as any user of the host would, every 20 ms until PROC ends (a process's longest
+    reading: one read at its exec can be empty)."""
+    seen: dict[int, tuple[str, dict[str, str]]] = {}
+    while proc.poll() is None:
+        try:
+            children = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            break
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                environ = Path(f"/proc/{child.pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            secrets = dict(item.decode().split("=", 1) for item in environ if item.startswith(b"MLPSTORAGE_SECRET_"))
+            if len(cmdline) >= len(seen.get(child.pid, ("",))[0]):
+                seen[child.pid] = (cmdline, secrets)
+        time.sleep(0.02)
+    return seen
+
+
+def test_a_real_run_gives_dlio_the_secrets_through_the_environment_only(tmp_path, monkeypatch):
+    server, sink = start_sink("http")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlpstorage", "training", "datagen", "--model", "unet3d",
+             "--data-dir", str(tmp_path / "data"), "--num-processes", "2", "--results-dir", str(tmp_path / "results"),
+             "--skip-timeseries", "--render", "plain,otlp", "--debug", "--allow-invalid-params",
+             *TINY, *(f"{key}={value}" for key, value in SECRETS.items())],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=sink.env())
+        seen = watch_tree(proc)
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, stderr
+    values = list(SECRETS.values())
+
+    # no command line holds a secret: mpirun's and the ranks' (read while they ran)
+    mpirun = [cmdline for cmdline, _ in seen.values() if cmdline.startswith("mpirun ")]
+    ranks = {pid: (cmdline, env) for pid, (cmdline, env) in seen.items() if "mlpstorage.engines.dlio_rank" in cmdline}
+    assert len(mpirun) == 1 and len(ranks) == 2, seen
+    assert [cmdline for cmdline, _ in seen.values() if any(value in cmdline for value in values)] == []
+    assert "-x MLPSTORAGE_SECRET_0 -x MLPSTORAGE_SECRET_1 -x MLPSTORAGE_SECRET_2 " in mpirun[0]
+    assert "++workload.storage.password=${oc.env:MLPSTORAGE_SECRET_1}" in next(iter(ranks.values()))[0]
+
+    # each rank had every value in its environment, and DLIO's configuration (hydra saved the one it
+    # composed and handed DLIO) gives the value there when read, as DLIO's reads resolve it
+    [run_dir] = [only_run_dir(tmp_path / "results", "training", "unet3d", "datagen")]
+    for _, environment in ranks.values():
+        assert sorted(environment.values()) == sorted(values)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    dlio = OmegaConf.load(run_dir / "dlio_config" / "config.yaml").workload
+    assert {key: OmegaConf.select(dlio, key) for key in SECRETS} == SECRETS
+
+    # nothing written holds a secret: the run folder (hydra's dlio_config, events.jsonl, the metadata,
+    # the page, DLIO's logs), the data folder, the terminal, the OTLP export
+    holding = [str(path) for path in tmp_path.rglob("*")
+               if path.is_file() and any(value.encode() in path.read_bytes() for value in values)]
+    assert holding == []
+    assert (run_dir / "dlio_config" / "overrides.yaml").is_file() and (run_dir / "events.jsonl").is_file()
+    assert not any(value in stdout + stderr for value in values)
+    assert "command: mpirun " in stderr and "secret_key=***" in stderr
+    assert sink.requests and not [r for r in sink.requests
+                                  if any(value.encode() in r.pbreq.SerializeToString() for value in values)]
+    metadata = json.loads(next(run_dir.glob("training_*_metadata.json")).read_text())
+    assert metadata["arguments"]["params"]["storage.password"] == REDACTED
+    assert metadata["resolved_parameters"]["storage"] == {"password": REDACTED, "auth_token": REDACTED}
+    assert "++workload.reader.storage_options.secret_key=***" in metadata["executed_command"]
