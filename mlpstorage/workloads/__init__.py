@@ -86,8 +86,9 @@ def apply_params(config: dict, params: dict[str, object]) -> dict:
     """Deprecated: workload_config(name, params). The shipped workload whose content is CONFIG
     (as load_workload gives it), composed by hydra with PARAMS; kept until its callers name the
     workload instead."""
-    for path in sorted((CONFIG_PATH / "workload").glob("*.yaml")):
-        if load_workload(path.stem) == config:
+    model = str(config.get("model", "")).split("_")[0]
+    for path in sorted((CONFIG_PATH / "workload").glob("*.yaml"), key=lambda p: not p.stem.startswith(model)):
+        if load_workload(path.stem) == config:  # the model's own workloads first: each is one composition
             return workload_config(path.stem, params)
     raise ValueError("apply_params takes a workload as load_workload gives it; use workload_config")
 
