@@ -4,9 +4,9 @@ DLIO 2.0.0 is a hydra app (`@hydra.main(config_name="config")`) that mlpstorage 
 configs/ with --config-path and gives overrides.py's workload_overrides() on its command line.
 workload_config() hands the same folder and the same override strings to hydra's compose API,
 so configview, --what-if and the metadata show what DLIO gets by construction, not an
-imitation of hydra's merge. What hydra accepts but DLIO would read as something else (a number
-where the workload has a number given as text, a section replaced by a value) is refused here
-with one line naming the key.
+imitation of hydra's merge. What hydra accepts but would change the kind of a workload key
+(text where the workload has a number, a value in place of a section or a section in place of
+a value) is refused here with one line naming the key.
 """
 
 from __future__ import annotations
