@@ -26,11 +26,11 @@ SECRETS = {"reader.storage_options.secret_key": "s3cr3t-P7k", "storage.password"
            "storage.auth_token": "tok-Z7yq"}
 
 
-def watch_tree(proc: subprocess.Popen) -> dict[int, tuple[str, dict[str, str]]]:
-    """pid -> (command line, MLPSTORAGE_SECRET_* variables) of every process below PROC, read
+def watch_tree(proc: subprocess.Popen) -> dict[int, tuple[str, dict[str, str], int]]:
+    """pid -> (command line, MLPSTORAGE_SECRET_* variables, parent pid) of every process below PROC, read
     from /proc as any user of the host would, every 20 ms until PROC ends (a process's longest
     reading: one read at its exec can be empty)."""
-    seen: dict[int, tuple[str, dict[str, str]]] = {}
+    seen: dict[int, tuple[str, dict[str, str], int]] = {}
     while proc.poll() is None:
         try:
             children = psutil.Process(proc.pid).children(recursive=True)
@@ -44,7 +44,7 @@ def watch_tree(proc: subprocess.Popen) -> dict[int, tuple[str, dict[str, str]]]:
                 continue
             secrets = dict(item.decode().split("=", 1) for item in environ if item.startswith(b"MLPSTORAGE_SECRET_"))
             if len(cmdline) >= len(seen.get(child.pid, ("",))[0]):
-                seen[child.pid] = (cmdline, secrets)
+                seen[child.pid] = (cmdline, secrets, child.ppid())
         time.sleep(0.02)
     return seen
 
@@ -66,19 +66,20 @@ def test_a_real_run_gives_dlio_the_secrets_through_the_environment_only(tmp_path
     values = list(SECRETS.values())
 
     # no command line holds a secret: mpirun's and the ranks' (read while they ran)
-    mpirun = [cmdline for cmdline, _ in seen.values() if cmdline.startswith("mpirun ")]
-    ranks = {pid: (cmdline, env) for pid, (cmdline, env) in seen.items() if "mlpstorage.engines.dlio_rank" in cmdline}
-    assert len(mpirun) == 1 and len(ranks) == 2, seen
-    assert [cmdline for cmdline, _ in seen.values() if any(value in cmdline for value in values)] == []
-    assert "-x MLPSTORAGE_SECRET_0 -x MLPSTORAGE_SECRET_1 -x MLPSTORAGE_SECRET_2 " in mpirun[0]
+    [(mpirun_pid, (mpirun, _, _))] = [(pid, seen[pid]) for pid in seen if seen[pid][0].startswith("mpirun ")]
+    ranks = {pid: (cmdline, env) for pid, (cmdline, env, parent) in seen.items()
+             if parent == mpirun_pid and " -m mlpstorage.engines.dlio_rank " in cmdline}
+    assert len(ranks) == 2, seen
+    assert [cmdline for cmdline, _, _ in seen.values() if any(value in cmdline for value in values)] == []
+    assert "-x MLPSTORAGE_SECRET_0 -x MLPSTORAGE_SECRET_1 -x MLPSTORAGE_SECRET_2 " in mpirun
     assert "++workload.storage.password=${oc.env:MLPSTORAGE_SECRET_1}" in next(iter(ranks.values()))[0]
 
     # each rank had every value in its environment, and DLIO's configuration (hydra saved the one it
     # composed and handed DLIO) gives the value there when read, as DLIO's reads resolve it
-    [run_dir] = [only_run_dir(tmp_path / "results", "training", "unet3d", "datagen")]
-    for _, environment in ranks.values():
-        assert sorted(environment.values()) == sorted(values)
-    for name, value in environment.items():
+    run_dir = only_run_dir(tmp_path / "results", "training", "unet3d", "datagen")
+    first, second = (environment for _, environment in ranks.values())
+    assert first == second and sorted(first.values()) == sorted(values)
+    for name, value in first.items():
         monkeypatch.setenv(name, value)
     dlio = OmegaConf.load(run_dir / "dlio_config" / "config.yaml").workload
     assert {key: OmegaConf.select(dlio, key) for key in SECRETS} == SECRETS
