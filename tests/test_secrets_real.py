@@ -69,7 +69,8 @@ def test_a_real_run_gives_dlio_the_secrets_through_the_environment_only(tmp_path
     # no command line below the launcher holds a secret: mpirun's and the ranks' (read while they
     # ran); only the launcher's own, as the test typed it, seen in a fork of it before its exec
     own = " ".join(launcher) + " "
-    [mpirun_pid] = [pid for pid, (cmdlines, _, _) in seen.items() if any(c.startswith("mpirun ") for c in cmdlines)]
+    [mpirun_pid] = [pid for pid, (cmdlines, _, parent) in seen.items()
+                    if parent == proc.pid and any(c.startswith("mpirun ") for c in cmdlines)]
     [mpirun] = [c for c in seen[mpirun_pid][0] if c.startswith("mpirun ")]
     ranks = {pid: (cmdlines, env) for pid, (cmdlines, env, parent) in seen.items()
              if parent == mpirun_pid and any(" -m mlpstorage.engines.dlio_rank " in c for c in cmdlines)}
