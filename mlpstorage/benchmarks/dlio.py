@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..emitter.events import DIVISION, VERDICT, VERDICT_REASONS
-from ..engines.dlio import DlioProgress, adopt_rank_spans, dlio_program, read_summary
+from ..engines.dlio import DlioProgress, adopt_rank_spans, dlio_program, read_summary, secret_environment
 from ..engines.mpi import mpi_command
 from ..errors import CommandFailed, ValidationError
 from ..hosts import parse_hosts
@@ -20,7 +20,7 @@ from ..models import TENSORFLOW_MODELS
 from ..redaction import redact, redact_argv
 from ..reports.record import RunRecord, record_of_ours
 from ..reports.verdict import CLOSED, INVALID, Verdict, judge, refusal
-from ..workloads import apply_params, load_workload
+from ..workloads import workload_config
 from .base import Benchmark, RunOptions, summarise_hosts
 
 # Forwarded to every rank with -x: the trace context, where ranks leave their spans (and their
@@ -56,7 +56,7 @@ class DlioBenchmark(Benchmark):
     @property
     def config(self) -> dict:
         """The workload as DLIO will see it (recomputed: it names the run's directory)."""
-        return apply_params(load_workload(self.workload), self.overrides())
+        return workload_config(self.workload, self.overrides())
 
     def workload_name(self) -> str:
         raise NotImplementedError
@@ -69,7 +69,8 @@ class DlioBenchmark(Benchmark):
         return {**self.forced_overrides(), **self.dlio.params}
 
     def command_line(self) -> list[str]:
-        mpi = dataclasses.replace(self.options.mpi, export_env=list(RANK_ENV))
+        # a secret travels in the environment, forwarded by name: on no command line, in no file
+        mpi = dataclasses.replace(self.options.mpi, export_env=[*RANK_ENV, *secret_environment(self.overrides())])
         program = dlio_program(self.workload, self.run_dir, self.overrides())
         return mpi_command(mpi, self.hosts, self.dlio.processes, program)
 
@@ -157,7 +158,7 @@ class DlioBenchmark(Benchmark):
         ranks.mkdir(exist_ok=True)
         env = {**os.environ, "TRACESTATE": "", **self.emitter.trace_environment(),
                "MLPSTORAGE_RANK_EVENTS": str(ranks), "MLPSTORAGE_LAUNCHER_PID": str(os.getpid()),
-               "DFTRACER_ENABLE": os.environ.get("DFTRACER_ENABLE", "0")}
+               "DFTRACER_ENABLE": os.environ.get("DFTRACER_ENABLE", "0"), **secret_environment(self.overrides())}
         argv = self.command_line()
         self.emitter.status(f"Running DLIO {self.workload} with {self.dlio.processes} processes on "
                             f"{len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}")

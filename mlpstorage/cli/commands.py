@@ -84,10 +84,10 @@ def _print_config(name: str, config: dict) -> int:
 
 
 def cmd_configview(args) -> int:
-    from ..workloads import apply_params, load_workload, workload_name
+    from ..workloads import workload_config, workload_name
 
     name = workload_name(args.model, "datagen" if args.datagen else "run", args.accelerator_type)
-    return _print_config(name, apply_params(load_workload(name), params_from(args)))
+    return _print_config(name, workload_config(name, params_from(args)))
 
 
 def cmd_checkpointing_configview(args) -> int:
@@ -116,10 +116,10 @@ def cmd_checkpointing_datasize(args) -> int:
 
 def cmd_datasize(args) -> int:
     from ..benchmarks.datasize import training_datasize
-    from ..workloads import apply_params, load_workload, required_data_size, workload_name
+    from ..workloads import required_data_size, workload_config, workload_name
 
     params = params_from(args)
-    config = apply_params(load_workload(workload_name(args.model, "run", args.accelerator_type)), params)
+    config = workload_config(workload_name(args.model, "run", args.accelerator_type), params)
     size = required_data_size(config, args.client_host_memory_in_gb, args.num_client_hosts, args.max_accelerators)
     arguments = {"max_accelerators": args.max_accelerators, "client_host_memory_in_gb": args.client_host_memory_in_gb,
                  "num_client_hosts": args.num_client_hosts, "accelerator": args.accelerator_type, "params": params}

@@ -14,6 +14,9 @@ from ..errors import UsageError
 from . import dlio_keys
 from .compose import CONFIG_PATH, workload_config
 
+__all__ = ["CONFIG_PATH", "DataSize", "check_params", "key_problem", "load_workload", "parse_params",
+           "required_data_size", "workload_config", "workload_name"]
+
 
 def workload_name(model: str, command: str, accelerator: str = "h100") -> str:
     """{model}_{accelerator} for run, {model}_datagen for datagen (MLPerf Storage naming)."""
@@ -80,17 +83,6 @@ def check_params(params: dict[str, object], allow_invalid: bool = False) -> list
     if problems and not allow_invalid:
         raise UsageError(problems[0])
     return [f"{problem}; passed to DLIO anyway (--allow-invalid-params)" for problem in problems]
-
-
-def apply_params(config: dict, params: dict[str, object]) -> dict:
-    """Deprecated: workload_config(name, params). The shipped workload whose content is CONFIG
-    (as load_workload gives it), composed by hydra with PARAMS; kept until its callers name the
-    workload instead."""
-    model = str(config.get("model", "")).split("_")[0]
-    for path in sorted((CONFIG_PATH / "workload").glob("*.yaml"), key=lambda p: not p.stem.startswith(model)):
-        if load_workload(path.stem) == config:  # the model's own workloads first: each is one composition
-            return workload_config(path.stem, params)
-    raise ValueError("apply_params takes a workload as load_workload gives it; use workload_config")
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
