@@ -28,6 +28,7 @@ from .cluster import ClusterCollection, summarise_hosts
 from .job import WatchedJob
 from .sampling import RunTimeseries
 
+REPORT_FILE = "report.html"
 STAGES = ("Validating environment", "Collecting cluster info", "Running benchmark", "Processing results")
 
 
@@ -66,7 +67,7 @@ class Benchmark:
         self.ssh_connections = SshConnections(options.ssh)  # one login per remote host per run
         self.cluster = ClusterCollection(options, self.emitter, self.ssh_connections, remote=self.REMOTE_COLLECTION)
         self.job: WatchedJob | None = None  # while "Running benchmark" runs
-        self.timeseries = RunTimeseries(options, self.emitter, self.ssh_connections, self._on_sample)
+        self.sampling = RunTimeseries(options, self.emitter, self.ssh_connections, self._on_sample)
         self.failure: BaseException | None = None  # what ended "Running benchmark", if it failed
         self.results_processed = False  # "Processing results" ran: the run has a page to write
 
@@ -81,7 +82,12 @@ class Benchmark:
 
     @property
     def sampler(self):
-        return self.timeseries.sampler
+        return self.sampling.sampler
+
+    @property
+    def timeseries(self) -> dict[str, list[dict]]:
+        """{host: samples} once "Running benchmark" has ended."""
+        return self.sampling.samples
 
     @property
     def run_id(self) -> str:
@@ -154,7 +160,7 @@ class Benchmark:
             # The sampler covers exactly "Running benchmark": started once it is open and
             # stopped before it ends, so every sample belongs to that stage.
             self.job = WatchedJob(self.emitter, self.options, self.run_dir, self.stall_defaults(), self.stall_ranks())
-            self.timeseries.start()
+            self.sampling.start()
             started = time.perf_counter()
             self._run()
             self.runtime = time.perf_counter() - started
@@ -166,7 +172,7 @@ class Benchmark:
                 if failure is not None:
                     self.failure = failure
                     self.emitter.fail_stage(failure)
-                self.timeseries.stop()
+                self.sampling.stop()
                 advance_stage()
         except BaseException as exc:  # the held signal, now raised: stage 4 is open
             failure = failure or exc
@@ -184,7 +190,7 @@ class Benchmark:
         """What a failed run can still keep (time series, metadata, its page); a problem here
         is a warning, so it never hides the failure itself."""
         interrupted = isinstance(failure, (KeyboardInterrupt, Terminated))
-        self.results_processed = True
+        self._announce_report()
         for step in (lambda: self._finish_run(interrupted), self._write_metadata):
             try:
                 step()
@@ -199,11 +205,18 @@ class Benchmark:
         raise NotImplementedError
 
     def _process_results(self) -> None:
-        self.results_processed = True
+        self._announce_report()
         self._write_metadata()
 
     def _write_metadata(self) -> None:
         write_run_record(self.run_dir, self.BENCHMARK_TYPE, self.metadata())
+
+    def _announce_report(self) -> None:
+        """The run will have a page: said while "Processing results" runs, so the line is part
+        of the recording and stands above the summary the live display leaves."""
+        self.results_processed = True
+        page = self.run_dir / REPORT_FILE
+        self.emitter.info(f"Report: {page}", report=str(page))
 
     def _write_report(self) -> None:
         """report.html, the run's page, from the run's folder once the run is over. The page is
@@ -211,10 +224,9 @@ class Benchmark:
         try:
             from ..reports.page import write_run_page  # imported here: only a run that gets this far needs it
 
-            page = write_run_page(self.run_dir)
-            self.emitter.info(f"Report: {page}", report=str(page))
+            write_run_page(self.run_dir, self.run_dir / REPORT_FILE)
         except Exception as exc:
-            self.emitter.warning(f"No report.html: {type(exc).__name__}: {exc}")
+            self.emitter.warning(f"No {REPORT_FILE}: {type(exc).__name__}: {exc}")
 
     def metadata(self) -> dict:
         return {
@@ -278,7 +290,7 @@ class Benchmark:
             self.job.sample(host, sample)
 
     def _write_timeseries(self) -> None:
-        self.timeseries.write(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_timeseries.json")
+        self.sampling.write(self.run_dir / f"{self.BENCHMARK_TYPE}_{self.run_datetime}_timeseries.json")
 
 
 def run_status(failure: BaseException | None) -> str:

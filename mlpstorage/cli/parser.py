@@ -342,7 +342,7 @@ def _add_report_pages(actions) -> None:
         "html", parents=[_global_options(top=False)], help="write a run's page (report.html)",
         description="Write a run's page: one self-contained HTML file that opens offline (what ran, the verdict, "
         "the metrics against their targets, the timeline, the time series, the cluster, the files). Every run "
-        "writes its own during 'Processing results'; this makes one for any earlier run or recording.")
+        "writes its own once the run is over; this makes one for any earlier run or recording.")
     page.add_argument("run", metavar="RUN", type=Path, help=run_help)
     page.add_argument("--output", "-o", metavar="FILE", type=Path,
                       help="where to write it (default: RUN/report.html; for a recording, NAME.report.html beside it)")
