@@ -1,8 +1,11 @@
 """No child outlives the launcher: signals at random moments (mpirun starting, MPI cluster
 collection), and SIGKILL of the launcher itself, against real mpirun process trees.
 
-Repeated with random delays, enough times to catch a window that opened 2 times in 12. The
-delays come from a seed printed in every failure: MLPSTORAGE_SIGNAL_SEED=<seed> replays them."""
+Repeated with random delays. The window that once opened 2 times in 12 (a signal between the
+start of "Running benchmark" and the code that salvages it) is closed by construction now, and
+the signal that lands in another thread is tested directly, so fewer random tries suffice; each
+run of the suite draws new delays. They come from a seed printed in every failure:
+MLPSTORAGE_SIGNAL_SEED=<seed> replays them."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 PYTHON = sys.executable
-TRIES = 12
+TRIES = 6
 SEED = int(os.environ.get("MLPSTORAGE_SIGNAL_SEED") or random.SystemRandom().randrange(2**32))
 
 
