@@ -41,18 +41,19 @@ def _status_line(logger, text: str) -> None:
     tell(text)
 
 
+def _plain_on_stderr():
+    from renderers.plain import PlainRenderer
+
+    return PlainRenderer(sys.stderr, heartbeat_s=0)
+
+
 def _emitter():
     """The current emitter; this module is an edge (library code that runs no CLI), so it hands
     the emitter the fallback its users expect: plain lines on stderr."""
     from .emitter import current_emitter
     from .emitter.core import set_fallback_renderer
 
-    def plain_on_stderr():
-        from renderers.plain import PlainRenderer
-
-        return PlainRenderer(sys.stderr, heartbeat_s=0)
-
-    set_fallback_renderer(plain_on_stderr)
+    set_fallback_renderer(_plain_on_stderr)
     return current_emitter()
 
 

@@ -55,12 +55,12 @@ _C0_CONTROLS = tuple(chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x
 # What a line may not send to the terminal. Nothing here matches across a newline, so a batch
 # of lines joined with "\n" is cleaned in one pass.
 _ESCAPES = re.compile(
-    r"""
+    rf"""
       (?P<sgr>\x1b\[[0-9;:]*m)                    # SGR: colours and attributes (kept with colour on)
     | \x1b\[[0-?]*[\x20-/]*[@-~]?                 # any other CSI: cursor moves, erases, modes, scrolling
     | \x1b[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)?  # OSC (window title, hyperlinks), DCS, SOS, PM, APC
     | \x1b[\x20-/]*[0-~]?                         # two-character escapes (ESC 7/8, ESC M, ESC c, charsets), a lone ESC
-    | [\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]  # other control characters (BEL, BS, VT, FF, SO/SI, C1), bidi overrides
+    | [\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]               # other control characters (BEL, BS, VT, FF, SO/SI, C1), bidi
     """,
     re.VERBOSE,
 )

@@ -20,10 +20,10 @@ from ..emitter import Emitter, current_emitter, use_emitter
 from ..engines.mpi import MpiOptions
 from ..engines.process import HeldSignals
 from ..errors import StallAborted, Terminated
+from ..reports.record import write_run_record
 from ..results import check_writable, claim_run_dir, run_dir_base, write_json
 from ..slurm import job_attributes
 from ..stalls.watch import StallWatch
-from ..reports.record import write_run_record
 from .cluster import ClusterCollection, summarise_hosts
 from .job import WatchedJob
 from .sampling import RunTimeseries

@@ -114,8 +114,6 @@ def run_options_from(args):
     )
 
 
-
-
 def mpi_options_from(args):
     from ..engines.mpi import MpiOptions
 
@@ -178,12 +176,10 @@ def run_benchmarks(args, make) -> int:
     return 0
 
 
-
-
 def read_runs(paths: list[Path]) -> list:
     """Each run read (a bad one: one error line), and what was left out of it as warnings."""
-    from ..terminal import harmless
     from ..reports.record import read_run
+    from ..terminal import harmless
 
     records = [read_run(path) for path in paths]
     for record in records:

@@ -137,29 +137,23 @@ def wait_for_exit(proc: subprocess.Popen) -> int:
     costs nothing."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(os, "pidfd_open"):
         return proc.wait()
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:  # already reaped, or a kernel without pidfds (before 5.3)
+        return proc.wait()
     wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         previous = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
-    except ValueError:  # not the main interpreter
-        os.close(wake_read)
-        os.close(wake_write)
-        return proc.wait()
-    try:
-        try:
-            pidfd = os.pidfd_open(proc.pid)
-        except OSError:  # already reaped, or a kernel without pidfds (before 5.3)
-            return proc.wait()
         try:
             while proc.poll() is None:
                 select.select([pidfd, wake_read], [], [])
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_read, 512)  # Python has already noted which signals came
         finally:
-            os.close(pidfd)
+            signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
     finally:
-        signal.set_wakeup_fd(previous, warn_on_full_buffer=False)
-        os.close(wake_read)
-        os.close(wake_write)
+        for fd in (pidfd, wake_read, wake_write):
+            os.close(fd)
     return proc.returncode
 
 
@@ -257,8 +251,9 @@ def run_command(
 
     If the caller is interrupted (Ctrl-C, SIGTERM, an exception), the child's process tree
     is stopped before the exception goes on; if the launcher dies without a word (SIGKILL),
-    a watchdog stops the child's whole session (watchdog.py): no child outlives the launcher. observer gets
-    each batch of output lines; on_start the child as soon as it runs (the stall watch)."""
+    a watchdog stops the child's whole session (watchdog.py): no child outlives the launcher.
+    observer gets each batch of output lines; on_start the child as soon as it runs (the
+    stall watch)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     source = source or Path(argv[0]).name
     proc = CHILDREN.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -83,14 +83,12 @@ class SessionGuard:
         proc.wait()
 
 
-def main() -> int:
+def main() -> None:
     sid = int(sys.argv[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.stdin.buffer.read(1) == RELEASE:
-        return 0
-    stop_session(sid)
-    return 0
+    if sys.stdin.buffer.read(1) != RELEASE:  # end of file: the launcher is gone
+        stop_session(sid)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
