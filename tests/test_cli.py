@@ -125,7 +125,7 @@ def test_jsonl_on_stdout_and_events_file_tee(tmp_path):
     assert result.returncode == 0
     stdout_events = [json.loads(l) for l in result.stdout.splitlines()]
     assert stdout_events == [json.loads(l) for l in tee.read_text().splitlines()]
-    assert all(e["schema"] == 3 and "type" in e for e in stdout_events)
+    assert all(e["schema"] == 4 and "type" in e for e in stdout_events)
     assert result.stderr == ""
 
 
@@ -279,7 +279,7 @@ def test_output_is_on_disk_while_the_child_still_runs(tmp_path):
             events = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()]
             outputs = [e for e in events if e["type"] == "output"]
             assert [line for e in outputs for line in e["lines"]] == ["line 1", "line 2"]
-            assert len(outputs) == 1 and outputs[0]["schema"] == 3
+            assert len(outputs) == 1 and outputs[0]["schema"] == 4
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)

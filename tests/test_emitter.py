@@ -54,7 +54,7 @@ def test_every_event_has_schema_timestamp_and_trace_ids(mlpstorage_capture):
                 update()
     trace_ids = set()
     for event in mlpstorage_capture.events:
-        assert event["schema"] == SCHEMA_VERSION == 3
+        assert event["schema"] == SCHEMA_VERSION == 4
         assert validate(event) is None, event
         assert ISO.match(event["timestamp"]), event
         assert re.fullmatch(r"[0-9a-f]{32}", event["trace_id"])

@@ -25,7 +25,7 @@ from .base import Benchmark, RunOptions, summarise_hosts
 
 # Forwarded to every rank with -x: the trace context, where ranks leave their spans (and their
 # host and pid), the launcher's pid (whose py-spy may read their stacks), and dftracer switched off (on by default in 2.0.0, it prints and installs signal handlers).
-RANK_ENV = ("TRACEPARENT", "TRACESTATE", "MLPSTORAGE_RANK_EVENTS", "MLPSTORAGE_LAUNCHER_PID", "DFTRACER_ENABLE")
+RANK_ENV = ("TRACEPARENT", "TRACESTATE", "MLPSTORAGE_RANK_EVENTS", "MLPSTORAGE_LAUNCHER_PID", "DFTRACER_ENABLE", "DFTRACER_INC_METADATA")
 
 
 @dataclass

@@ -400,6 +400,12 @@ class Emitter:
         event.update(self.context_fields())
         self._fanout.publish(event)
 
+    def io_summary(self, io: dict) -> None:
+        """A traced run's I/O (mlpstorage/iotrace/): an `io.summary` event in the open stage."""
+        event = ev.io_summary(io)
+        event.update(self.context_fields())
+        self._fanout.publish(event)
+
     # ----- propagation -----------------------------------------------------------------
     def trace_environment(self) -> dict[str, str]:
         """TRACEPARENT (and TRACESTATE) for a child process, so its work joins this trace."""

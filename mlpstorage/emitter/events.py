@@ -6,7 +6,7 @@ constructors, the rank launcher builds its span with them, and `events replay` c
 line of a recording with validate().
 
 Every event is a flat JSON-able dict that starts with:
-  schema     the version that wrote it (1 or 2; see SCHEMA_VERSION)
+  schema     the version that wrote it (1 to 4; see SCHEMA_VERSION)
   type       one of EVENT_TYPES
   timestamp  ISO-8601 UTC with microseconds and a trailing "Z"
   level      one of LEVELS
@@ -23,8 +23,9 @@ import time as _time
 # instead of one `line`. A reader of version 1 cannot read such an event, hence the bump.
 # Version 3 added two event types: `task.updated` (a task's count, e.g. the steps of an epoch)
 # and `stall` (see mlpstorage/stalls/). Every older recording is a valid version-3 recording.
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# Version 4 added `io.summary`: a traced run's I/O (--io-trace; mlpstorage/iotrace/).
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 # Time-series samples travel as span events of the running stage, up to this many (a span is
 # exported whole, and OTLP receivers limit a request's size); the event stream keeps them all.
@@ -48,12 +49,13 @@ STALL = "stall"
 LOG = "log"
 OUTPUT = "output"
 SAMPLE = "sample"
+IO_SUMMARY = "io.summary"
 
 EVENT_TYPES = frozenset(
     {
         RUN_STARTED, RUN_FINISHED, STAGE_STARTED, STAGE_FINISHED,
         SPINNER_STARTED, SPINNER_UPDATED, SPINNER_FINISHED,
-        TASK_STARTED, TASK_UPDATED, TASK_FINISHED, LOG, OUTPUT, SAMPLE, STALL,
+        TASK_STARTED, TASK_UPDATED, TASK_FINISHED, LOG, OUTPUT, SAMPLE, STALL, IO_SUMMARY,
     }
 )
 
@@ -237,6 +239,14 @@ def stall(condition: str, state: str, key: str, subject: str, message: str, time
 STALL_SPAN_EVENT = "mlpstorage.stall"
 
 
+def io_summary(io: dict, timestamp: str | None = None) -> dict:
+    """A traced run's I/O, once its traces are read: `io` holds per operation, host and rank
+    the count, bytes, percentiles and the latency histogram on the metric's buckets
+    (`metric_bounds_s`), and per epoch and rank the time in I/O and compute; the whole of it is
+    the run folder's io_trace.json (docs/iotrace.md)."""
+    return event(IO_SUMMARY, timestamp, io=io)
+
+
 def stall_text(evt: dict) -> str:
     """How text shows a stall event: "stalled: <message>" or "resumed: <message>"."""
     return f"{evt['state']}: {evt['message']}"
@@ -254,7 +264,8 @@ def stall_attributes(evt: dict) -> dict:
 _SPAN_FIELDS = {"name": str, "trace_id": str, "span_id": str, "start_unix_nano": int}
 _FINISHED_FIELDS = {"end_unix_nano": int, "duration_s": (int, float), "status": str}
 _TYPE_FIELDS = {LOG: {"message": str}, SAMPLE: {"host": str, "values": dict},
-                STALL: {"condition": str, "state": str, "key": str, "subject": str, "message": str}}
+                STALL: {"condition": str, "state": str, "key": str, "subject": str, "message": str},
+                IO_SUMMARY: {"io": dict}}
 
 
 def validate(evt) -> str | None:
