@@ -10,70 +10,34 @@ mlpstorage gets the `mlpstorage_capture` fixture:
 
 Each test gets its own Emitter and TracerProvider (with an in-memory span exporter), made
 current for the test only, so nothing leaks between tests.
+
+pytest loads this module in every session of every project installed beside mlpstorage, so it
+imports nothing of its own until a test asks for the fixture (renderers/captured.py holds the
+machinery): a session that does not use it pays about a millisecond.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from mlpstorage.emitter import Emitter, use_emitter
-
-
-@dataclass
-class CaptureRenderer:
-    events: list[dict] = field(default_factory=list)
-
-    @classmethod
-    def from_options(cls, options) -> "CaptureRenderer":
-        return cls()
-
-    def handle(self, event: dict) -> None:
-        self.events.append(event)
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class TelemetryCapture:
-    emitter: Emitter
-    renderer: CaptureRenderer
-    exporter: InMemorySpanExporter
-
-    @property
-    def events(self) -> list[dict]:
-        return self.renderer.events
-
-    @property
-    def spans(self):
-        """Finished spans (opentelemetry ReadableSpan), in the order they ended."""
-        return list(self.exporter.get_finished_spans())
-
-    def of_type(self, *types: str) -> list[dict]:
-        return [e for e in self.events if e["type"] in types]
-
-    def stage_names(self) -> list[str]:
-        return [e["name"] for e in self.of_type("stage.started")]
-
-    def messages(self, level: str | None = None) -> list[str]:
-        return [e["message"] for e in self.of_type("log") if level is None or e["level"] == level]
-
-
-def new_capture() -> TelemetryCapture:
-    exporter = InMemorySpanExporter()
-    renderer = CaptureRenderer()
-    emitter = Emitter([renderer], span_processors=[SimpleSpanProcessor(exporter)])
-    return TelemetryCapture(emitter, renderer, exporter)
 
 
 @pytest.fixture
 def mlpstorage_capture():
     """Captures the events and finished spans of the code under test (its own emitter)."""
+    from mlpstorage.emitter import use_emitter
+
+    from .captured import new_capture
+
     capture = new_capture()
     with use_emitter(capture.emitter):
         yield capture
     capture.emitter.close()
+
+
+def __getattr__(name: str):
+    """CaptureRenderer, TelemetryCapture and new_capture, from where they live, when asked for."""
+    if name in ("CaptureRenderer", "TelemetryCapture", "new_capture"):
+        from . import captured
+
+        return getattr(captured, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

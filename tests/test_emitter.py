@@ -1,6 +1,8 @@
 """The emitter's contract: stages, spinners, logs and output as spans and events."""
 
 import re
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -247,3 +249,19 @@ def test_close_ends_every_span_still_open_innermost_first(mlpstorage_capture):
     assert [e["type"] for e in finished] == ["task.finished", "stage.finished", "run.finished"]
     assert {(e["status"], e["error"]) for e in finished} == {("error", "terminated")}
     assert run.end_time is not None
+
+
+def test_the_plugin_loads_nothing_until_a_test_asks_for_its_fixture(tmp_path):
+    """pytest imports the plugin in every session of every project installed beside
+    mlpstorage: in a session that does not use the fixture it must cost nothing (no
+    OpenTelemetry, no structlog, no emitter); asking for the fixture loads them."""
+    (tmp_path / "test_plain.py").write_text(
+        "import sys\n\ndef test_plain():\n"
+        "    assert not [m for m in sys.modules if m.startswith(('opentelemetry', 'structlog', 'mlpstorage'))]\n"
+        "    assert 'renderers.capture' in sys.modules\n")
+    (tmp_path / "test_uses.py").write_text(
+        "import sys\n\ndef test_uses(mlpstorage_capture):\n"
+        "    assert 'opentelemetry.sdk.trace' in sys.modules and mlpstorage_capture.events == []\n")
+    for name in ("test_plain.py", "test_uses.py"):
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
