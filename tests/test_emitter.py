@@ -263,5 +263,6 @@ def test_the_plugin_loads_nothing_until_a_test_asks_for_its_fixture(tmp_path):
         "import sys\n\ndef test_uses(mlpstorage_capture):\n"
         "    assert 'opentelemetry.sdk.trace' in sys.modules and mlpstorage_capture.events == []\n")
     for name in ("test_plain.py", "test_uses.py"):
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr
