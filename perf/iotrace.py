@@ -1,0 +1,371 @@
+"""What the I/O trace costs, measured side by side in one run (ratios matter; absolute figures
+move with the machine).
+
+    .venv/bin/python perf/iotrace.py [--events 1000000] [--ranks 4] [--repeat 3] [--quick]
+                                     [--skip-reading] [--skip-dlio] [--data-dir DIR] [--keep]
+
+(a) Reading traces. A big trace is made from the recorded one (tests/data/iotrace: a real
+    2-rank unet3d run), its events repeated with shifted timestamps: one rank of --events
+    events (plain and gzip), and --ranks ranks sharing as many. Each case runs in its own
+    process (`--case NAME PATH`), so peak memory (ru_maxrss) is its own: the standard
+    library's json, orjson, msgspec (untyped) and msgspec into the typed structs, each a line
+    at a time; msgspec typed a block at a time (reader.read_calls, what mlpstorage does);
+    the whole summarise() on plain, gzip and multi-rank folders; gzip decompression alone
+    with the standard library and with isal. Events per second of CPU on one core.
+(b) The tracer's cost. A real DLIO training run (the quickstart's unet3d: 1 MiB files, 2
+    ranks, 3 epochs, batch 2, read_threads 1) with 16 files and with 160, run through
+    `mlpstorage training run` traced (DFTRACER_ENABLE=1 DFTRACER_INC_METADATA=1, or
+    --io-trace when the launcher has it) and untraced (DFTRACER_ENABLE=0), alternating,
+    after one unmeasured warm-up; AU and throughput from DLIO's summary.json, medians and
+    the ratio traced / untraced.
+(c) 'Processing results' for a one-hour run: the traced runs' events per second of run x
+    3600 s / the reading rate of (a), as a share of the hour (the share does not depend on
+    the run's length: it is the run's event rate over the reading rate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDED = ROOT / "tests" / "data" / "iotrace"
+MODEL = "unet3d"
+RANKS = 2
+TINY = ["dataset.record_length=1048576", "dataset.record_length_stdev=0", "dataset.record_length_resize=1048576",
+        "checkpoint.model_size=1048576"]
+RUN_PARAMS = ["reader.batch_size=2", "reader.read_threads=1", "train.epochs=3"]
+TRACED = {"DFTRACER_ENABLE": "1", "DFTRACER_INC_METADATA": "1"}
+UNTRACED = {"DFTRACER_ENABLE": "0"}
+
+
+# ----- (a) a big trace from the recorded one -------------------------------------------------
+_TS = re.compile(rb'"ts":"(\d+)"')
+
+
+def recorded_events(rank: int) -> tuple[list[bytes], int]:
+    """The recorded file's event lines and the span they cover (first start to last end, us)."""
+    lines = [line.strip() for line in (RECORDED / f"trace-{rank % 2}-of-2.pfw").read_bytes().split(b"\n")]
+    events = [line for line in lines if line not in (b"", b"[", b"]")]
+    starts = [int(_TS.search(line).group(1)) for line in events]
+    ends = [int(json.loads(line).get("dur", 0)) + ts for line, ts in zip(events, starts)]
+    return events, max(ends) - min(starts)
+
+
+def synthesize(path: Path, events: int, rank: int) -> int:
+    """A trace file of `events` events: the recorded rank's, repeated back to back in time
+    (so a million events make about an hour of run). Gzip when the name ends with .gz."""
+    lines, span = recorded_events(rank)
+    gap = span + 100_000  # 0.1 s between copies
+    opener = gzip.open if path.name.endswith(".gz") else open
+    written = 0
+    with opener(path, "wb") as out:
+        out.write(b"[\n")
+        copy = 0
+        while written < events:
+            shift = copy * gap
+            chunk = lines[:events - written]
+            if shift:
+                chunk = [_TS.sub(lambda m: b'"ts":"%d"' % (int(m.group(1)) + shift), line, count=1) for line in chunk]
+            out.write(b"\n".join(chunk) + b"\n")
+            written += len(chunk)
+            copy += 1
+    return written
+
+
+def make_traces(work: Path, events: int, ranks: int) -> dict[str, Path]:
+    """Folders of synthetic traces: one rank plain, the same gzip-compressed, `ranks` ranks."""
+    folders = {"one": work / "one", "gz": work / "gz", "multi": work / "multi"}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    synthesize(folders["one"] / "trace-0-of-1.pfw", events, 0)
+    with open(folders["one"] / "trace-0-of-1.pfw", "rb") as src, gzip.open(folders["gz"] / "trace-0-of-1.pfw.gz", "wb", 6) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    for rank in range(ranks):
+        synthesize(folders["multi"] / f"trace-{rank}-of-{ranks}.pfw", events // ranks, rank)
+    return folders
+
+
+# ----- (a) the cases, each in its own process ------------------------------------------------
+def _event_lines(path: Path):
+    with open(path, "rb") as stream:
+        for line in stream:
+            line = line.strip().rstrip(b",")
+            if line and line not in (b"[", b"]"):
+                yield line
+
+
+def case_stdlib_json(path: Path) -> int:
+    return sum(1 for line in _event_lines(path) if json.loads(line))
+
+
+def case_orjson(path: Path) -> int:
+    import orjson
+    return sum(1 for line in _event_lines(path) if orjson.loads(line))
+
+
+def case_msgspec_untyped(path: Path) -> int:
+    import msgspec
+    decode = msgspec.json.Decoder().decode
+    return sum(1 for line in _event_lines(path) if decode(line))
+
+
+def case_msgspec_typed_line(path: Path) -> int:
+    import msgspec
+    from mlpstorage.iotrace.reader import Call
+    decode = msgspec.json.Decoder(Call, strict=False).decode
+    return sum(1 for line in _event_lines(path) if decode(line))
+
+
+def case_msgspec_typed_block(path: Path) -> int:
+    from mlpstorage.iotrace.reader import read_calls
+    return sum(len(block) for block in read_calls(path))
+
+
+def case_summarise(path: Path) -> int:
+    from mlpstorage.iotrace import summarise
+    return summarise(path)["events"]
+
+
+def _gunzip(opener, path: Path) -> int:
+    size = 0
+    with opener(path, "rb") as stream:
+        while chunk := stream.read(4 << 20):
+            size += len(chunk)
+    return size
+
+
+def case_gzip_stdlib(path: Path) -> int:
+    return _gunzip(gzip.open, path)
+
+
+def case_gzip_isal(path: Path) -> int:
+    from isal import igzip
+    return _gunzip(igzip.open, path)
+
+
+CASES = {
+    "json (stdlib), per line": case_stdlib_json,
+    "orjson, per line": case_orjson,
+    "msgspec untyped, per line": case_msgspec_untyped,
+    "msgspec typed, per line": case_msgspec_typed_line,
+    "msgspec typed, per block (read_calls)": case_msgspec_typed_block,
+    "summarise()": case_summarise,
+    "gunzip, stdlib gzip": case_gzip_stdlib,
+    "gunzip, isal": case_gzip_isal,
+}
+
+
+def run_case(name: str, path: Path) -> None:
+    """In the child: one case, its figures as one JSON line on stdout."""
+    fn = CASES[name]
+    if fn is case_summarise:
+        from mlpstorage.iotrace import summarise  # noqa: F401 (imports outside the timing)
+    before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu, wall = time.process_time(), time.perf_counter()
+    units = fn(path)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"units": units, "cpu_s": cpu, "wall_s": wall, "peak_mb": peak_kb / 1024,
+                      "grew_mb": (peak_kb - before_kb) / 1024}))
+
+
+@dataclass
+class CaseResult:
+    name: str
+    what: str
+    units: int
+    cpu_s: float
+    wall_s: float
+    peak_mb: float
+    grew_mb: float
+
+
+def measure(name: str, path: Path, what: str) -> CaseResult:
+    done = subprocess.run([sys.executable, __file__, "--case", name, str(path)], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if done.returncode:
+        raise SystemExit(f"case {name!r} failed:\n{done.stderr[-3000:]}")
+    return CaseResult(name, what, **json.loads(done.stdout.splitlines()[-1]))
+
+
+def reading(folders: dict[str, Path], ranks: int) -> list[CaseResult]:
+    one, gz = folders["one"] / "trace-0-of-1.pfw", folders["gz"] / "trace-0-of-1.pfw.gz"
+    plan = [(name, one, "1 rank") for name in list(CASES)[:5]]
+    plan += [("summarise()", folders["one"], "1 rank"), ("summarise()", folders["gz"], "1 rank, gzip"),
+             ("summarise()", folders["multi"], f"{ranks} ranks"),
+             ("gunzip, stdlib gzip", gz, "bytes"), ("gunzip, isal", gz, "bytes")]
+    results = []
+    for name, path, what in plan:
+        result = measure(name, path, what)
+        results.append(result)
+        rate = result.units / result.cpu_s
+        unit = f"{rate / 1e9:6.2f} GB/s" if what == "bytes" else f"{rate / 1e6:6.2f} M events/s"
+        print(f"    {name + ' (' + what + ')':<50} {unit}  CPU {result.cpu_s:6.2f} s  "
+              f"peak RSS {result.peak_mb:5.0f} MB (+{result.grew_mb:.0f})", flush=True)
+    return results
+
+
+# ----- (b) DLIO traced and untraced -------------------------------------------------------
+def launcher() -> list[str]:
+    script = Path(sys.executable).with_name("mlpstorage")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "mlpstorage"]
+
+
+def base_env() -> dict[str, str]:
+    drop = ("DFTRACER_ENABLE", "DFTRACER_INC_METADATA", "MLPSTORAGE_RENDER")
+    return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in drop}
+
+
+def has_io_trace_flag() -> bool:
+    done = subprocess.run([*launcher(), "training", "run", "--help"], capture_output=True, text=True, env=base_env())
+    return "--io-trace" in done.stdout
+
+
+def ensure_data(data_dir: Path, files: int, work: Path) -> str:
+    train = data_dir / "train"
+    if train.is_dir() and len(list(train.glob("*.npz"))) >= files:
+        return f"reused {data_dir}"
+    argv = [*launcher(), "training", "datagen", "--model", MODEL, "--data-dir", str(data_dir), "--num-processes",
+            str(RANKS), "--results-dir", str(work / "datagen"), "--render", "plain", "--skip-timeseries",
+            "--params", f"dataset.num_files_train={files}", *TINY]
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=base_env(), cwd=work)
+    if done.returncode != 0:
+        raise SystemExit(f"datagen failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return f"generated {len(list(train.glob('*.npz')))} files in {data_dir}"
+
+
+@dataclass
+class DlioRun:
+    traced: bool
+    wall_s: float
+    au: float
+    throughput: float
+    events: int  # traced events, all ranks
+    run_s: float  # first to last traced moment (the traced run), else DLIO's wall
+
+
+def dlio_run(data_dir: Path, files: int, results: Path, traced: bool, flag: bool, work: Path) -> DlioRun:
+    argv = [*launcher(), "training", "run", "--model", MODEL, "--data-dir", str(data_dir), "--num-accelerators",
+            str(RANKS), "--results-dir", str(results), "--render", "plain", "--skip-timeseries",
+            *(["--io-trace"] if traced and flag else []),
+            "--params", f"dataset.num_files_train={files}", *TINY, *RUN_PARAMS]
+    env = {**base_env(), **(TRACED if traced and not flag else {} if traced else UNTRACED)}
+    log = results.with_suffix(".log")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        start = time.perf_counter()
+        code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                              cwd=work).returncode
+        wall = time.perf_counter() - start
+    if code:
+        raise SystemExit(f"DLIO run failed ({code}): see {log}:\n" + log.read_text()[-3000:])
+    summary = next(results.glob(f"training/{MODEL}/run/*/summary.json"))
+    metric = json.loads(summary.read_text())["metric"]
+    events, run_s = 0, wall
+    traces = list(summary.parent.glob("trace-*.pfw*"))
+    if traced:
+        if not traces:
+            raise SystemExit(f"traced run wrote no trace files in {summary.parent}")
+        from mlpstorage.iotrace import summarise
+        document = summarise(summary.parent)
+        events, run_s = document["events"], (document["end_unix_us"] - document["start_unix_us"]) / 1e6
+    elif traces:
+        raise SystemExit(f"untraced run wrote trace files in {summary.parent}")
+    return DlioRun(traced, wall, metric["train_au_mean_percentage"], metric["train_throughput_mean_samples_per_second"],
+                   events, run_s)
+
+
+def tracer_cost(work: Path, data_root: Path, sizes: list[int], repeat: int) -> dict[int, list[DlioRun]]:
+    flag = has_io_trace_flag()
+    print(f"    traced with {'--io-trace' if flag else ' '.join(f'{k}={v}' for k, v in TRACED.items())}; "
+          f"untraced with DFTRACER_ENABLE=0; {repeat} pairs per size, alternating, after one warm-up")
+    runs: dict[int, list[DlioRun]] = {}
+    for files in sizes:
+        data_dir = data_root / f"{MODEL}-{files}"
+        print(f"    {files} files: data {ensure_data(data_dir, files, work)}", flush=True)
+        dlio_run(data_dir, files, work / f"runs-{files}" / "warm-up", False, flag, work)
+        runs[files] = []
+        print(f"      {'pair':<5} {'kind':<9} {'wall s':>7} {'AU %':>8} {'samples/s':>10} {'events':>8}")
+        for i in range(1, repeat + 1):
+            for traced in (i % 2 == 1, i % 2 == 0):  # traced first in odd pairs, second in even ones
+                run = dlio_run(data_dir, files, work / f"runs-{files}" / f"{i}-{'traced' if traced else 'untraced'}",
+                               traced, flag, work)
+                runs[files].append(run)
+                print(f"      {i:<5} {'traced' if traced else 'untraced':<9} {run.wall_s:>7.2f} {run.au:>8.3f} "
+                      f"{run.throughput:>10.3f} {run.events:>8}", flush=True)
+        medians = {kind: {attr: statistics.median(getattr(r, attr) for r in runs[files] if r.traced == kind)
+                          for attr in ("au", "throughput", "wall_s")} for kind in (True, False)}
+        for attr, label in (("au", "AU %"), ("throughput", "samples/s"), ("wall_s", "wall s")):
+            t, u = medians[True][attr], medians[False][attr]
+            print(f"      median {label:<10} traced {t:9.3f}  untraced {u:9.3f}  ratio {t / u:.4f}")
+    return runs
+
+
+# ----- (c) 'Processing results' for a one-hour run ---------------------------------------
+def processing_share(runs: dict[int, list[DlioRun]], rate: float) -> None:
+    for files, kind in runs.items():
+        traced = [r for r in kind if r.traced]
+        per_s = statistics.median(r.events / r.run_s for r in traced)
+        seconds = per_s * 3600 / rate
+        print(f"    {files} files: {per_s:,.0f} events per second of run -> {per_s * 3600:,.0f} events in an hour, "
+              f"read in {seconds:.1f} s = {seconds / 36:.2f} % of the hour")
+    print(f"    the 10 % bound: a run may make up to {rate * 0.1:,.0f} events per second (all ranks)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events of the synthetic trace (default 1 M)")
+    parser.add_argument("--ranks", type=int, default=4, help="ranks of the multi-rank trace (default 4)")
+    parser.add_argument("--repeat", type=int, default=3, help="traced/untraced pairs per size (default 3)")
+    parser.add_argument("--quick", action="store_true", help="200k events, one pair, the 16-file run only")
+    parser.add_argument("--skip-reading", action="store_true")
+    parser.add_argument("--skip-dlio", action="store_true")
+    parser.add_argument("--data-dir", type=Path, default=None, help="where the data sets are (made if missing)")
+    parser.add_argument("--work-dir", type=Path, default=None, help="where traces and runs go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir")
+    parser.add_argument("--case", nargs=2, metavar=("NAME", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        return run_case(args.case[0], Path(args.case[1]))
+    events, repeat, sizes = (200_000, 1, [16]) if args.quick else (args.events, args.repeat, [16, 160])
+
+    work = Path(tempfile.mkdtemp(prefix="mlpstorage-iotrace-", dir=args.work_dir)).absolute()
+    rate = None
+    try:
+        if not args.skip_reading:
+            start = time.perf_counter()
+            folders = make_traces(work / "traces", events, args.ranks)
+            size = (folders["one"] / "trace-0-of-1.pfw").stat().st_size
+            gz_size = (folders["gz"] / "trace-0-of-1.pfw.gz").stat().st_size
+            print(f"(a) reading {events:,} events ({size / 1e6:.0f} MB, gzip {gz_size / 1e6:.0f} MB; "
+                  f"made in {time.perf_counter() - start:.0f} s), CPU of one process per case")
+            results = reading(folders, args.ranks)
+            rate = next(r.units / r.cpu_s for r in results if r.name == "summarise()")
+        if not args.skip_dlio:
+            print("(b) the tracer's cost: DLIO traced / untraced")
+            runs = tracer_cost(work, (args.data_dir or work / "data").absolute(), sizes, repeat)
+            if rate:
+                print(f"(c) 'Processing results' at {rate / 1e6:.2f} M events/s (summarise(), 1 rank)")
+                processing_share(runs, rate)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
