@@ -43,8 +43,8 @@ class Call(msgspec.Struct, gc=False):
     args: Args | None = None
 
 
-_block = msgspec.json.Decoder(list[Call], strict=False)
-_line = msgspec.json.Decoder(Call, strict=False)
+_line = msgspec.json.Decoder(Call, strict=False)  # a line, or a block of lines (decode_lines)
+_lines = msgspec.json.Decoder(list[Call], strict=False)  # lines joined into an array
 _any = msgspec.json.Decoder(dict)
 
 
@@ -84,53 +84,71 @@ def read_calls(path: Path, count: ReadCount | None = None, block_bytes: int = BL
     """The file's events, a block at a time (a list of Call per block)."""
     count = count if count is not None else ReadCount()
     opener = igzip.open if path.name.endswith(".gz") else open
-    rest = b""
+    buf = bytearray(block_bytes)  # read into, decoded from, reused: no copy of a block
+    held = 0  # the start of buf holds the previous block's unfinished line
+    first = True
     try:
         with opener(path, "rb") as stream:
             while True:
-                try:
-                    data = stream.read(block_bytes)
-                except (OSError, EOFError) as exc:  # a gzip file cut short
-                    _bad(count, f"{type(exc).__name__}: {exc}")
-                    data = b""
-                if not data:
+                if held == len(buf):  # a line longer than the buffer
+                    buf.extend(bytes(len(buf)))
+                end = held + _fill(stream, buf, held, count)
+                if end == held:
                     break
-                data = rest + data
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    rest = data
+                cut = buf.rfind(b"\n", 0, end) + 1
+                if not cut:
+                    held = end
                     continue
-                rest = data[cut + 1:]
-                calls = _decode_block(data[:cut + 1], count)
+                start = _opening(buf, cut) if first else 0
+                first = False
+                calls = _decode_block(buf, start, cut, count)
+                buf[:end - cut] = buf[cut:end]
+                held = end - cut
                 if calls:
                     yield calls
     except OSError as exc:
         _bad(count, f"{type(exc).__name__}: {exc}")
+    rest = bytes(buf[_opening(buf, held) if first else 0:held])
     if rest.strip():
         calls = _decode([rest], count)
         if calls:
             yield calls
 
 
-def _decode_block(block: bytes, count: ReadCount) -> list[Call]:
-    """Whole lines (the block ends with its newline) as one JSON array in one call: each
-    newline becomes a comma, the last one the closing bracket. A block with anything else
-    (the opening `[`, blank lines, trailing commas, a bad line) goes line by line."""
-    if not block.startswith((b"[", b"\n")):
-        array = bytearray(b"[")
-        array += block.translate(_NEWLINE_TO_COMMA)
-        array[-1] = 0x5D  # ]
+def _fill(stream, buf: bytearray, start: int, count: ReadCount) -> int:
+    """Reads into buf from start until it is full or the file ends; the bytes read."""
+    got = 0
+    with memoryview(buf) as view:
+        while start + got < len(buf):
+            try:
+                n = stream.readinto(view[start + got:])
+            except (OSError, EOFError) as exc:  # a gzip file cut short
+                _bad(count, f"{type(exc).__name__}: {exc}")
+                break
+            if not n:
+                break
+            got += n
+    return got
+
+
+def _opening(buf: bytearray, end: int) -> int:
+    """Where the events start: after the file's opening `[`, if it has one."""
+    start = 0
+    while start < end and buf[start] in b" \t\r\n":
+        start += 1
+    return start + 1 if start < end and buf[start] == 0x5B else 0  # [
+
+
+def _decode_block(buf: bytearray, start: int, end: int, count: ReadCount) -> list[Call]:
+    """Whole lines (buf[start:end], ending with a newline) decoded in one call. A block with
+    anything else (a trailing `]` or commas, a bad line) goes line by line."""
+    with memoryview(buf) as view:
         try:
-            calls = _block.decode(array)
+            calls = _line.decode_lines(view[start:end])
         except msgspec.DecodeError:
-            pass
-        else:
-            count.events += len(calls)
-            return calls
-    return _decode(block.split(b"\n"), count)
-
-
-_NEWLINE_TO_COMMA = bytes.maketrans(b"\n", b",")
+            return _decode(bytes(view[start:end]).split(b"\n"), count)
+    count.events += len(calls)
+    return calls
 
 
 def _decode(lines: list[bytes], count: ReadCount) -> list[Call]:
@@ -138,7 +156,7 @@ def _decode(lines: list[bytes], count: ReadCount) -> list[Call]:
     if not lines:
         return []
     try:
-        calls = _block.decode(b"[" + b",".join(lines) + b"]")
+        calls = _lines.decode(b"[" + b",".join(lines) + b"]")
     except msgspec.DecodeError:  # at least one bad line in the block: line by line
         calls = []
         for line in lines:
@@ -182,3 +200,27 @@ def _int(value) -> int | None:
 
 def _str(value) -> str | None:
     return None if value is None else str(value)
+
+
+def last_calls(path: Path, count: int = 20) -> list[Call]:
+    """The last `count` events of a trace file, oldest first: what a rank did last (the stall
+    evidence). A plain file is read backwards from its end, 64 KiB at a time, so a long trace
+    costs no more than its tail; a line still being written (no newline yet) is left out. A
+    gzip file is read whole."""
+    if path.name.endswith(".gz"):
+        kept: list[Call] = []
+        for calls in read_calls(path):
+            kept = (kept + calls)[-count:]
+        return kept
+    with open(path, "rb") as stream:
+        position = stream.seek(0, 2)
+        tail = b""
+        while position > 0 and tail.count(b"\n") <= count + 1:
+            step = min(position, 1 << 16)
+            position -= step
+            stream.seek(position)
+            tail = stream.read(step) + tail
+    lines = tail[: tail.rfind(b"\n") + 1].split(b"\n")
+    if position > 0:
+        lines = lines[1:]  # read from the middle of a line
+    return _decode(lines, ReadCount())[-count:]
