@@ -6,11 +6,13 @@ the finished run its headline metrics. Names and units follow the OpenTelemetry 
 conventions where they exist (system.disk.io, system.network.io, system.linux.memory.available
 with their direction attributes; the load as the collector's hostmetrics receiver names it);
 the rates and DLIO's figures are mlpstorage.* (no convention covers them). Every point has
-`host.name` (or the epoch) as an attribute.
+`host.name` (or the epoch) as an attribute. A traced run's `io.summary` gives the histogram
+`mlpstorage.io.duration` (renderers/io_histogram.py) and the count of trace events read.
 
 Live, the points feed observable instruments of a MeterProvider with the trace's resource;
-its readers export over OTLP (renderers/otlp.py) and serve Prometheus (renderers/prometheus.py).
-Replayed, the points are built into MetricsData with their original timestamps.
+its readers export over OTLP (renderers/otlp.py) and serve Prometheus (renderers/prometheus.py),
+and add the histogram to each collection (WithRecordedHistograms). Replayed, the points and the
+histogram are built into MetricsData with their original timestamps.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from mlpstorage import __version__
-from mlpstorage.emitter.events import ns_from_iso
+from mlpstorage.emitter.events import IO_SUMMARY, RUN_STARTED, ns_from_iso
+
+from .io_histogram import io_duration_metric
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ NETWORK_RATE = MetricKind("mlpstorage.network.io.rate", "By/s", "Network bytes p
 AU = MetricKind("mlpstorage.dlio.accelerator_utilization", "%", "DLIO's accelerator utilisation (AU)", False)
 THROUGHPUT = MetricKind("mlpstorage.dlio.throughput", "{sample}/s", "DLIO's training throughput", False)
 IO_THROUGHPUT = MetricKind("mlpstorage.dlio.io.throughput", "MBy/s", "DLIO's training I/O throughput", False)
+TRACE_EVENTS = MetricKind("mlpstorage.io.trace.events", "{event}", "Events read from the run's I/O trace", False)
 
 # sample value -> (metric, attributes besides host.name)
 SAMPLE_VALUES = {
@@ -82,7 +87,8 @@ RUN_VALUES = {
     "mlpstorage.metric.train_throughput_mean_samples_per_second": THROUGHPUT,
     "mlpstorage.metric.train_io_mean_MB_per_second": IO_THROUGHPUT,
 }
-KINDS = (DISK_IO, NETWORK_IO, MEMORY_AVAILABLE, LOAD, DISK_RATE, NETWORK_RATE, AU, THROUGHPUT, IO_THROUGHPUT)
+KINDS = (DISK_IO, NETWORK_IO, MEMORY_AVAILABLE, LOAD, DISK_RATE, NETWORK_RATE, AU, THROUGHPUT, IO_THROUGHPUT,
+         TRACE_EVENTS)
 SCOPE = InstrumentationScope("mlpstorage", __version__)
 
 
@@ -111,15 +117,78 @@ def points_from_event(event: dict) -> list[Point]:
         attributes = event.get("attributes", {})
         return [Point(kind, (), float(attributes[key]), event["end_unix_nano"])
                 for key, kind in RUN_VALUES.items() if isinstance(attributes.get(key), (int, float))]
+    if type_ == IO_SUMMARY:
+        # Also what makes the SDK hand a collection to the readers (it hands on none without a
+        # point), so the histogram reaches them even in a run without samples.
+        events = event["io"].get("events")
+        if isinstance(events, int) and not isinstance(events, bool):
+            return [Point(TRACE_EVENTS, (), float(events), ns_from_iso(event["timestamp"]))]
     return []
+
+
+class RecordedHistograms:
+    """The histograms the event stream gave (the latest `io.summary`'s), for the readers:
+    events arrive on the emitter's thread, collections on a reader's."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._metrics: list[Metric] = []
+        self._run_start_ns: int | None = None  # a histogram counts from the run's start
+
+    def handle(self, event: dict) -> None:
+        if event["type"] == RUN_STARTED:
+            self._run_start_ns = event.get("start_unix_nano")
+        elif event["type"] == IO_SUMMARY:
+            metric = io_duration_metric(event, self._run_start_ns)
+            if metric is not None:
+                with self._lock:
+                    self._metrics = [metric]
+
+    @property
+    def metrics(self) -> list[Metric]:
+        with self._lock:
+            return list(self._metrics)
+
+    def added_to(self, data: MetricsData) -> MetricsData:
+        """A copy of data with the histograms in mlpstorage's scope of its first resource."""
+        metrics = self.metrics
+        if not metrics or not data.resource_metrics:
+            return data
+        first, *others = data.resource_metrics
+        scopes = list(first.scope_metrics)
+        mine = next((i for i, s in enumerate(scopes) if s.scope == SCOPE), None)
+        if mine is None:
+            scopes.append(ScopeMetrics(SCOPE, metrics, ""))
+        else:
+            scopes[mine] = ScopeMetrics(scopes[mine].scope, [*scopes[mine].metrics, *metrics], scopes[mine].schema_url)
+        return MetricsData([ResourceMetrics(first.resource, scopes, first.schema_url), *others])
+
+
+class WithRecordedHistograms:
+    """For a MetricReader class: every collection it receives gets the recorded histograms
+    added, through `_receive_metrics`, the method the SDK documents for subclasses. Exact
+    bucket counts, without recording each call's duration again."""
+
+    def __init__(self, histograms: RecordedHistograms, *args, **kwargs):
+        self._histograms = histograms  # before the reader starts: a periodic one collects from its thread
+        super().__init__(*args, **kwargs)
+
+    def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs) -> None:
+        super()._receive_metrics(self._histograms.added_to(metrics_data), timeout_millis=timeout_millis, **kwargs)
+
+
+class HistogramExportingReader(WithRecordedHistograms, PeriodicExportingMetricReader):
+    """The periodic OTLP reader, with the recorded histograms."""
 
 
 class LiveMetrics:
     """The latest point of each series, observed by a MeterProvider's instruments whenever a
     reader collects (an OTLP export, a Prometheus scrape)."""
 
-    def __init__(self, resource: Resource, readers: list[MetricReader]):
+    def __init__(self, resource: Resource, readers: list[MetricReader], histograms: RecordedHistograms | None = None):
+        """histograms: what the readers (WithRecordedHistograms) add to each collection."""
         self._latest: dict[tuple, Point] = {}
+        self._histograms = histograms
         self._lock = threading.Lock()
         self.provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
         meter = self.provider.get_meter(SCOPE.name, SCOPE.version)
@@ -136,6 +205,8 @@ class LiveMetrics:
         return observe
 
     def handle(self, event: dict) -> None:
+        if self._histograms is not None:
+            self._histograms.handle(event)
         points = points_from_event(event)
         if points:
             with self._lock:
@@ -143,8 +214,9 @@ class LiveMetrics:
                     self._latest[(point.kind.name, point.attributes)] = point
 
 
-def metrics_data(points: list[Point], resource: Resource) -> MetricsData:
-    """Recorded points as one export, each at its own time (a counter's start: its first point)."""
+def metrics_data(points: list[Point], resource: Resource, histograms: list[Metric] = ()) -> MetricsData:
+    """Recorded points as one export, each at its own time (a counter's start: its first point),
+    and the recorded histograms."""
     metrics = []
     for kind in KINDS:
         mine = [p for p in points if p.kind is kind]
@@ -159,6 +231,7 @@ def metrics_data(points: list[Point], resource: Resource) -> MetricsData:
         data = (Sum(data_points, AggregationTemporality.CUMULATIVE, is_monotonic=True) if kind.monotonic
                 else Gauge(data_points))
         metrics.append(Metric(kind.name, kind.description, kind.unit, data))
+    metrics.extend(histograms)
     return MetricsData([ResourceMetrics(resource, [ScopeMetrics(SCOPE, metrics, "")], "")])
 
 
@@ -198,7 +271,7 @@ def _bounded(work, timeout_s: float) -> bool:
 class OtlpMetrics:
     """Metrics over OTLP: live, a MeterProvider's periodic reader exports the latest values
     (every OTEL_METRIC_EXPORT_INTERVAL ms, 10 s when unset, and once more at the end);
-    replayed, the recorded points go in one export with their original timestamps."""
+    replayed, the recorded points and histograms go in one export with their original timestamps."""
 
     def __init__(self, exporter: MetricExporter, description: str, timeout_s: float, resource: Resource):
         self._exporter = _CountingMetricExporter(exporter)
@@ -207,26 +280,28 @@ class OtlpMetrics:
         self._resource = resource
         self._live: LiveMetrics | None = None
         self._points: list[Point] = []
+        self._histograms = RecordedHistograms()
 
     def go_live(self) -> None:
         interval = float(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") or 10_000)
-        reader = PeriodicExportingMetricReader(self._exporter, export_interval_millis=interval,
-                                               export_timeout_millis=self._timeout_s * 1000)
-        self._live = LiveMetrics(self._resource, [reader])
+        reader = HistogramExportingReader(self._histograms, self._exporter, export_interval_millis=interval,
+                                          export_timeout_millis=self._timeout_s * 1000)
+        self._live = LiveMetrics(self._resource, [reader], self._histograms)
 
     def handle(self, event: dict) -> None:
         if self._live is not None:
             self._live.handle(event)
         else:
             self._points.extend(points_from_event(event))
+            self._histograms.handle(event)
 
     def close(self) -> str | None:
         """Exports what is left; returns a warning when something was not delivered."""
         if self._live is not None:
             work = self._live.provider.shutdown
-        elif self._points:
+        elif self._points or self._histograms.metrics:
             def work():
-                self._exporter.export(metrics_data(self._points, self._resource))
+                self._exporter.export(metrics_data(self._points, self._resource, self._histograms.metrics))
         else:
             return None
         if not _bounded(work, self._timeout_s + 1.0) or self._exporter.failed:

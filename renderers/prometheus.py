@@ -6,23 +6,31 @@ being OTEL_EXPORTER_PROMETHEUS_HOST (default localhost, as the OpenTelemetry spe
 says; 0.0.0.0 lets a Prometheus on another machine scrape it). Prometheus names them its way:
 dots become underscores and the unit is appended (mlpstorage.disk.io.rate ->
 mlpstorage_disk_io_rate_bytes_per_second), counters end in _total, host.name is the label
-host_name, and the resource is the separate target_info series.
+host_name, and the resource is the separate target_info series. A traced run's latency
+histogram mlpstorage.io.duration is mlpstorage_io_duration_seconds_bucket{le=...} (cumulative
+counts, as Prometheus wants them), _sum and _count.
 """
 
 from __future__ import annotations
 
 import os
 
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
 from mlpstorage.emitter.core import default_resource
 from mlpstorage.errors import UsageError
 
-from .metrics import LiveMetrics
+from .metrics import LiveMetrics, RecordedHistograms, WithRecordedHistograms
 
 DEFAULT_PORT = 9464
 
+
+class HistogramPrometheusReader(WithRecordedHistograms, PrometheusMetricReader):
+    """The Prometheus reader (each scrape collects), with the recorded histograms."""
+
+
 class PrometheusRenderer:
     def __init__(self, port: int | None = None, host: str | None = None, resource=None):
-        from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import start_http_server
 
         host = host or os.environ.get("OTEL_EXPORTER_PROMETHEUS_HOST") or "localhost"
@@ -34,8 +42,9 @@ class PrometheusRenderer:
         except OSError as exc:
             raise UsageError(f"cannot serve metrics on {host}:{raw}: {exc.strerror}") from None
         self.address = f"{host}:{self._server.server_port}"
-        self._reader = PrometheusMetricReader()
-        self._metrics = LiveMetrics(resource or default_resource(), [self._reader])
+        histograms = RecordedHistograms()
+        self._reader = HistogramPrometheusReader(histograms)
+        self._metrics = LiveMetrics(resource or default_resource(), [self._reader], histograms)
 
     @classmethod
     def from_options(cls, options) -> "PrometheusRenderer":
