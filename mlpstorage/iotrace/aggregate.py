@@ -15,6 +15,7 @@ boundaries among them are the metric's buckets (METRIC_BOUNDS_S), summed exactly
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -174,7 +175,7 @@ class RankTrace:
             moved = np.zeros(n, np.int64)
             sized = np.flatnonzero(flags[:, IS_SIZED])
             if len(sized):
-                moved[sized] = _moved([calls[i] for i in sized])
+                moved[sized] = _moved(_pick(calls, sized))
             self._add_ops(code[io], ts[io], dur[io], moved[io])
             system = np.flatnonzero(flags[:, IS_SYSTEM])
             if len(system):
@@ -212,7 +213,7 @@ class RankTrace:
         self.busy.add(bins, dur[system].astype(float))
         self.moved.add(bins, moved[system].astype(float))
         self._keep_slowest(calls, code, system, ts, dur, moved)
-        mine = [calls[i] for i in system]
+        mine = _pick(calls, system)
         try:
             names = list(map(_ARGS_FNAME, mine))
         except AttributeError:  # some event without args (traced without DFTRACER_INC_METADATA)
@@ -230,7 +231,8 @@ class RankTrace:
         stats[:n, 2] += np.bincount(file, weights=m * flag[:, IS_READ], minlength=n)
         stats[:n, 3] += np.bincount(file, weights=m * flag[:, IS_WRITE], minlength=n)
         stats[:n, 4] += np.bincount(file, weights=d, minlength=n)
-        np.maximum.at(stats[:, 5], file, d)
+        longer = d > stats[file, 5]  # the few calls that raise their file's maximum: .at is slow
+        np.maximum.at(stats[:, 5], file[longer], d[longer])
         opens = flag[:, IS_OPEN]
         if opens.any():
             self.opens.append(np.stack([file[opens], ts[system][named][opens]], axis=1))
@@ -271,11 +273,18 @@ _NAME, _TS, _DUR = operator.attrgetter("name"), operator.attrgetter("ts"), opera
 _ARGS_FNAME, _ARGS_RET = operator.attrgetter("args.fname"), operator.attrgetter("args.ret")
 
 
+def _pick(calls: list[Call], index: np.ndarray) -> Sequence[Call]:
+    """calls[i] for each i of index (itemgetter: twice as fast as a loop over numpy integers)."""
+    if len(index) == 1:
+        return [calls[int(index[0])]]
+    return operator.itemgetter(*index.tolist())(calls)
+
+
 def _fname(call: Call) -> str | None:
     return call.args.fname if call.args is not None else None
 
 
-def _moved(calls: list[Call]) -> np.ndarray:
+def _moved(calls: Sequence[Call]) -> np.ndarray:
     """The bytes each read or write moved: its return value (its request when that is
     missing; 0 for an error)."""
     try:
