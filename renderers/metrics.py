@@ -120,7 +120,7 @@ def points_from_event(event: dict) -> list[Point]:
     if type_ == IO_SUMMARY:
         # Also what makes the SDK hand a collection to the readers (it hands on none without a
         # point), so the histogram reaches them even in a run without samples.
-        events = event["io"].get("events")
+        events = event["io"].get("events") if isinstance(event.get("io"), dict) else None
         if isinstance(events, int) and not isinstance(events, bool):
             return [Point(TRACE_EVENTS, (), float(events), ns_from_iso(event["timestamp"]))]
     return []

@@ -178,9 +178,9 @@ def test_capture_keeps_it(payload, mlpstorage_capture):
 
 
 # ----- real receivers -----------------------------------------------------------------------------
-@pytest.mark.slow
-@pytest.mark.parametrize("protocol", ["http", "grpc"])
-def test_live_otlp_export_carries_each_rows_buckets_and_attributes(payload, protocol, monkeypatch):
+def export_live(payload: dict, protocol: str, monkeypatch):
+    """The otlp renderer, live as in a run, given the run's start and the summary, then closed:
+    what an oteltest sink received."""
     server, sink = start_sink(protocol)
     warnings = []
     try:
@@ -197,6 +197,13 @@ def test_live_otlp_export_carries_each_rows_buckets_and_attributes(payload, prot
     finally:
         server.stop()
     assert warnings == []
+    return sink
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_live_otlp_export_carries_each_rows_buckets_and_attributes(payload, protocol, monkeypatch):
+    sink = export_live(payload, protocol, monkeypatch)
     points = latest(received_histograms(sink))
     rows = {tuple(sorted(attributes_of(r).items())): r for r in payload["operations"]}
     assert len(points) == len(rows)
@@ -210,6 +217,24 @@ def test_live_otlp_export_carries_each_rows_buckets_and_attributes(payload, prot
     assert sorted(reads) == [0, 1] and all(p.attributes[HOST] == "vm" for p in reads.values())
     # the recorded run read from the page cache: both ranks' p99 well under a millisecond
     assert all(p.quantile_bucket(0.99)[1] <= 1e-4 and p.share_above(0.02) == 0 for p in reads.values())
+
+
+@pytest.mark.slow
+def test_a_slowed_rank_is_the_one_whose_p99_reaches_20_ms(payload, monkeypatch):
+    """What a run with one rank's reads delayed by 20 ms gives (tests/test_iotrace_real.py runs
+    it with DLIO): here rank 1's recorded reads moved to the bucket (20 ms, 50 ms]."""
+    def slowed(row):
+        if row["rank"] != 1 or row["operation"] != "read":
+            return row
+        counts = [0] * len(row["metric_counts"])
+        counts[payload["metric_bounds_s"].index(0.05)] = row["count"]
+        return row | {"metric_counts": counts, "min_us": 20_100, "max_us": 20_900, "total_s": row["count"] * 0.0205}
+
+    sink = export_live(payload | {"operations": [slowed(r) for r in payload["operations"]]}, "http", monkeypatch)
+    reads = by_rank(received_histograms(sink), "read", "posix")
+    slow = [rank for rank, p in reads.items() if p.quantile_bucket(0.99)[0] >= 0.02]
+    assert slow == [1] and reads[1].attributes[HOST] == "vm" and reads[1].share_above(0.02) == 1.0
+    assert reads[0].quantile_bucket(0.99)[1] <= 1e-4
 
 
 def prometheus_histograms(text: str) -> dict[tuple, dict]:
