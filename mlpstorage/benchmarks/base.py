@@ -191,7 +191,8 @@ class Benchmark:
         is a warning, so it never hides the failure itself."""
         interrupted = isinstance(failure, (KeyboardInterrupt, Terminated))
         self._announce_report()
-        for step in (lambda: self._finish_run(interrupted), self._write_metadata):
+        for step in (lambda: self._finish_run(interrupted), lambda: self._salvage_results(interrupted),
+                     self._write_metadata):
             try:
                 step()
             except Exception as exc:
@@ -207,6 +208,9 @@ class Benchmark:
     def _process_results(self) -> None:
         self._announce_report()
         self._write_metadata()
+
+    def _salvage_results(self, interrupted: bool) -> None:
+        """What of the results a failed run can still process (its I/O trace, for DLIO)."""
 
     def _write_metadata(self) -> None:
         write_run_record(self.run_dir, self.BENCHMARK_TYPE, self.metadata())

@@ -22,9 +22,11 @@ from ..reports.record import RunRecord, record_of_ours
 from ..reports.verdict import CLOSED, INVALID, Verdict, judge, refusal
 from ..workloads import workload_config
 from .base import Benchmark, RunOptions, summarise_hosts
+from .io_trace import RunIoTrace, environment_requested, fetch_over_ssh, tracer_environment
 
 # Forwarded to every rank with -x: the trace context, where ranks leave their spans (and their
-# host and pid), the launcher's pid (whose py-spy may read their stacks), and dftracer switched off (on by default in 2.0.0, it prints and installs signal handlers).
+# host and pid), the launcher's pid (whose py-spy may read their stacks), and DFTracer on
+# (--io-trace) or off (on by default in 2.0.0, it prints and installs signal handlers).
 RANK_ENV = ("TRACEPARENT", "TRACESTATE", "MLPSTORAGE_RANK_EVENTS", "MLPSTORAGE_LAUNCHER_PID", "DFTRACER_ENABLE", "DFTRACER_INC_METADATA")
 
 
@@ -35,6 +37,7 @@ class DlioOptions:
     params: dict[str, str] = field(default_factory=dict)
     division: str | None = None  # --closed | --open: the verdict the run must reach before it starts
     allow_invalid: bool = False  # --allow-invalid-params: --open starts an INVALID run anyway
+    io_trace: bool = False  # --io-trace: DFTracer in every rank (docs/iotrace.md)
 
 
 class DlioBenchmark(Benchmark):
@@ -51,6 +54,13 @@ class DlioBenchmark(Benchmark):
         self.launch_verdict: Verdict | None = None
         self.launch_memory_bytes: float | None = None  # the client memory the launch verdict used
         self.early_cluster_info: dict | None = None  # gathered during validation (see launch_memory)
+        self.io: RunIoTrace | None = None  # the I/O trace, from "Running benchmark" on
+        self.rank_spans: dict[int, str] = {}  # rank -> the span id of its adopted span
+
+    @property
+    def traced(self) -> bool:
+        """Whether the ranks run under DFTracer: --io-trace, or DFTRACER_ENABLE=1 in the environment."""
+        return self.dlio.io_trace or environment_requested()
 
     # ----- what runs ---------------------------------------------------------------------
     @property
@@ -158,18 +168,21 @@ class DlioBenchmark(Benchmark):
         ranks.mkdir(exist_ok=True)
         env = {**os.environ, "TRACESTATE": "", **self.emitter.trace_environment(),
                "MLPSTORAGE_RANK_EVENTS": str(ranks), "MLPSTORAGE_LAUNCHER_PID": str(os.getpid()),
-               "DFTRACER_ENABLE": os.environ.get("DFTRACER_ENABLE", "0"), **secret_environment(self.overrides())}
+               **tracer_environment(self.traced), **secret_environment(self.overrides())}
+        self.io = RunIoTrace(self.emitter, self.run_dir, self.traced, self.dlio.processes, [h.name for h in self.hosts])
         argv = self.command_line()
         self.emitter.status(f"Running DLIO {self.workload} with {self.dlio.processes} processes on "
-                            f"{len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}")
+                            f"{len(self.hosts)} host{'s' if len(self.hosts) != 1 else ''}{self.io.status()}",
+                            io_trace=self.traced)
         self.emitter.debug("command: " + " ".join(redact_argv(argv)))
         computation_time, _, _ = self.stall_defaults()
         self.progress = self._progress(self.config.get("train", {}).get("epochs"), self.dlio.processes, computation_time)
+        self.progress.epoch_attributes = self.io.epoch_reader()
         try:
             self.returncode = self._run_job(argv, env, self.progress, source="dlio")
         finally:
             watch = self.stall_watch
-            adopt_rank_spans(self.emitter, ranks, watch.rank_attributes() if watch else None)
+            self.rank_spans = adopt_rank_spans(self.emitter, ranks, watch.rank_attributes() if watch else None)
         if self.returncode != 0:
             raise CommandFailed(argv[0], self.returncode, self.progress.last_error)
 
@@ -196,6 +209,7 @@ class DlioBenchmark(Benchmark):
 
     def _process_results(self) -> None:
         self.summary = read_summary(self.run_dir)
+        self._read_io_trace()
         metrics = self.metrics()
         attributes = {f"mlpstorage.metric.{k}": v for k, v in metrics.items() if isinstance(v, (int, float, str, bool))}
         verdict = self.verdict(self.launch_memory_bytes) if self.is_judged() else None
@@ -204,11 +218,36 @@ class DlioBenchmark(Benchmark):
         self.emitter.set_run_attributes(attributes)
         super()._process_results()
         self.report(metrics)
+        if self.io is not None:
+            self.io.report()
         if verdict is not None:
             self.report_verdict(verdict)
 
     def report(self, metrics: dict) -> None:
         """RESULT lines for the headline metrics."""
+
+    def _read_io_trace(self) -> None:
+        """io_trace.json, the io.summary event and the slowest calls as spans, from the ranks'
+        traces (those left on other hosts brought back over ssh when the collection is ssh)."""
+        if self.io is None:
+            return
+        fetch = None
+        if self.collection_method() == "ssh":
+            fetch = fetch_over_ssh(self.ssh_connections, [h.name for h in self.hosts], self.run_dir,
+                                   self.dlio.processes, self.emitter.info)
+        self.io.process(self.rank_spans, fetch)
+
+    def _salvage_results(self, interrupted: bool) -> None:
+        """A failed or stalled run's traces are read as a finished run's are; an interrupted
+        run stops quickly, its trace files left in the run folder."""
+        if self.io is None:
+            return
+        if interrupted:
+            if self.traced:
+                self.emitter.info(f"The I/O trace was not read (the run was interrupted): the rank traces stay in "
+                                  f"{self.run_dir}")
+            return
+        self._read_io_trace()
 
     def report_verdict(self, verdict: Verdict) -> None:
         launch = self.launch_verdict
@@ -238,6 +277,7 @@ class DlioBenchmark(Benchmark):
             "returncode": self.returncode,
             "metrics": self.metrics(),
             "dlio_summary": self.summary,
+            "io_trace": self.io.metadata() if self.io is not None else {"requested": self.traced, "file": None},
         }
 
 

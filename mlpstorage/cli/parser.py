@@ -214,6 +214,10 @@ def _dlio_options() -> argparse.ArgumentParser:
     group.add_argument("--allow-run-as-root", action="store_true", default=None,
                        help="let mpirun run as root (default: when running as root)")
     group.add_argument("--map-by", choices=["node", "socket"], default="socket", help="rank placement (default socket)")
+    group.add_argument("--io-trace", action="store_true",
+                       help="trace every rank's I/O with DLIO's DFTracer (off by default: it slows the ranks down): "
+                       "per operation, host and rank the latency percentiles (RESULT lines, io_trace.json, the run's "
+                       "page), the slowest calls as spans, I/O and compute per epoch (see docs/iotrace.md)")
     division = group.add_mutually_exclusive_group()
     division.add_argument("--closed", dest="division", action="store_const", const="closed", default=None,
                           help="stop before anything runs unless the run would be CLOSED (MLPerf Storage's rules; "

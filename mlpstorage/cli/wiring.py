@@ -143,6 +143,7 @@ def dlio_options_from(args, processes: int):
         params=params_from(args),
         division=getattr(args, "division", None),
         allow_invalid=args.allow_invalid_params,
+        io_trace=getattr(args, "io_trace", False),
     )
 
 

@@ -65,6 +65,9 @@ class DlioProgress:
     def __init__(self, emitter: Emitter, epochs: int | None, detector=None, ranks: int | None = None,
                  computation_time_s: float | None = None, clock=time.time):
         self._emitter = emitter
+        # (start_ns, end_ns) -> attributes for an epoch's span as it ends (the I/O trace's
+        # figures for the epoch: benchmarks/io_trace.py); None: nothing more than DLIO says
+        self.epoch_attributes = None
         self._epochs = epochs
         self._detector = detector
         self._ranks = ranks or 0  # how many ranks report steps (0: as many as are seen)
@@ -188,10 +191,23 @@ class DlioProgress:
     def _end_epoch(self, attributes: dict | None = None, error: str | None = None) -> None:
         self._end_checkpoint(error=error)
         if self._epoch is not None:
+            if self.epoch_attributes is not None:
+                attributes = {**(attributes or {}), **self._traced(self._epoch.start_time, time.time_ns())}
             self._emitter.end_task(self._epoch, attributes, error=error)
             self._epoch = None
             if self._detector is not None and error is None:
                 self._detector.epoch_ended(self._epoch_number)
+
+    def _traced(self, start_ns: int, end_ns: int) -> dict:
+        """The epoch's figures from the I/O trace; a problem reading it is one warning, never
+        the end of the run (this runs in the output pump)."""
+        try:
+            return self.epoch_attributes(start_ns, end_ns)
+        except Exception as exc:
+            self._emitter.warning(f"The I/O trace of this epoch could not be read ({type(exc).__name__}: {exc}); "
+                                  "io_trace.json will still be written at the end")
+            self.epoch_attributes = None
+            return {}
 
     def _end_checkpoint(self, error: str | None = None) -> None:
         if self._checkpoint is not None:
@@ -225,10 +241,11 @@ def read_summary(run_dir: Path) -> dict | None:
         return None
 
 
-def adopt_rank_spans(emitter: Emitter, folder: Path, extra: dict[int, dict] | None = None) -> int:
+def adopt_rank_spans(emitter: Emitter, folder: Path, extra: dict[int, dict] | None = None) -> dict[int, str]:
     """Feeds the spans the ranks wrote (dlio_rank.py) into the event stream; extra: attributes
-    to add to a rank's span, by rank (how it stalled, from the stall watch)."""
-    count = 0
+    to add to a rank's span, by rank (how it stalled, from the stall watch). Returns the span
+    id of each rank adopted, by rank (what the slowest traced calls hang under)."""
+    adopted: dict[int, str] = {}
     for path in sorted(folder.glob("rank-*.json")):
         try:
             event = json.loads(path.read_text())
@@ -236,7 +253,8 @@ def adopt_rank_spans(emitter: Emitter, folder: Path, extra: dict[int, dict] | No
             if extra and rank in extra and isinstance(event.get("attributes"), dict):
                 event["attributes"].update(extra[rank])
             emitter.adopt_span(event)
-            count += 1
+            if isinstance(rank, int):
+                adopted[rank] = event["span_id"]
         except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError, as is a bad event
             emitter.warning(f"could not read the rank span in {path}: {exc}")
-    return count
+    return adopted

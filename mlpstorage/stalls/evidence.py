@@ -17,9 +17,11 @@ from pathlib import Path
 import psutil
 
 from ..engines.process import run_collecting
+from ..iotrace.reader import last_calls, trace_files
 from ..results import write_text
 
 PY_SPY_TIMEOUT_S = 20.0
+TRACED_CALLS = 20  # a stalled rank's last calls from its I/O trace (--io-trace)
 
 
 def py_spy() -> str | None:
@@ -112,8 +114,35 @@ def _cmdline(process: psutil.Process) -> list[str]:
         return ["?"]
 
 
-def record(folder: Path, name: str, pid: int, header: str) -> tuple[Path, str | None]:
-    """Writes the evidence on pid into folder/name (whole or not at all); returns the path,
-    and why it holds no Python stacks if it holds none."""
+def last_traced_calls(run_dir: Path, rank: int, count: int = TRACED_CALLS) -> str | None:
+    """The rank's last calls in its I/O trace, as text; None when the rank is not traced.
+    DFTracer writes a call when it returns, so a call still under way (the one a rank hangs
+    in) is never among them: its stacks and wchan show that one."""
+    trace = next((t for t in trace_files(run_dir) if t.rank == rank), None)
+    if trace is None:
+        return None
+    try:
+        calls = last_calls(trace.path, count)
+    except OSError as exc:
+        return f"== the I/O trace of rank {rank}: not readable ({exc.strerror})\n"
+    lines = [f"== the last {len(calls)} calls in the I/O trace of rank {rank} ({trace.path.name}; DFTracer writes "
+             "a call when it returns, so a call still under way is not among them)"]
+    for call in calls:
+        args = call.args
+        lines.append(f"{_clock(call.ts)}  {call.dur / 1000:10.3f} ms  {call.cat:<12} {call.name:<28} "
+                     f"{(args.fname or '') if args else ''}{f'  {args.ret} B' if args and args.ret is not None else ''}")
+    return "\n".join(lines) + "\n"
+
+
+def _clock(unix_us: int) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(unix_us / 1e6, datetime.timezone.utc).strftime("%H:%M:%S.%f")
+
+
+def record(folder: Path, name: str, pid: int, header: str, extra: str | None = None) -> tuple[Path, str | None]:
+    """Writes the evidence on pid (and extra, such as the rank's last traced calls) into
+    folder/name (whole or not at all); returns the path, and why it holds no Python stacks if
+    it holds none."""
     text, why = process_report(pid, header)
-    return write_text(folder / name, text), why
+    return write_text(folder / name, text + ("\n" + extra if extra else "")), why

@@ -190,8 +190,8 @@ class StallWatch:
         if self.action in ("dump", "abort") and finding.condition in DUMPS_ON:
             entry["evidence"] = self._record_evidence(finding)
 
-    def _targets(self, finding: Finding) -> list[tuple[str, int, str, str]]:
-        """(file name, pid, host, header) of each process to record for the finding."""
+    def _targets(self, finding: Finding) -> list[tuple[str, int, str, str, int | None]]:
+        """(file name, pid, host, header, rank or None) of each process to record for the finding."""
         if finding.condition == "rank":
             ranks = [self._processes.get(finding.fields.get("rank"))]
         elif finding.condition == "host":
@@ -202,9 +202,9 @@ class StallWatch:
         ranks = [r for r in ranks if r is not None]
         if not ranks and finding.condition == "job" and self._proc is not None and self._proc.poll() is None:
             return [(f"{finding.key}-pid-{self._proc.pid}", self._proc.pid, self._hostname,
-                     f"the job's process {self._proc.pid}")]
+                     f"the job's process {self._proc.pid}", None)]
         return [(f"{finding.key.replace(':', '-')}" + ("" if finding.condition == "rank" else f"-rank-{r['rank']}"),
-                 r["pid"], r["host"], f"rank {r['rank']} on {r['host']} (pid {r['pid']})") for r in ranks]
+                 r["pid"], r["host"], f"rank {r['rank']} on {r['host']} (pid {r['pid']})", r["rank"]) for r in ranks]
 
     def _record_evidence(self, finding: Finding) -> list[str]:
         paths = []
@@ -212,7 +212,7 @@ class StallWatch:
         if not targets:
             self.emitter.warning(f"No evidence of {finding.subject}: no process of it is known here (ranks "
                                  "write ranks/process-<rank>.json as they start; a host's are matched by name)")
-        for name, pid, host, what in targets:
+        for name, pid, host, what, rank in targets:
             if self._stop.is_set():  # the run is leaving "Running benchmark": no more evidence
                 break
             if host != self._hostname and not is_local_host(host):
@@ -221,8 +221,9 @@ class StallWatch:
             self._evidence_count += 1
             header = f"{what}\nstall: {finding.message}\nrecorded at {iso_from_ns(time.time_ns())}\n"
             try:
+                traced = evidence.last_traced_calls(self.run_dir, rank) if rank is not None else None
                 path, no_stacks = evidence.record(self.run_dir / "stalls", f"{self._evidence_count:02d}-{name}.txt",
-                                                  pid, header)
+                                                  pid, header, traced)
             except OSError as exc:
                 self.emitter.warning(f"Could not keep the evidence of {what}: {exc}")
                 continue
@@ -232,7 +233,8 @@ class StallWatch:
                 self.emitter.warning(f"Evidence of {what} in {relative}, without its Python stacks: {no_stacks}",
                                      evidence=relative)
             else:
-                self.emitter.info(f"Evidence of {what} (its stacks, /proc state, open files) in {relative}",
+                calls = ", its last traced calls" if traced else ""
+                self.emitter.info(f"Evidence of {what} (its stacks, /proc state, open files{calls}) in {relative}",
                                   evidence=relative)
         return paths
 
