@@ -214,11 +214,11 @@ class RankTrace:
         self.moved.add(bins, moved[system].astype(float))
         self._keep_slowest(calls, code, system, ts, dur, moved)
         mine = _pick(calls, system)
-        try:
-            names = list(map(_ARGS_FNAME, mine))
+        code_of = self._file_codes.__getitem__
+        try:  # a name met before a call without args has the same code on the second pass
+            file = np.fromiter(map(code_of, map(_ARGS_FNAME, mine)), np.int64, len(mine))
         except AttributeError:  # some event without args (traced without DFTRACER_INC_METADATA)
-            names = list(map(_fname, mine))
-        file = np.fromiter(map(self._file_codes.__getitem__, names), np.int64, len(names))
+            file = np.fromiter(map(code_of, map(_fname, mine)), np.int64, len(mine))
         named = file != self._file_codes[None]
         file, flag = file[named], flags[system][named]
         d, m = dur[system][named], moved[system][named]
