@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib
 import json
 import os
 import re
@@ -91,7 +92,8 @@ def make_traces(work: Path, events: int, ranks: int) -> dict[str, Path]:
     for folder in folders.values():
         folder.mkdir(parents=True)
     synthesize(folders["one"] / "trace-0-of-1.pfw", events, 0)
-    with open(folders["one"] / "trace-0-of-1.pfw", "rb") as src, gzip.open(folders["gz"] / "trace-0-of-1.pfw.gz", "wb", 6) as dst:
+    plain, compressed = folders["one"] / "trace-0-of-1.pfw", folders["gz"] / "trace-0-of-1.pfw.gz"
+    with open(plain, "rb") as src, gzip.open(compressed, "wb", 6) as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
     for rank in range(ranks):
         synthesize(folders["multi"] / f"trace-{rank}-of-{ranks}.pfw", events // ranks, rank)
@@ -172,7 +174,7 @@ def run_case(name: str, path: Path) -> None:
     """In the child: one case, its figures as one JSON line on stdout."""
     fn = CASES[name]
     if fn is case_summarise:
-        from mlpstorage.iotrace import summarise  # noqa: F401 (imports outside the timing)
+        importlib.import_module("mlpstorage.iotrace")  # its imports outside the timing
     before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu, wall = time.process_time(), time.perf_counter()
     units = fn(path)
@@ -253,6 +255,8 @@ class DlioRun:
     wall_s: float
     au: float
     throughput: float
+    benchmark_s: float  # the launcher's 'Running benchmark' stage (mpirun, start-up to exit)
+    processing_s: float  # its 'Processing results' stage
     events: int  # traced events, all ranks
     run_s: float  # first to last traced moment (the traced run), else DLIO's wall
 
@@ -279,13 +283,24 @@ def dlio_run(data_dir: Path, files: int, results: Path, traced: bool, flag: bool
     if traced:
         if not traces:
             raise SystemExit(f"traced run wrote no trace files in {summary.parent}")
-        from mlpstorage.iotrace import summarise
-        document = summarise(summary.parent)
+        from mlpstorage.iotrace import load_summary, summarise
+        document = load_summary(summary.parent) or summarise(summary.parent)
         events, run_s = document["events"], (document["end_unix_us"] - document["start_unix_us"]) / 1e6
     elif traces:
         raise SystemExit(f"untraced run wrote trace files in {summary.parent}")
+    stages = stage_seconds(summary.parent / "events.jsonl")
     return DlioRun(traced, wall, metric["train_au_mean_percentage"], metric["train_throughput_mean_samples_per_second"],
-                   events, run_s)
+                   stages.get("Running benchmark", 0.0), stages.get("Processing results", 0.0), events, run_s)
+
+
+def stage_seconds(recording: Path) -> dict[str, float]:
+    """Each stage's duration from the run's recording."""
+    stages = {}
+    for line in recording.read_text().splitlines():
+        event = json.loads(line)
+        if event.get("type") == "stage.finished":
+            stages[event["name"]] = event.get("duration_s") or 0.0
+    return stages
 
 
 def tracer_cost(work: Path, data_root: Path, sizes: list[int], repeat: int) -> dict[int, list[DlioRun]]:
@@ -298,20 +313,25 @@ def tracer_cost(work: Path, data_root: Path, sizes: list[int], repeat: int) -> d
         print(f"    {files} files: data {ensure_data(data_dir, files, work)}", flush=True)
         dlio_run(data_dir, files, work / f"runs-{files}" / "warm-up", False, flag, work)
         runs[files] = []
-        print(f"      {'pair':<5} {'kind':<9} {'wall s':>7} {'AU %':>8} {'samples/s':>10} {'events':>8}")
+        print(f"      {'pair':<5} {'kind':<9} {'wall s':>7} {'bench s':>8} {'results s':>9} {'AU %':>8} "
+              f"{'samples/s':>10} {'events':>8}")
         for i in range(1, repeat + 1):
             for traced in (i % 2 == 1, i % 2 == 0):  # traced first in odd pairs, second in even ones
                 run = dlio_run(data_dir, files, work / f"runs-{files}" / f"{i}-{'traced' if traced else 'untraced'}",
                                traced, flag, work)
                 runs[files].append(run)
-                print(f"      {i:<5} {'traced' if traced else 'untraced':<9} {run.wall_s:>7.2f} {run.au:>8.3f} "
-                      f"{run.throughput:>10.3f} {run.events:>8}", flush=True)
+                print(f"      {i:<5} {'traced' if traced else 'untraced':<9} {run.wall_s:>7.2f} "
+                      f"{run.benchmark_s:>8.2f} {run.processing_s:>9.3f} {run.au:>8.3f} {run.throughput:>10.3f} {run.events:>8}", flush=True)
         medians = {kind: {attr: statistics.median(getattr(r, attr) for r in runs[files] if r.traced == kind)
-                          for attr in ("au", "throughput", "wall_s")} for kind in (True, False)}
-        for attr, label in (("au", "AU %"), ("throughput", "samples/s"), ("wall_s", "wall s")):
+                          for attr in COMPARED} for kind in (True, False)}
+        for attr, label in COMPARED.items():
             t, u = medians[True][attr], medians[False][attr]
-            print(f"      median {label:<10} traced {t:9.3f}  untraced {u:9.3f}  ratio {t / u:.4f}")
+            print(f"      median {label:<20} traced {t:9.3f}  untraced {u:9.3f}  ratio {t / u:.4f}")
     return runs
+
+
+COMPARED = {"au": "AU %", "throughput": "samples/s", "wall_s": "wall s", "benchmark_s": "Running benchmark s",
+            "processing_s": "Processing results s"}
 
 
 # ----- (c) 'Processing results' for a one-hour run ---------------------------------------
@@ -319,9 +339,12 @@ def processing_share(runs: dict[int, list[DlioRun]], rate: float) -> None:
     for files, kind in runs.items():
         traced = [r for r in kind if r.traced]
         per_s = statistics.median(r.events / r.run_s for r in traced)
+        grew = (statistics.median(r.processing_s for r in traced)
+                - statistics.median(r.processing_s for r in kind if not r.traced))
         seconds = per_s * 3600 / rate
-        print(f"    {files} files: {per_s:,.0f} events per second of run -> {per_s * 3600:,.0f} events in an hour, "
-              f"read in {seconds:.1f} s = {seconds / 36:.2f} % of the hour")
+        print(f"    {files} files: 'Processing results' {grew * 1000:+.0f} ms traced (median), for "
+              f"{statistics.median(r.events for r in traced):,.0f} events; {per_s:,.0f} events per second of run -> "
+              f"{per_s * 3600:,.0f} in an hour, read in {seconds:.1f} s = {seconds / 36:.2f} % of the hour")
     print(f"    the 10 % bound: a run may make up to {rate * 0.1:,.0f} events per second (all ranks)")
 
 
