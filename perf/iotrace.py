@@ -2,7 +2,7 @@
 move with the machine).
 
     .venv/bin/python perf/iotrace.py [--events 1000000] [--ranks 4] [--repeat 3] [--quick]
-                                     [--skip-reading] [--skip-dlio] [--data-dir DIR] [--keep]
+                                     [--io-bound] [--skip-reading] [--skip-dlio] [--data-dir DIR] [--keep]
 
 (a) Reading traces. A big trace is made from the recorded one (tests/data/iotrace: a real
     2-rank unet3d run), its events repeated with shifted timestamps: one rank of --events
@@ -16,8 +16,10 @@ move with the machine).
     ranks, 3 epochs, batch 2, read_threads 1) with 16 files and with 160, run through
     `mlpstorage training run` traced (DFTRACER_ENABLE=1 DFTRACER_INC_METADATA=1, or
     --io-trace when the launcher has it) and untraced (DFTRACER_ENABLE=0), alternating,
-    after one unmeasured warm-up; AU and throughput from DLIO's summary.json, medians and
-    the ratio traced / untraced.
+    after one unmeasured warm-up; AU and throughput from DLIO's summary.json, the launcher's
+    'Running benchmark' and 'Processing results' from its recording; medians and the ratio
+    traced / untraced. These runs wait on computation (0.323 s a step), which hides a cost per
+    call: --io-bound adds the 160-file run with train.computation_time=0.
 (c) 'Processing results' for a one-hour run: the traced runs' events per second of run x
     3600 s / the reading rate of (a), as a share of the hour (the share does not depend on
     the run's length: it is the run's event rate over the reading rate).
@@ -261,11 +263,18 @@ class DlioRun:
     run_s: float  # first to last traced moment (the traced run), else DLIO's wall
 
 
-def dlio_run(data_dir: Path, files: int, results: Path, traced: bool, flag: bool, work: Path) -> DlioRun:
+@dataclass(frozen=True)
+class Workload:
+    label: str
+    files: int
+    params: tuple[str, ...] = ()  # beyond the quickstart's
+
+
+def dlio_run(data_dir: Path, load: Workload, results: Path, traced: bool, flag: bool, work: Path) -> DlioRun:
     argv = [*launcher(), "training", "run", "--model", MODEL, "--data-dir", str(data_dir), "--num-accelerators",
             str(RANKS), "--results-dir", str(results), "--render", "plain", "--skip-timeseries",
             *(["--io-trace"] if traced and flag else []),
-            "--params", f"dataset.num_files_train={files}", *TINY, *RUN_PARAMS]
+            "--params", f"dataset.num_files_train={load.files}", *TINY, *RUN_PARAMS, *load.params]
     env = {**base_env(), **(TRACED if traced and not flag else {} if traced else UNTRACED)}
     log = results.with_suffix(".log")
     results.parent.mkdir(parents=True, exist_ok=True)
@@ -303,26 +312,27 @@ def stage_seconds(recording: Path) -> dict[str, float]:
     return stages
 
 
-def tracer_cost(work: Path, data_root: Path, sizes: list[int], repeat: int) -> dict[int, list[DlioRun]]:
+def tracer_cost(work: Path, data_root: Path, loads: list[Workload], repeat: int) -> dict[str, list[DlioRun]]:
     flag = has_io_trace_flag()
     print(f"    traced with {'--io-trace' if flag else ' '.join(f'{k}={v}' for k, v in TRACED.items())}; "
           f"untraced with DFTRACER_ENABLE=0; {repeat} pairs per size, alternating, after one warm-up")
-    runs: dict[int, list[DlioRun]] = {}
-    for files in sizes:
-        data_dir = data_root / f"{MODEL}-{files}"
-        print(f"    {files} files: data {ensure_data(data_dir, files, work)}", flush=True)
-        dlio_run(data_dir, files, work / f"runs-{files}" / "warm-up", False, flag, work)
-        runs[files] = []
+    runs: dict[str, list[DlioRun]] = {}
+    for number, load in enumerate(loads):
+        data_dir = data_root / f"{MODEL}-{load.files}"
+        print(f"    {load.label}: data {ensure_data(data_dir, load.files, work)}", flush=True)
+        folder = work / f"runs-{number}"
+        dlio_run(data_dir, load, folder / "warm-up", False, flag, work)
+        mine = runs[load.label] = []
         print(f"      {'pair':<5} {'kind':<9} {'wall s':>7} {'bench s':>8} {'results s':>9} {'AU %':>8} "
               f"{'samples/s':>10} {'events':>8}")
         for i in range(1, repeat + 1):
             for traced in (i % 2 == 1, i % 2 == 0):  # traced first in odd pairs, second in even ones
-                run = dlio_run(data_dir, files, work / f"runs-{files}" / f"{i}-{'traced' if traced else 'untraced'}",
-                               traced, flag, work)
-                runs[files].append(run)
+                run = dlio_run(data_dir, load, folder / f"{i}-{'traced' if traced else 'untraced'}", traced, flag, work)
+                mine.append(run)
                 print(f"      {i:<5} {'traced' if traced else 'untraced':<9} {run.wall_s:>7.2f} "
-                      f"{run.benchmark_s:>8.2f} {run.processing_s:>9.3f} {run.au:>8.3f} {run.throughput:>10.3f} {run.events:>8}", flush=True)
-        medians = {kind: {attr: statistics.median(getattr(r, attr) for r in runs[files] if r.traced == kind)
+                      f"{run.benchmark_s:>8.2f} {run.processing_s:>9.3f} {run.au:>8.3f} {run.throughput:>10.3f} "
+                      f"{run.events:>8}", flush=True)
+        medians = {kind: {attr: statistics.median(getattr(r, attr) for r in mine if r.traced == kind)
                           for attr in COMPARED} for kind in (True, False)}
         for attr, label in COMPARED.items():
             t, u = medians[True][attr], medians[False][attr]
@@ -330,19 +340,21 @@ def tracer_cost(work: Path, data_root: Path, sizes: list[int], repeat: int) -> d
     return runs
 
 
+LOADS = [Workload("16 files (the quickstart's)", 16), Workload("160 files", 160),
+         Workload("160 files, no computation", 160, ("train.computation_time=0",))]
 COMPARED = {"au": "AU %", "throughput": "samples/s", "wall_s": "wall s", "benchmark_s": "Running benchmark s",
             "processing_s": "Processing results s"}
 
 
 # ----- (c) 'Processing results' for a one-hour run ---------------------------------------
-def processing_share(runs: dict[int, list[DlioRun]], rate: float) -> None:
-    for files, kind in runs.items():
+def processing_share(runs: dict[str, list[DlioRun]], rate: float) -> None:
+    for label, kind in runs.items():
         traced = [r for r in kind if r.traced]
         per_s = statistics.median(r.events / r.run_s for r in traced)
         grew = (statistics.median(r.processing_s for r in traced)
                 - statistics.median(r.processing_s for r in kind if not r.traced))
         seconds = per_s * 3600 / rate
-        print(f"    {files} files: 'Processing results' {grew * 1000:+.0f} ms traced (median), for "
+        print(f"    {label}: 'Processing results' {grew * 1000:+.0f} ms traced (median), for "
               f"{statistics.median(r.events for r in traced):,.0f} events; {per_s:,.0f} events per second of run -> "
               f"{per_s * 3600:,.0f} in an hour, read in {seconds:.1f} s = {seconds / 36:.2f} % of the hour")
     print(f"    the 10 % bound: a run may make up to {rate * 0.1:,.0f} events per second (all ranks)")
@@ -354,6 +366,9 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=4, help="ranks of the multi-rank trace (default 4)")
     parser.add_argument("--repeat", type=int, default=3, help="traced/untraced pairs per size (default 3)")
     parser.add_argument("--quick", action="store_true", help="200k events, one pair, the 16-file run only")
+    parser.add_argument("--io-bound", action="store_true",
+                        help="also the 160-file run without computation (train.computation_time=0): the tracer's "
+                             "cost where nothing hides it")
     parser.add_argument("--skip-reading", action="store_true")
     parser.add_argument("--skip-dlio", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=None, help="where the data sets are (made if missing)")
@@ -363,7 +378,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.case:
         return run_case(args.case[0], Path(args.case[1]))
-    events, repeat, sizes = (200_000, 1, [16]) if args.quick else (args.events, args.repeat, [16, 160])
+    events, repeat, loads = (200_000, 1, LOADS[:1]) if args.quick else (args.events, args.repeat, LOADS[:2])
+    if args.io_bound:
+        loads.append(LOADS[2])
 
     work = Path(tempfile.mkdtemp(prefix="mlpstorage-iotrace-", dir=args.work_dir)).absolute()
     rate = None
@@ -379,7 +396,7 @@ def main() -> None:
             rate = next(r.units / r.cpu_s for r in results if r.name == "summarise()")
         if not args.skip_dlio:
             print("(b) the tracer's cost: DLIO traced / untraced")
-            runs = tracer_cost(work, (args.data_dir or work / "data").absolute(), sizes, repeat)
+            runs = tracer_cost(work, (args.data_dir or work / "data").absolute(), loads, repeat)
             if rate:
                 print(f"(c) 'Processing results' at {rate / 1e6:.2f} M events/s (summarise(), 1 rank)")
                 processing_share(runs, rate)
