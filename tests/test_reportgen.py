@@ -103,10 +103,12 @@ def test_bad_directories_are_one_line_and_exit_code_2(args, message):
 
 
 # ----- results.json and results.csv --------------------------------------------------------------
-def test_results_json_has_the_launchers_keys_plus_category_and_issues(generated, report):
+def test_results_json_has_the_launchers_keys_plus_category_issues_notes_and_read_latency(generated, report):
     _, out = generated
     results = json.loads((out / "results.json").read_text())
-    assert [list(r) for r in results] == [LAUNCHER_KEYS + ["category", "issues"]] * len(report.runs)
+    assert [list(r) for r in results] == [LAUNCHER_KEYS + ["category", "issues", "notes", "read_p50_us",
+                                                           "read_p99_us"]] * len(report.runs)
+    assert all(r["notes"] == [] and r["read_p50_us"] is None and r["read_p99_us"] is None for r in results)
     first = next(r for r in results if r["run_id"] == "training/unet3d/run/20250603_110000")
     assert (first["benchmark_type"], first["model"], first["command"], first["category"]) == \
         ("training", "unet3d", "run", "INVALID")
@@ -122,7 +124,7 @@ def test_results_csv_columns_are_the_sorted_dotted_keys_over_all_runs(generated)
         rows = list(csv.DictReader(handle))
     columns = list(rows[0])
     assert columns == sorted(columns)
-    for column in ("run_id", "category", "issues", "parameters.dataset.num_files_train",
+    for column in ("run_id", "category", "issues", "read_p50_us", "read_p99_us", "parameters.dataset.num_files_train",
                    "metrics.train_au_mean_percentage", "system_info.total_memory_bytes"):
         assert column in columns
     row = next(r for r in rows if r["run_id"] == "training/unet3d/run/20250603_120000")

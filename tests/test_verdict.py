@@ -412,8 +412,9 @@ def test_a_real_run_carries_its_verdict_everywhere_and_reportgen_agrees(tmp_path
     assert verdict.category == INVALID and any(r.startswith("train.epochs=1:") for r in verdict.reasons)
     [metadata] = run_dir.glob("*_metadata.json")
     recorded = json.loads(metadata.read_text())
-    assert recorded["verdict"] == {"category": INVALID, "reasons": list(verdict.reasons), "division": "open",
-                                   "at_launch": {"category": INVALID, "reasons": list(verdict.reasons)}}
+    assert recorded["verdict"] == {"category": INVALID, "reasons": list(verdict.reasons), "notes": [],
+                                   "division": "open",
+                                   "at_launch": {"category": INVALID, "reasons": list(verdict.reasons), "notes": []}}
     assert recorded["arguments"]["division"] == "open"
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     attributes = events[-1]["attributes"]

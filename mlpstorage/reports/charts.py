@@ -9,14 +9,20 @@ Vega through vl-convert) was smaller and faster but has no hover and no zoom.
 
 All figures share one frame width and left border, so their time axes line up on the page.
 Strings from a recording reach Bokeh as data only (tooltips and legends show them as text).
+
+A traced run's figures (latency_distribution, io_heatmap, epoch_bars) get aggregates only:
+a line per host and operation of at most 92 buckets, one cell per rank and time bin (at most
+240 bins), one bar per epoch and rank or host; never one point per call.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from bokeh.embed import components
-from bokeh.models import (AdaptiveTicker, ColumnDataSource, CompositeTicker, CustomJSTickFormatter, HoverTool, Legend,
-                          LegendItem, Range1d, Span as Rule)
+from bokeh.models import (AdaptiveTicker, ColorBar, ColumnDataSource, CompositeTicker, CustomJS, CustomJSHover,
+                          CustomJSTickFormatter, FactorRange, HoverTool, Legend, LegendItem, LinearColorMapper, Range1d,
+                          Select, Span as Rule)
+from bokeh.palettes import Blues256
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
@@ -132,11 +138,7 @@ def lines(title: str, unit: str, series: list[Series], colors: dict[str, str], m
                                "name": [line.name for line in series],
                                "color": [colors.get(line.name, TOTAL_COLOR) for line in series]})
     renderer = fig.multi_line("xs", "ys", source=source, line_color="color", line_width=1.4)
-    if len(series) <= MAX_LEGEND:  # past that a legend is a wall of names: hover names a line
-        rows = max(1, (PLOT_PX - 40) // 19)
-        items = [LegendItem(label=line.name, renderers=[renderer], index=i) for i, line in enumerate(series)]
-        fig.add_layout(Legend(items=items, label_text_font_size="9pt", spacing=0, padding=4,
-                              ncols=max(1, -(-len(series) // rows)), glyph_height=12, label_height=12), "right")
+    _legend(fig, renderer, [line.name for line in series])
     fig.add_tools(HoverTool(tooltips=[("", "@name"), ("at", "$snap_x{0.0} s"), (unit or "value", "$snap_y{0,0.00}")],
                             line_policy="nearest"))
     # From just below 0 (a line of zeros stays visible above the axis) to just above the top.
@@ -159,9 +161,116 @@ def embed(figures: list) -> tuple[str, str, list[str]]:
     if not figures:
         return "", "", []
     script, divs = components(tuple(figures))
-    return Resources(mode="inline", components=["bokeh"]).render_js(), script, list(divs)
+    # BokehJS's widgets (0.38 MB more) only on a page with one: a traced run's select of the operation
+    widgets = ["bokeh-widgets"] if any(isinstance(f, Select) for f in figures) else []
+    return Resources(mode="inline", components=["bokeh", *widgets]).render_js(), script, list(divs)
 
 
 def _array(values) -> np.ndarray:
     """float32: half the bytes of float64, and exact enough for seconds and rates on a page."""
     return np.asarray(values, dtype=np.float32)
+
+
+# ----- a traced run's I/O (reports/io_page.py) ------------------------------------------------
+# Microseconds as a person reads them: 5 µs, 1.2 ms, 3 s.
+_LATENCY = """
+const t = tick, f = (v) => String(+v.toPrecision(3));
+return t >= 1e6 ? f(t / 1e6) + " s" : t >= 1e3 ? f(t / 1e3) + " ms" : f(t) + " µs";
+"""
+# The select shows the lines of the operation chosen: every operation's lines travel once, in `all`.
+_CHOOSE = """
+const pick = (column) => all.data.operation.flatMap((op, i) => op === select.value ? [all.data[column][i]] : []);
+shown.data = {xs: pick("xs"), ys: pick("ys"), name: pick("name"), color: pick("color")};
+"""
+IO_COLORS = {"compute": "#2ca02c", "wait": "#d62728", "other": "#c7c7c7"}
+
+
+def latency_distribution(lines: dict[str, list[Series]], colors: dict[str, str]) -> tuple[object, object]:
+    """(a select of the operation, the figure): per host, the share of its calls in each latency
+    bucket, on a log axis. lines: operation -> a Series per host (times_s holds microseconds),
+    every operation with the same hosts in the same order, so that the legend holds for each."""
+    operations = list(lines)
+    columns = {"operation": [], "xs": [], "ys": [], "name": [], "color": []}
+    for operation, series in lines.items():
+        for line in series:
+            for key, value in (("operation", operation), ("xs", _array(line.times_s)), ("ys", _array(line.values)),
+                               ("name", line.name), ("color", colors.get(line.name, TOTAL_COLOR))):
+                columns[key].append(value)
+    everything = ColumnDataSource(columns)
+    first = [i for i, op in enumerate(columns["operation"]) if op == operations[0]]
+    shown = ColumnDataSource({key: [columns[key][i] for i in first] for key in ("xs", "ys", "name", "color")})
+    fig = figure(frame_width=FRAME_WIDTH, height=PLOT_PX + 60, x_axis_type="log",
+                 tools="pan,wheel_zoom,box_zoom,reset,save",
+                 title="Latency distribution per host (share of the host's calls in each bucket, %)",
+                 min_border_left=LEFT, min_border_right=10, active_scroll=None, toolbar_location="right")
+    fig.toolbar.logo = None
+    fig.xaxis.formatter = CustomJSTickFormatter(code=_LATENCY)
+    fig.xaxis.axis_label = "latency of one call"
+    renderer = fig.multi_line("xs", "ys", source=shown, line_color="color", line_width=1.6)
+    _legend(fig, renderer, [line.name for line in lines[operations[0]]])
+    fig.add_tools(HoverTool(tooltips=[("", "@name"), ("latency", "$snap_x{0,0.0} µs"), ("calls", "$snap_y{0.0} %")],
+                            line_policy="nearest"))
+    fig.y_range.start = 0
+    fig.name = "io latency"
+    select = Select(title="Operation", value=operations[0], options=operations, width=320, name="io operation")
+    select.js_on_change("value", CustomJS(args={"all": everything, "shown": shown, "select": select}, code=_CHOOSE))
+    return select, fig
+
+
+def io_heatmap(busy: np.ndarray, labels: list[str], ticks: dict[float, str], start_s: float, bin_s: float,
+               x_range: Range1d) -> object:
+    """I/O over time per rank: a row per rank (labels, top to bottom), a cell per time bin
+    coloured by the share of the bin the rank spent in I/O calls (threads added up, so it can
+    pass 1), on the page's time axis. ticks: y -> the label shown there."""
+    rows, bins = busy.shape
+    fig = _figure(x_range, max(140, min(560, rows * 6)) + 70, "I/O over time per rank (share of each "
+                  f"{bin_s:g} s spent in I/O calls)")
+    fig.y_range = Range1d(0, rows)
+    mapper = LinearColorMapper(palette=Blues256[::-1], low=0, high=max(float(busy.max()), 1e-6))
+    image = fig.image(image=[np.asarray(busy[::-1], dtype=np.float32)], x=start_s, y=0, dw=bins * bin_s, dh=rows,
+                      color_mapper=mapper)
+    rank_of = CustomJSHover(args={"labels": labels}, code="return labels[labels.length - 1 - Math.floor(value)] || ''")
+    fig.add_tools(HoverTool(renderers=[image], tooltips=[("rank", "$y{custom}"), ("at", "$x{0,0} s"),
+                                                         ("busy", "@image{0.000}")], formatters={"$y": rank_of}))
+    fig.yaxis.ticker = list(ticks)
+    fig.yaxis.major_label_overrides = ticks
+    fig.ygrid.grid_line_color = None
+    fig.add_layout(ColorBar(color_mapper=mapper, width=10, padding=4), "right")
+    fig.name = "io heatmap"
+    return fig
+
+
+def epoch_bars(factors: list[tuple[str, str]], parts: dict[str, list[float]], io_s: list[float]) -> object:
+    """I/O against compute per epoch: a stacked bar per (epoch, rank or host) of the seconds
+    computing, waiting for data and the rest of the epoch, and a mark at the seconds spent in
+    I/O calls (all the rank's threads and loader processes)."""
+    source = ColumnDataSource({"x": factors, **{k: _array(v) for k, v in parts.items()}, "io": _array(io_s),
+                               "label": [f"{epoch}, {who}" for epoch, who in factors]})
+    fig = figure(frame_width=FRAME_WIDTH, height=PLOT_PX + 150, x_range=FactorRange(*factors), tools="xpan,reset,save",
+                 title="Each epoch: computing, waiting for data, the rest (s); the mark: time in I/O calls",
+                 min_border_left=LEFT, min_border_right=10, toolbar_location="right")
+    fig.toolbar.logo = None
+    bars = fig.vbar_stack(list(parts), x="x", width=0.8, source=source, color=[IO_COLORS[k] for k in parts],
+                          legend_label=["computing", "waiting for data", "the rest"])
+    marks = fig.scatter(x="x", y="io", marker="dash", size=14, line_width=2, color="#000000", source=source,
+                        legend_label="in I/O calls")
+    fig.add_tools(HoverTool(renderers=[*bars, marks], tooltips=[("", "@label"), ("computing", "@compute{0.00} s"),
+                                                                ("waiting", "@wait{0.00} s"),
+                                                                ("in I/O calls", "@io{0.000} s")]))
+    fig.xaxis.major_label_orientation = 1.2 if len(factors) > 24 else 0
+    fig.xgrid.grid_line_color = None
+    fig.y_range.start = 0
+    fig.legend.location = "top_left"
+    fig.legend.orientation = "horizontal"
+    fig.add_layout(fig.legend[0], "above")
+    fig.name = "io epochs"
+    return fig
+
+
+def _legend(fig, renderer, names: list[str]) -> None:
+    """A legend entry per line of the MultiLine, on the right."""
+    if len(names) <= MAX_LEGEND:  # past that a legend is a wall of names: hover names a line
+        rows = max(1, (PLOT_PX - 40) // 19)
+        items = [LegendItem(label=name, renderers=[renderer], index=i) for i, name in enumerate(names)]
+        fig.add_layout(Legend(items=items, label_text_font_size="9pt", spacing=0, padding=4,
+                              ncols=max(1, -(-len(names) // rows)), glyph_height=12, label_height=12), "right")

@@ -1,6 +1,7 @@
 """`mlpstorage reports compare RUN_A RUN_B [...]`: runs side by side. In the terminal, the
-headline metrics, the stage durations, the epochs and checkpoints, and the mean of each time
-series (all hosts), with the change of every run from the first (A); with --html, a page with
+headline metrics, the stage durations, the epochs and checkpoints, the mean of each time
+series (all hosts) and, for traced runs (--io-trace), the latency percentiles of each operation
+over all hosts, with the change of every run from the first (A); with --html, a page with
 the same table and the runs' time series overlaid (time since each run started)."""
 
 from __future__ import annotations
@@ -76,8 +77,25 @@ def sections(records: list[RunRecord]) -> list[tuple[str, list[Row]]]:
             means = [sum(t.values) / len(t.values) if t and t.values else None for t in totals]
             series.append(Row(_with_unit(f"{metric.title}, {metric.total}", metric.unit), means, "{:,.2f}"))
     found = [("Headline metrics", list(metrics.values())), ("Stage durations", stages),
-             ("Epochs and checkpoints", work), ("Time series, all hosts, mean over the run", series)]
+             ("Epochs and checkpoints", work), ("Time series, all hosts, mean over the run", series),
+             ("I/O latency per operation, all hosts (io_trace.json)", _io_rows(records))]
     return [(title, rows) for title, rows in found if rows]
+
+
+IO_FIGURES = ("p50", "p90", "p99", "p99.9", "max")
+
+
+def _io_rows(records: list[RunRecord]) -> list[Row]:
+    """Per operation any traced run made: its calls and percentiles in each run ('-' untraced)."""
+    traces = [record.io for record in records]
+    operations = dict.fromkeys(name for trace in traces if trace is not None for name in trace.operations())
+    rows = []
+    for name in operations:
+        overall = [trace.overall(name) if trace is not None else None for trace in traces]
+        rows.append(Row(f"{name} calls", [o.count if o else None for o in overall], "{:,}"))
+        rows += [Row(f"{name} {figure} (µs)", [o.us(figure) if o else None for o in overall], "{:,.1f}")
+                 for figure in IO_FIGURES]
+    return rows
 
 
 # ----- terminal ----------------------------------------------------------------------------

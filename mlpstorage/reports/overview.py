@@ -1,6 +1,7 @@
-"""reportgen's index.html: every run with its verdict, headline metrics and a throughput
-sparkline, linking to the run's own page (<run dir>/report.html, written by `reports html`;
-linked whether or not it exists yet), and the submission candidates with their checks.
+"""reportgen's index.html: every run with its verdict and notes, headline metrics (a traced
+run's read latency too) and a throughput sparkline, linking to the run's own page
+(<run dir>/report.html, written by `reports html`; linked whether or not it exists yet), and
+the submission candidates with their checks.
 
 One self-contained file (the stylesheet and SVG inline, no script, nothing fetched), so it
 works offline and from a copied results tree. The HTML comes from templates/index.html with
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+from .io_trace import read_text
 from .record import REPORT, RunRecord
 from .templating import render_page
 from .verdict import CATEGORIES
@@ -23,7 +25,8 @@ def index_html(report, output_dir: Path) -> str:
     links relative to output_dir (where it is written)."""
     order = sorted(report.runs, key=lambda rv: (CATEGORIES.index(rv[1].category), rv[0].run_id))
     runs = [{"record": record, "verdict": verdict, "href": _run_page(record, output_dir),
-             "spark": sparkline(record.throughput_series, record.throughput_unit)} for record, verdict in order]
+             "spark": sparkline(record.throughput_series, record.throughput_unit), "read": read_text(record.io)}
+            for record, verdict in order]
     return render_page("index.html", banner=report.banner(), runs=runs, candidates=report.candidates,
                   skipped=report.skipped)
 

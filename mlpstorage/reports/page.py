@@ -1,9 +1,10 @@
 """A run's page: report.html, one self-contained file that opens offline (BokehJS and the
 stylesheet inlined, no network, no CDN: an HPC login node has no internet).
 
-First what a reader opens it for: the verdict with its reasons and the headline metrics
-against their targets; then the timeline of the run's spans and the time series per host and
-in total on the same time axis; then the details: what ran (the exact command, the
+First what a reader opens it for: the verdict with its reasons and notes and the headline
+metrics against their targets; then the timeline of the run's spans and the time series per
+host and in total on the same time axis; for a traced run (--io-trace) its I/O (io_page.py);
+then the details: what ran (the exact command, the
 parameters with secrets redacted), the cluster table with the hosts that differ highlighted,
 the messages and the files of the folder. The HTML comes from templates/run.html with
 autoescape (templating.py): a span named <script> is shown, never run.
@@ -18,6 +19,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from . import timeline as tl
+from .io_page import io_section
 from .record import REPORT, RunRecord, read_run, shown
 from .templating import Markup, render_page, write_html
 from .verdict import verdict_of
@@ -58,7 +60,10 @@ def build_page(record: RunRecord, page_path: Path | None = None) -> str:
         if lines:
             figures.append(charts.lines(metric.title + ", per host", metric.unit, lines, colors, marks, x_range,
                                         metric.key))
-    bokeh_js, script, divs = charts.embed(figures)
+    io = io_section(record, x_range)
+    io_figures = io.figures if io is not None else {}
+    bokeh_js, script, divs = charts.embed(figures + list(io_figures.values()))
+    divs, io_divs = divs[:len(figures)], dict(zip(io_figures, map(Markup, divs[len(figures):])))
     timeline_div, series_divs = (divs[0], divs[1:]) if lanes else (None, divs)
     verdict, verdict_problem = verdict_of(record)
     legend = [(charts.KIND_COLORS[kind], label) for kind, label in LEGEND] + [(charts.FAILED, "failed")]
@@ -68,7 +73,7 @@ def build_page(record: RunRecord, page_path: Path | None = None) -> str:
         run_label=record.run_name or record.source, started=tl.utc(record.start_ns),
         duration=tl.format_duration(duration_s), bokeh_js=Markup(bokeh_js), bokeh_script=Markup(script),
         timeline=Markup(timeline_div) if timeline_div else None, legend=legend,
-        series=[Markup(div) for div in series_divs],
+        series=[Markup(div) for div in series_divs], io=io, io_divs=io_divs,
         interval=f"every {record.interval_s:g} s, " if record.interval_s else "",
         what=_what_ran(record), resolved=_resolved(record), cluster=_cluster(record),
         messages=_messages(record), more=len(record.messages) - MAX_MESSAGES,

@@ -16,6 +16,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import UsageError
@@ -88,6 +89,7 @@ class RunRecord:
     cluster: dict[str, dict] = field(default_factory=dict)  # host -> information at the start
     files: list[tuple[str, int | None]] = field(default_factory=list)  # (name, bytes); folders end in / with None
     problems: list[str] = field(default_factory=list)  # what was left out while reading, one line each
+    io_trace: dict = field(default_factory=dict)  # the metadata's io_trace (--io-trace): requested, file, ranks...
 
     # ----- what ran ----------------------------------------------------------------------
     @property
@@ -136,6 +138,17 @@ class RunRecord:
         if self.processes % len(names) == 0:
             return {name: self.processes // len(names) for name in names}
         return None
+
+    @property
+    def traced(self) -> bool:
+        """Whether the run ran under the I/O tracer (--io-trace), as its metadata or folder says."""
+        return self.io_trace.get("requested") is True or self.io is not None
+
+    @cached_property
+    def io(self):
+        """The run's io_trace.json as an io_trace.IoTrace, read once asked; None untraced (or unread: see problems)."""
+        from .io_trace import load_io_trace  # numpy and the trace's buckets: only traced runs need them
+        return load_io_trace(self.run_dir, self.problems)
 
     # ----- when ----------------------------------------------------------------------------
     @property
@@ -291,6 +304,7 @@ def _record_beside_recording(folder: Path, results_dir: Path | None) -> RunRecor
         record = RunRecord(run_dir=folder, run_id=run_id, layout=None, benchmark=None, model=None, command=None)
     record.problems.extend(problems)
     record.files = _files(folder)
+    record.io  # noqa: B018 (read now: a trace that does not read is among the warnings)
     cluster = _json_file(record.problems, folder, "cluster_start", dict)
     if cluster is not None:
         record.cluster = {str(h): i for h, i in cluster.items() if isinstance(i, dict)}
@@ -433,6 +447,7 @@ def record_of_ours(metadata: dict, run_dir: Path, summary: dict | None = None, m
         params=redact(params) if isinstance(params, dict) else {},
         error=_text(metadata.get("error")),
         command_line=shlex.join(redact_argv(command)) if command else None,
+        io_trace=_dict(metadata.get("io_trace")),
     )
     if benchmark == "checkpointing":
         written = dlio.as_int(metrics.get("checkpoints_written"))
@@ -463,11 +478,8 @@ def _hosts_of(command: list[str]) -> tuple[str, ...]:
 
 
 def _stamp_of(name: str) -> str | None:
-    match = re.match(r"(\d{8})_(\d{6})", name)
-    if not match:
-        return None
-    day, time = match.groups()
-    return f"{day[:4]}-{day[4:6]}-{day[6:]}T{time[:2]}:{time[2:4]}:{time[4:]}"
+    match = re.match(r"(\d{4})(\d\d)(\d\d)_(\d\d)(\d\d)(\d\d)", name)
+    return "{}-{}-{}T{}:{}:{}".format(*match.groups()) if match else None
 
 
 # ----- the existing launcher's v2.0 layout -------------------------------------------------------

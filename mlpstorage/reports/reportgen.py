@@ -4,7 +4,8 @@ table (Rich on a terminal, plain text when piped).
 
 The files keep the existing launcher's record keys (run_id, benchmark_type, model, command,
 parameters, system_info, metrics) so that tools reading them keep working, and add the
-verdict (category, issues), which it lacks.
+verdict (category, issues, notes), which it lacks, and the read latency of a traced run
+(read_p50_us, read_p99_us: empty for a run without --io-trace).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..results import check_writable, write_json, write_text
 from .overview import index_html
+from .io_trace import read_text
 from .record import METADATA_SUFFIX, SUMMARY, NotARun, RunRecord, is_ours, read_run
 from .submissions import Candidate, candidates
 from .verdict import CATEGORIES, Verdict, judge
@@ -29,6 +31,7 @@ RESULTS_JSON, RESULTS_CSV, INDEX_HTML = "results.json", "results.csv", "index.ht
 DATASIZE = "datasize"
 RUN_ID_WIDTH = 48  # the table folds longer run ids
 CATEGORY_STYLES = {"CLOSED": "bold green", "OPEN": "bold yellow", "INVALID": "bold red"}
+READ_LATENCY = ("read_p50_us", "read_p99_us")  # every run has the columns; a run not traced leaves them empty
 
 
 @dataclass
@@ -155,7 +158,14 @@ def as_result(record: RunRecord, verdict: Verdict) -> dict:
         "metrics": _without_nan(record.metrics),
         "category": verdict.category,
         "issues": list(verdict.reasons),
+        "notes": list(verdict.notes),
+        **dict(zip(READ_LATENCY, read_latency(record) or (None, None))),
     }
+
+
+def read_latency(record: RunRecord) -> tuple[float, float] | None:
+    """(p50, p99) in microseconds of every read system call of a traced run; None otherwise."""
+    return record.io.read_percentiles() if record.io is not None else None
 
 
 def _without_nan(value):
@@ -177,7 +187,7 @@ def flattened(record: dict, prefix: str = "") -> dict:
             row.update(flattened(value, f"{name}."))
         elif value is None:
             continue
-        elif name == "issues":
+        elif name in ("issues", "notes"):
             row[name] = "; ".join(value)
         elif isinstance(value, list):
             row[name] = json.dumps(value)
@@ -188,7 +198,7 @@ def flattened(record: dict, prefix: str = "") -> dict:
 
 def results_csv(results: list[dict]) -> str:
     rows = [flattened(r) for r in results]
-    columns = sorted({key for row in rows for key in row})
+    columns = sorted({key for row in rows for key in row} | set(READ_LATENCY))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
@@ -215,7 +225,10 @@ def render_plain(report: Report) -> str:
         for record, verdict in runs:
             lines.append(f"  {record.run_id}  {record.describe()}")
             lines.append(f"    {', '.join(record.headline()) or 'no metrics'}")
+            if read_text(record.io):
+                lines.append(f"    {read_text(record.io)}")
             lines += [f"    - {reason}" for reason in verdict.reasons] or ["    No issues found"]
+            lines += [f"    note: {note}" for note in verdict.notes]
     if report.candidates:
         lines += ["", f"Submission candidates: {len(report.candidates)}"]
         for candidate in report.candidates:
@@ -239,11 +252,17 @@ def render_rich(report: Report, console) -> None:
         table.add_column("Run", overflow="fold", min_width=min(widest, RUN_ID_WIDTH))
         table.add_column("What", overflow="fold", ratio=2)
         table.add_column("Metrics", no_wrap=True)
+        traced = any(read_text(record.io) for record, _ in runs)
+        if traced:  # (only then: a table of untraced runs stays as it was)
+            table.add_column("Read latency", no_wrap=True)
         table.add_column("Issues", overflow="fold", ratio=3)
         for record, verdict in runs:
             issues = Text("\n".join(f"• {reason}" for reason in verdict.reasons)) if verdict.reasons else \
                 Text("No issues found", style="dim")
-            table.add_row(record.run_id, record.describe(), "\n".join(record.headline()) or "—", issues)
+            for note in verdict.notes:
+                issues.append(f"\nnote: {note}", style="yellow")
+            latency = [(read_text(record.io) or "—").replace(", ", "\n")] if traced else []
+            table.add_row(record.run_id, record.describe(), "\n".join(record.headline()) or "—", *latency, issues)
         console.print(table)
     if report.candidates:
         table = Table(title=f"Submission candidates: {len(report.candidates)}", title_style="bold",

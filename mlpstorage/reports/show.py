@@ -1,7 +1,8 @@
 """`mlpstorage reports show RUN`: a run's essentials in the terminal, drawn with Rich: what ran,
 the verdict, the stages as bars on the run's time axis with their durations, the epochs and
-checkpoints, the MPI ranks, the headline metrics against their targets, and a read and write
-sparkline per host. Colour only on a terminal that wants it; piped, the same lines as plain
+checkpoints, the MPI ranks, the headline metrics against their targets, a read and write
+sparkline per host, and for a traced run (--io-trace) the latency percentiles of each operation
+per host and of its slowest rank. Colour only on a terminal that wants it; piped, the same lines as plain
 text. What was left out while reading goes to stderr (the CLI's warnings). Every string from
 the run is made harmless first (record.shown) and reaches Rich as Text, never as markup.
 """
@@ -13,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import timeline as tl
+from .io_trace import format_bytes, format_latency
 from .record import RunRecord, shown
 from .verdict import verdict_of
 
@@ -29,6 +31,7 @@ def render(record: RunRecord, width: int = 100) -> Group:
     parts += _gantt(record, bar_width)
     parts += _metrics(record)
     parts += _sparklines(record, width)
+    parts += _io(record)
     return Group(*parts)
 
 
@@ -80,6 +83,8 @@ def _verdict(record: RunRecord) -> Text:
     text.append(shown(verdict.category), style="bold")
     for reason in verdict.reasons:
         text.append("\n  - " + shown(reason))
+    for note in verdict.notes:
+        text.append("\n  note: " + shown(note), style="yellow")
     return text
 
 
@@ -209,3 +214,34 @@ def _sparklines(record: RunRecord, width: int) -> list:
 def _short(value: float) -> str:
     """1,228 / 8.3 / 0.04: three significant figures at most, and a small rate not shown as 0.0."""
     return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}" if abs(value) >= 1 else f"{value:.2f}"
+
+
+# ----- the I/O trace -----------------------------------------------------------------------
+IO_COLUMNS = ("count", "bytes", "p50", "p90", "p99", "p99.9", "max")
+
+
+def _io(record: RunRecord) -> list:
+    """Per operation: the whole run, each host (when there are several) and the slowest rank."""
+    trace = record.io
+    if trace is None:
+        return []
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="dim")
+    table.add_column("  operation", no_wrap=True)
+    table.add_column("where", no_wrap=True)
+    for column in IO_COLUMNS:
+        table.add_column(column, justify="right", no_wrap=True)
+    several_hosts = len(trace.hosts()) > 1
+    for operation in trace.operations():
+        rows = [trace.overall(operation)] + (trace.per_host(operation) if several_hosts else [])
+        rows.append(trace.slowest_rank(operation))
+        for i, latency in enumerate(r for r in rows if r is not None):
+            style = "" if latency.where != "all hosts" else "bold"
+            where = f"slowest: {latency.where}" if i and latency is rows[-1] else latency.where
+            table.add_row(Text("  " + shown(operation) if i == 0 else ""), Text(shown(where), style=style or "dim"),
+                          Text(f"{latency.count:,}"), Text(format_bytes(latency.bytes) if latency.bytes else ""),
+                          *[Text(format_latency(latency.us(label))) for label in IO_COLUMNS[2:]])
+    ranks = len(trace.sources)
+    title = Text("I/O per operation", style="bold").append(
+        f" (io_trace.json: {trace.events or 0:,} traced events from {ranks} rank{'s' if ranks != 1 else ''}"
+        f"{f', {trace.bad_lines:,} lines unread' if trace.bad_lines else ''})", style="dim")
+    return [Text(""), title, table]

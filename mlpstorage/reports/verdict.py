@@ -8,6 +8,11 @@ OPEN, else CLOSED; a check that cannot be evaluated (a missing value) says INVAL
 Checkpointing: the existing launcher checks nothing (every run is CLOSED). Ours applies the
 submission guidelines' process counts per model, and refuses a checkpoint that is not the
 model's size; both are ours alone, so ours is stricter there.
+
+Notes say what a reader of the verdict should know without changing the category: a run
+traced with --io-trace is judged as any other (MLPerf Storage's rules say nothing of tracing,
+and the existing launcher would judge the same run the same way), but its note says the
+tracer costs throughput and that a submission should be an untraced run.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ CLOSED_OVERRIDES = frozenset({
 OPEN_OVERRIDES = frozenset({"framework", "dataset.format", "dataset.num_samples_per_file", "reader.data_loader"})
 UNJUDGED_PREFIX = "workflow"  # the launcher leaves workflow.* overrides alone
 ODIRECT_MODELS = ("unet3d",)
+TRACED_NOTE = ("I/O trace on (--io-trace): the tracer in every rank costs some throughput, so these metrics are "
+               "not an untraced run's; submit a run without --io-trace")
 
 
 @dataclass(frozen=True)
@@ -47,22 +54,24 @@ class Finding:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A run's category and the reasons it is not CLOSED (empty when it is)."""
+    """A run's category, the reasons it is not CLOSED (empty when it is), and notes that do
+    not change the category (a traced run's)."""
 
     category: str
     reasons: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, findings: list[Finding]) -> "Verdict":
+    def of(cls, findings: list[Finding], notes: list[str] = ()) -> "Verdict":
         category = max((f.category for f in findings), key=CATEGORIES.index, default=CLOSED)
-        return cls(category, tuple(str(f) for f in findings if f.category != CLOSED), tuple(findings))
+        return cls(category, tuple(str(f) for f in findings if f.category != CLOSED), tuple(findings), tuple(notes))
 
     def reasons_of(self, category: str) -> list[str]:
         return [str(f) for f in self.findings if f.category == category]
 
     def as_dict(self) -> dict:
-        return {"category": self.category, "reasons": list(self.reasons)}
+        return {"category": self.category, "reasons": list(self.reasons), "notes": list(self.notes)}
 
 
 def verdict_of_run(run_dir: Path) -> Verdict:
@@ -84,11 +93,17 @@ def verdict_of(record: RunRecord) -> tuple[Verdict | None, str | None]:
 
 
 def judge(record: RunRecord) -> Verdict:
+    notes = run_notes(record)
     if record.benchmark == "training":
-        return Verdict.of(training_findings(record))
+        return Verdict.of(training_findings(record), notes)
     if record.benchmark == "checkpointing":
-        return Verdict.of(checkpointing_findings(record))
-    return Verdict.of([Finding(INVALID, "benchmark", f"unknown benchmark type {record.benchmark!r}")])
+        return Verdict.of(checkpointing_findings(record), notes)
+    return Verdict.of([Finding(INVALID, "benchmark", f"unknown benchmark type {record.benchmark!r}")], notes)
+
+
+def run_notes(record: RunRecord) -> list[str]:
+    """What the verdict notes about how the run ran, whatever its category."""
+    return [TRACED_NOTE] if record.traced else []
 
 
 # ----- training ----------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ The run has the four stages, a collection spinner with a span per host at start 
 EPOCHS epochs, a checkpoint after every second epoch, a span per MPI rank, one sample per host
 and interval, a batch of DLIO output lines per interval, and a few things a report must show:
 one host that differs from the others (less memory), one host whose end-of-run collection
-failed (a red span), and secrets in the parameters.
+failed (a red span), and secrets in the parameters. With io_trace=True, the run was traced
+(--io-trace): its io_trace.json (synthetic_io_trace.py) and the metadata that says so.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from mlpstorage.emitter import events as ev
 from mlpstorage.results import write_json
+
+from .synthetic_io_trace import synthetic_io_trace
 
 T0_NS = 1_795_774_200_000_000_000  # 2026-11-27T10:10:00Z
 GIB = 2**30
@@ -33,6 +36,7 @@ class SyntheticRun:
     epochs: int = 5
     seed: int = 1
     status: str = "ok"  # ok | failed | cut (the launcher killed: the recording stops mid-run, nothing else written)
+    io_trace: bool = False  # traced with --io-trace: an io_trace.json and metadata["io_trace"]
 
 
 class _Spans:
@@ -227,6 +231,14 @@ def write_synthetic_run(folder: Path, spec: SyntheticRun = SyntheticRun()) -> Pa
     write_json(folder / f"training_{stamp}_cluster_end.json", end_cluster)
     write_json(folder / f"training_{stamp}_timeseries.json",
                {"interval_s": spec.interval_s, "max_samples": 3600, "hosts": series, "errors": {}})
+    io_trace = None
+    if spec.io_trace:
+        windows = [(5 + (e - 1) * epoch_s, 5 + e * epoch_s - 1) for e in range(1, spec.epochs + 1)]
+        document = synthetic_io_trace(hosts, spec.ranks_per_host, (T0_NS + int(run_start * 1e9)) // 1000,
+                                      spec.duration_s, windows, spec.seed)
+        write_json(folder / "io_trace.json", document)
+        io_trace = {"requested": True, "file": "io_trace.json", "events": document["events"], "bad_lines": 0,
+                    "ranks_traced": processes, "ranks_expected": processes, "missing": []}
     write_json(folder / f"training_{stamp}_metadata.json", {
         "benchmark": "training", "model": "unet3d", "command": "run", "run_id": run_id,
         "hosts": run_attrs["mlpstorage.hosts"], "status": spec.status,
@@ -246,6 +258,7 @@ def write_synthetic_run(folder: Path, spec: SyntheticRun = SyntheticRun()) -> Pa
                              "python", "-m", "mlpstorage.engines.dlio_rank", "workload=unet3d_h100",
                              "++workload.reader.storage_options.secret_key=***"],
         "returncode": 0 if spec.status == "ok" else 1, "metrics": metrics, "dlio_summary": None,
+        **({"io_trace": io_trace} if io_trace else {}),
     })
     return folder
 
