@@ -55,15 +55,18 @@ class EpochIo:
     """Reads what the ranks' tracers wrote since the last epoch ended (a file offset per
     rank) and sums, for the calls within the epoch: time in system I/O calls, bytes read and
     written, compute and waiting for data (all of a rank's threads and loader processes,
-    summed over ranks). A rank's epoch is its own `DLIOBenchmark._train` span, written as the
-    epoch ends (else the launcher's span: DLIO's output reaches it a few ms late); calls that
-    started after it wait for the next epoch. Calls a lagging rank had not written by then are
-    left out."""
+    summed over ranks).
+
+    A rank's epoch is its own `DLIOBenchmark._train` span, written as its epoch ends; calls
+    that started after it wait for the next epoch. A rank still in its epoch when rank 0 says
+    the epoch ended (its span not written yet) has every call written so far counted, and its
+    next epoch starts with its next span."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self._offsets: dict[Path, int] = {}
-        self._pending: dict[Path, list[Call]] = {}  # calls read that started after the last epoch
+        self._pending: dict[Path, list[Call]] = {}  # calls read that started after the rank's last epoch
+        self._counted: dict[Path, int] = {}  # the time (us) up to which the rank's calls are counted
 
     def __call__(self, start_ns: int, end_ns: int) -> dict:
         io_by_rank: dict[int, float] = {}
@@ -71,11 +74,7 @@ class EpochIo:
         for trace in trace_files(self.folder):
             if trace.path.name.endswith(".gz"):
                 continue  # compressed once the run is over, never during it
-            calls = self._pending.pop(trace.path, []) + self._new_calls(trace.path)
-            epochs = [c for c in calls if c.name == EPOCH]
-            start, end = (epochs[-1].ts, epochs[-1].ts + epochs[-1].dur) if epochs else (start_ns // 1000, end_ns // 1000)
-            self._pending[trace.path] = [c for c in calls if c.ts >= end and c.name != EPOCH]
-            io_by_rank[trace.rank] = _add(total, (c for c in calls if start <= c.ts < end)) / 1e6
+            io_by_rank[trace.rank] = _add(total, self._epoch_calls(trace.path, start_ns // 1000)) / 1e6
         if not io_by_rank:
             return {}
         return {"mlpstorage.io.ranks": len(io_by_rank), "mlpstorage.io.calls": total["calls"],
@@ -83,6 +82,21 @@ class EpochIo:
                 "mlpstorage.io.time_s_by_rank": [round(io_by_rank[r], 6) for r in sorted(io_by_rank)],
                 "mlpstorage.io.read_bytes": total["read"], "mlpstorage.io.written_bytes": total["written"],
                 "mlpstorage.compute.time_s": total["compute_us"] / 1e6, "mlpstorage.io.wait_s": total["wait_us"] / 1e6}
+
+    def _epoch_calls(self, path: Path, launcher_start_us: int) -> list[Call]:
+        """The rank's calls in the epoch that just ended (as far as its tracer has written them)."""
+        calls = self._pending.pop(path, []) + self._new_calls(path)
+        counted = self._counted.get(path)
+        # a span that started before the last count is an epoch already closed (a lagging rank's)
+        spans = [c for c in calls if c.name == EPOCH and (counted is None or c.ts >= counted)]
+        if spans:
+            start, end = spans[-1].ts, spans[-1].ts + spans[-1].dur
+            self._counted[path] = end
+        else:  # the rank's epoch has not ended: everything so far is its
+            start, end = (launcher_start_us if counted is None else 0), 1 << 62
+            self._counted[path] = max((c.ts for c in calls), default=counted or launcher_start_us)
+        self._pending[path] = [c for c in calls if c.ts >= end and c.name != EPOCH]
+        return [c for c in calls if start <= c.ts < end]
 
     def _new_calls(self, path: Path) -> list[Call]:
         """The whole lines written since the last look (a line still being written waits)."""
@@ -215,15 +229,18 @@ def missing_text(missing: list[dict], run_dir: Path) -> str:
 
 
 def slowest_rank(document: dict) -> dict | None:
-    """The rank whose reads (else writes) have the highest p99, when there are several ranks."""
-    for name in ("read", "write"):
-        rows = [r for r in document.get("operations", []) if r["operation"] == name and r.get("count")]
-        if len(rows) > 1:
-            worst = max(rows, key=lambda r: r["p99_us"])
-            others = sorted(r["p99_us"] for r in rows if r is not worst)
-            return {"rank": worst["rank"], "host": worst["host"], "operation": name, "p99_us": worst["p99_us"],
-                    "others_p99_us": others[len(others) // 2]}
-    return None
+    """When there are several ranks: the one whose reads or writes (whichever took the run
+    longer: reads in training, writes in checkpointing and datagen) have the highest p99,
+    with the median p99 of the others."""
+    rows = {name: [r for r in document.get("operations", []) if r["operation"] == name and r.get("count")]
+            for name in ("read", "write")}
+    name = max(rows, key=lambda n: sum(r["total_s"] for r in rows[n]))
+    if len(rows[name]) < 2:
+        return None
+    worst = max(rows[name], key=lambda r: r["p99_us"])
+    others = sorted(r["p99_us"] for r in rows[name] if r is not worst)
+    return {"rank": worst["rank"], "host": worst["host"], "operation": name, "p99_us": worst["p99_us"],
+            "others_p99_us": others[len(others) // 2]}
 
 
 def result_lines(document: dict) -> list[str]:
@@ -264,7 +281,7 @@ def adopt_slowest_calls(emitter: Emitter, document: dict, rank_spans: dict[int, 
     adopted = 0
     for order, call in enumerate(document.get("slowest", [])[:count], start=1):
         start = int(call["start_unix_us"]) * 1000
-        attributes = {events.KIND: "task", "mlpstorage.rank": call["rank"], "host.name": str(call["host"]),
+        attributes = {events.KIND: "task", "mlpstorage.io.rank": call["rank"], "host.name": str(call["host"]),
                       "mlpstorage.io.operation": call["operation"], "mlpstorage.io.layer": call["layer"],
                       "mlpstorage.io.slowest": order, "mlpstorage.io.duration_us": call["duration_us"],
                       **({"file.path": call["file"]} if call.get("file") else {}),

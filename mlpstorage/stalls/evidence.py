@@ -130,7 +130,7 @@ def last_traced_calls(run_dir: Path, rank: int, count: int = TRACED_CALLS) -> st
     for call in calls:
         args = call.args
         lines.append(f"{_clock(call.ts)}  {call.dur / 1000:10.3f} ms  {call.cat:<12} {call.name:<28} "
-                     f"{(args.fname or '') if args else ''}{f'  {args.ret} B' if args and args.ret is not None else ''}")
+                     f"{(args.fname or '') if args else ''}{f'  ret {args.ret}' if args and args.ret is not None else ''}")
     return "\n".join(lines) + "\n"
 
 
