@@ -255,3 +255,56 @@ def test_a_stalled_ranks_evidence_holds_its_last_traced_calls(dataset, tmp_path)
     assert section.startswith("20 calls in the I/O trace of rank 1 (trace-1-of-2.pfw")
     assert len(section.strip().splitlines()) == 21
     assert "its last traced calls" in stderr
+
+
+# ----- several hosts: a trace left where its rank ran ---------------------------------------
+RECORDED = Path(__file__).parent / "data" / "iotrace"  # a real 2-rank run's traces
+
+
+def run_folder_with_rank_0_only(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy(RECORDED / "trace-0-of-2.pfw", run_dir)
+    return run_dir
+
+
+def test_a_trace_that_stayed_on_another_host_is_named_with_its_host_and_folder(mlpstorage_capture, tmp_path):
+    from mlpstorage.benchmarks.io_trace import RunIoTrace
+
+    run_dir = run_folder_with_rank_0_only(tmp_path)
+    trace = RunIoTrace(mlpstorage_capture.emitter, run_dir, True, 2, ["localhost", "node7"])
+    with mlpstorage_capture.emitter.run("run"):
+        trace.process({})
+    [warning] = [e["message"] for e in mlpstorage_capture.of_type("log") if e["level"] == "warning"]
+    assert warning == (f"I/O trace of rank 1 not in the run folder: it stayed on node7 in {run_dir} (the results "
+                       "folder is not shared with that host); io_trace.json covers the other ranks")
+    meta = trace.metadata()
+    assert meta["ranks_traced"] == 1 and meta["ranks_expected"] == 2
+    assert meta["missing"] == [{"rank": 1, "hosts": ["node7"], "file": str(run_dir / "trace-1-of-2.pfw")}]
+    assert [s["rank"] for s in json.loads((run_dir / "io_trace.json").read_text())["sources"]] == [0]
+
+
+@pytest.mark.slow
+def test_a_trace_left_on_a_remote_host_comes_back_over_ssh(mlpstorage_capture, ssh_cluster, tmp_path):
+    """The remote host's copy lives in another folder of this machine (the sshd hosts share its
+    file system); an odd name shows the path reaches the remote shell quoted."""
+    from mlpstorage.benchmarks.io_trace import RunIoTrace, fetch_over_ssh
+    from mlpstorage.collectors.ssh import SshConnections, SshOptions
+
+    run_dir = run_folder_with_rank_0_only(tmp_path)
+    remote_dir = tmp_path / "on node2 $HOME; echo"
+    remote_dir.mkdir()
+    shutil.copy(RECORDED / "trace-1-of-2.pfw", remote_dir)
+    host = ssh_cluster.hosts[0]
+    emitter = mlpstorage_capture.emitter
+    with SshConnections(SshOptions(config=str(ssh_cluster.config), timeout_s=10)) as connections:
+        connections.open([host])
+        trace = RunIoTrace(emitter, run_dir, True, 2, ["localhost", host])
+        with emitter.run("run"):
+            trace.process({}, fetch_over_ssh(connections, ["localhost", host], run_dir, 2, emitter.info, remote_dir))
+    assert (run_dir / "trace-1-of-2.pfw").read_bytes() == (RECORDED / "trace-1-of-2.pfw").read_bytes()
+    assert not list(run_dir.glob("*.partial"))
+    said = [e["message"] for e in mlpstorage_capture.of_type("log")]
+    assert f"I/O trace of rank 1 from {host} brought back over ssh into {run_dir}" in said
+    assert not any(e["level"] == "warning" for e in mlpstorage_capture.of_type("log"))
+    assert trace.metadata()["missing"] == [] and trace.metadata()["ranks_traced"] == 2

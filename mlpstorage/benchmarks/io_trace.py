@@ -9,7 +9,6 @@ the traces are current during the run: an epoch's span gets its figures before i
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -296,20 +295,22 @@ def adopt_slowest_calls(emitter: Emitter, document: dict, rank_spans: dict[int, 
 
 
 # ----- multi-host: traces brought back over SSH -------------------------------------------
-def fetch_over_ssh(connections, hosts: list[str], run_dir: Path, size: int, say) -> Callable[[list[int]], None]:
+def fetch_over_ssh(connections, hosts: list[str], run_dir: Path, size: int, say,
+                   remote_dir: Path | None = None) -> Callable[[list[int]], None]:
     """fetch(ranks) for RunIoTrace.process: each absent rank's trace, looked for on every
-    remote host in the same run folder (`cat` of one file in one ssh session on the run's
-    connection; the path is quoted, never a shell string made of input); say(message) tells
-    what came back."""
+    remote host in the run folder's path there (remote_dir: the same as run_dir, where DLIO
+    wrote it), one ssh session per file on the run's connection. The remote command is the
+    collection's own (`python3 -`, a script on its stdin, the path in it as a Python literal):
+    no shell string is made of the path. say(message) tells what came back."""
 
     def fetch(ranks: list[int]) -> None:
         remote = [h for h in dict.fromkeys(hosts) if not is_local_host(h)]
         brought = []
         for rank in ranks:
             target = run_dir / TRACE_NAME.format(rank=rank, size=size)
-            command = shlex.join(["cat", "--", str(target)])
+            script = _COPY_SCRIPT.format(path=str((remote_dir or run_dir) / target.name))
             for host in remote:
-                if connections.ready(host) is None and _fetch_one(connections.argv(host), command, target):
+                if connections.ready(host) is None and _fetch_one(connections.argv(host), script, target):
                     brought.append(f"{rank} from {host}")
                     break
         if brought:
@@ -317,16 +318,27 @@ def fetch_over_ssh(connections, hosts: list[str], run_dir: Path, size: int, say)
     return fetch
 
 
-def _fetch_one(ssh_argv: list[str], command: str, target: Path) -> bool:
-    """Streams the remote file into target (written whole or not at all); whether it came."""
+_COPY_SCRIPT = "import shutil, sys\nwith open({path!r}, 'rb') as f:\n    shutil.copyfileobj(f, sys.stdout.buffer)\n"
+
+
+def _fetch_one(ssh_argv: list[str], script: str, target: Path) -> bool:
+    """Streams what the remote script prints into target (written whole or not at all);
+    whether it came."""
     partial = target.with_name(target.name + ".partial")
     with open(partial, "wb") as out:
-        proc = CHILDREN.spawn([*ssh_argv, command], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.DEVNULL)
+        proc = CHILDREN.spawn(ssh_argv, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.DEVNULL)
         try:
+            try:
+                proc.stdin.write(script.encode())
+                proc.stdin.close()
+            except BrokenPipeError:  # ssh gave up at once: its exit code says so
+                pass
             code = proc.wait(timeout=FETCH_TIMEOUT_S)
-        except BaseException:
+        except BaseException as exc:
             CHILDREN.stop(proc, grace_s=2.0)
             partial.unlink(missing_ok=True)
+            if isinstance(exc, subprocess.TimeoutExpired):
+                return False
             raise
         CHILDREN.forget(proc)
     if code != 0 or partial.stat().st_size == 0:
