@@ -44,6 +44,7 @@ from mlpstorage import __version__
 from mlpstorage.emitter.events import IO_SUMMARY, RUN_STARTED, ns_from_iso
 
 from .io_histogram import io_duration_metric
+from .otlp_delivery import Closing, Delivery
 
 
 @dataclass(frozen=True)
@@ -236,36 +237,27 @@ def metrics_data(points: list[Point], resource: Resource, histograms: list[Metri
 
 
 class _CountingMetricExporter(MetricExporter):
-    """Remembers whether an export failed (force_flush says True even then), to warn once."""
+    """Counts each export into the metrics' Delivery (force_flush says True even when one failed)."""
 
-    def __init__(self, inner: MetricExporter):
+    def __init__(self, inner: MetricExporter, delivery: Delivery):
         super().__init__()
         self._inner = inner
-        self.failed = 0
+        self._delivery = delivery
+        self._shut_down = False
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs) -> MetricExportResult:
-        try:
-            result = self._inner.export(metrics_data, timeout_millis=timeout_millis)
-        except Exception:
-            result = MetricExportResult.FAILURE
-        if result is not MetricExportResult.SUCCESS:
-            self.failed += 1
-        return result
+        def export() -> bool:
+            return self._inner.export(metrics_data, timeout_millis=timeout_millis) is MetricExportResult.SUCCESS
+
+        return MetricExportResult.SUCCESS if self._delivery.send(export, 1) else MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self._inner.force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
-        self._inner.shutdown(timeout_millis=timeout_millis)
-
-
-def _bounded(work, timeout_s: float) -> bool:
-    """Runs work in a daemon thread and waits at most timeout_s: an export to a silent
-    receiver must not hold the launcher up. True when it finished in time."""
-    thread = threading.Thread(target=work, name="mlpstorage-metrics-export", daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return not thread.is_alive()
+        if not self._shut_down:  # once: close() may abandon the exporter before the reader stops it
+            self._shut_down = True
+            self._inner.shutdown(timeout_millis=timeout_millis)
 
 
 class OtlpMetrics:
@@ -273,9 +265,9 @@ class OtlpMetrics:
     (every OTEL_METRIC_EXPORT_INTERVAL ms, 10 s when unset, and once more at the end);
     replayed, the recorded points and histograms go in one export with their original timestamps."""
 
-    def __init__(self, exporter: MetricExporter, description: str, timeout_s: float, resource: Resource):
-        self._exporter = _CountingMetricExporter(exporter)
-        self._description = description
+    def __init__(self, exporter: MetricExporter, delivery: Delivery, timeout_s: float, resource: Resource):
+        self.delivery = delivery
+        self._exporter = _CountingMetricExporter(exporter, delivery)
         self._timeout_s = timeout_s
         self._resource = resource
         self._live: LiveMetrics | None = None
@@ -295,8 +287,9 @@ class OtlpMetrics:
             self._points.extend(points_from_event(event))
             self._histograms.handle(event)
 
-    def close(self) -> str | None:
-        """Exports what is left; returns a warning when something was not delivered."""
+    def closing(self) -> Closing | None:
+        """The last export at close: live, the provider's shutdown (one more collection);
+        replayed, the recorded points in one export; None when there is nothing to send."""
         if self._live is not None:
             work = self._live.provider.shutdown
         elif self._points or self._histograms.metrics:
@@ -304,6 +297,4 @@ class OtlpMetrics:
                 self._exporter.export(metrics_data(self._points, self._resource, self._histograms.metrics))
         else:
             return None
-        if not _bounded(work, self._timeout_s + 1.0) or self._exporter.failed:
-            return f"OTLP metrics export to {self._description} failed"
-        return None
+        return Closing(self.delivery, work, self._exporter.shutdown, self._timeout_s + 1.0, counted=False)

@@ -1,25 +1,28 @@
-"""The otlp renderer: exports the run's spans to a tracing backend over OTLP.
+"""The otlp renderer: the run's spans, metrics and log records to a backend over OTLP.
 
-Live, it is a BatchSpanProcessor with the OTLP exporter on the emitter's own TracerProvider
-(span_processor()), so the SDK's spans are exported as they are. Replaying a recording
-(`mlpstorage events replay`), where spans exist only as their finished events, it rebuilds
-each span from its event, with the original timestamps and trace ids.
+Live, the spans go through a BatchSpanProcessor with the OTLP exporter on the emitter's own
+TracerProvider (span_processor()), so the SDK's spans are exported as they are. Replaying a
+recording (`mlpstorage events replay`), where spans exist only as their finished events, it
+rebuilds each span from its event, with the original timestamps and trace ids. Metrics come
+from renderers/metrics.py, log records from renderers/otlp_logs.py, both made from events.
 
-Configuration is the standard OTEL_* environment: OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT,
-_HEADERS, _TIMEOUT (seconds; 5 when unset, so a dead endpoint costs little), _PROTOCOL
-(http/protobuf by default, or grpc), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and
-OTEL_SDK_DISABLED. A missing or dead endpoint never hangs the run: spans are sent from a
-background thread, the wait at exit is bounded, and one warning says what was lost.
+Configuration is the standard OTEL_* environment, read here once for every signal:
+OTEL_EXPORTER_OTLP_[TRACES_|METRICS_|LOGS_]ENDPOINT, _HEADERS, _TIMEOUT (seconds; 5 when
+unset), _PROTOCOL (http/protobuf by default, or grpc), _INSECURE; OTEL_METRICS_EXPORTER,
+OTEL_LOGS_EXPORTER, OTEL_TRACES_EXPORTER=none, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and
+OTEL_SDK_DISABLED. A missing, dead or traces-only backend never hangs the run and is said once
+per signal (renderers/otlp_delivery.py).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
-import urllib.parse
 import sys
 import threading
+import urllib.parse
 from typing import Callable, Sequence
 
 from opentelemetry.sdk.resources import Resource
@@ -32,6 +35,7 @@ from mlpstorage.emitter.rebuild import span_from_event
 from mlpstorage.errors import UsageError
 
 from . import metrics_exporters, sdk_disabled
+from .otlp_delivery import Closing, Delivery, close_all, http_session, watch_grpc
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -97,30 +101,61 @@ def _protocol(signal: str) -> str:
     return protocol
 
 
-def make_exporter(signal: str = "TRACES"):
-    """The OTLP exporter the environment asks for (spans, or metrics with signal="METRICS"),
+# signal -> the exporter classes (module, class) for gRPC and for HTTP
+_EXPORTERS = {
+    "TRACES": (("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+               ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter")),
+    "METRICS": (("opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"),
+                ("opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter")),
+    "LOGS": (("opentelemetry.exporter.otlp.proto.grpc._log_exporter", "OTLPLogExporter"),
+             ("opentelemetry.exporter.otlp.proto.http._log_exporter", "OTLPLogExporter")),
+}
+
+
+def make_exporter(signal: str = "TRACES", delivery: Delivery | None = None):
+    """The OTLP exporter the environment asks for (spans, or signal="METRICS" or "LOGS"),
     and a description for messages (protocol and endpoint only: headers may hold secrets and
-    are never shown)."""
+    are never shown). delivery, when given, hears every answer of the backend."""
     check_headers(signal)
     protocol = _protocol(signal)
     timeout = export_timeout_s(signal)
     endpoint = check_endpoint(protocol, signal)
+    grpc_class, http_class = _EXPORTERS[signal]
     if protocol == "grpc":
         # gRPC's C core writes its own connection errors straight to stderr, over any live
         # display; this renderer reports failures itself, once.
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-        if signal == "TRACES":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Exporter
-        else:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Exporter
-
+        description = f"grpc {endpoint or _env('ENDPOINT', signal) or 'localhost:4317'}"
+        if delivery is not None:
+            delivery.description = description
+            watch_grpc(signal.lower(), delivery)
         extra = {"endpoint": endpoint, "insecure": endpoint.startswith("http://")} if endpoint else {}
-        return Exporter(timeout=timeout, **extra), f"grpc {endpoint or _env('ENDPOINT', signal) or 'localhost:4317'}"
-    if signal == "TRACES":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Exporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Exporter
-    return Exporter(timeout=timeout), f"http/protobuf {_env('ENDPOINT', signal) or 'http://localhost:4318'}"
+        return _class(grpc_class)(timeout=timeout, **extra), description
+    description = f"http/protobuf {_env('ENDPOINT', signal) or 'http://localhost:4318'}"
+    extra = {}
+    if delivery is not None:
+        delivery.description = description
+        extra["session"] = http_session(delivery)
+    return _class(http_class)(timeout=timeout, **extra), description
+
+
+def _class(where: tuple[str, str]):
+    module, name = where
+    return getattr(importlib.import_module(module), name)
+
+
+def exporter_names(signal: str) -> set[str]:
+    """OTEL_{signal}_EXPORTER as a set of names: otlp when unset, none meaning none. For logs
+    otlp and console are supported (others are a usage error); for traces anything but none
+    means otlp."""
+    variable = f"OTEL_{signal}_EXPORTER"
+    names = {n.strip().lower() for n in os.environ.get(variable, "otlp").split(",") if n.strip()} or {"otlp"}
+    if signal != "LOGS":  # as before logs were exported: anything but none means otlp
+        return set() if "none" in names else {"otlp"}
+    supported = {"otlp", "console", "none"}
+    if not names <= supported:
+        raise UsageError(f"{variable}={os.environ[variable]!r} is not supported (use {', '.join(sorted(supported))})")
+    return set() if "none" in names else names
 
 
 def export_timeout_s(signal: str = "TRACES") -> float:
@@ -142,26 +177,17 @@ def export_timeout_s(signal: str = "TRACES") -> float:
 
 
 class _CountingExporter(SpanExporter):
-    """Remembers whether any export failed, so the renderer can warn once at the end."""
+    """Counts what each export carried into the traces' Delivery."""
 
-    def __init__(self, inner: SpanExporter):
+    def __init__(self, inner: SpanExporter, delivery: Delivery):
         self._inner = inner
-        self.failed_spans = 0
-        self.sent_spans = 0
+        self._delivery = delivery
         self._lock = threading.Lock()
         self._shut_down = False
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self._inner.export(spans)
-        except Exception:
-            result = SpanExportResult.FAILURE
-        with self._lock:
-            if result is SpanExportResult.SUCCESS:
-                self.sent_spans += len(spans)
-            else:
-                self.failed_spans += len(spans)
-        return result
+        ok = self._delivery.send(lambda: self._inner.export(spans) is SpanExportResult.SUCCESS, len(spans))
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
         with self._lock:  # once: close() may stop the exporter before the processor's shutdown does
@@ -177,45 +203,51 @@ class _CountingExporter(SpanExporter):
 class _CountingProcessor(BatchSpanProcessor):
     """Counts the spans handed to it, to say at the end how many were not delivered."""
 
-    handed = 0
+    def __init__(self, exporter: _CountingExporter, delivery: Delivery, **kwargs):
+        super().__init__(exporter, **kwargs)
+        self._delivery = delivery
 
     def on_end(self, span: ReadableSpan) -> None:
-        self.handed += 1
+        self._delivery.hand()
         super().on_end(span)
 
 
 class OtlpRenderer:
     def __init__(self, exporter: SpanExporter | None = None, description: str = "", warn: Callable[[str], None] | None = None,
-                 flush_timeout_s: float | None = None, metrics=None, resource: Resource | None = None):
+                 flush_timeout_s: float | None = None, metrics=None, resource: Resource | None = None, logs=None):
         """exporter: spans go there instead of where the environment says (and metrics go to
-        `metrics`, an OtlpMetrics, or nowhere); resource: the one the edge made for this
-        process (the emitter's), else the default."""
+        `metrics`, an OtlpMetrics, logs to `logs`, an OtlpLogs, or nowhere); resource: the one
+        the edge made for this process (the emitter's), else the default."""
         exporter_given = exporter is not None
         self.disabled = exporter is None and sdk_disabled()
         self._warn = warn or (lambda message: print(f"mlpstorage: warning: {message}", file=sys.stderr))
         self._live = False  # True once the emitter took span_processor(): events are then not rebuilt
         self._resource = resource
-        self._metrics = None
+        self._metrics = self._logs = self._processor = None
         if self.disabled:
             return
-        if exporter is None:
-            exporter, description = make_exporter()
         # The exporters log every failed batch (with tracebacks) to the root logger, which would
         # draw over the live display; this renderer reports failures itself, once.
         for logger in ("opentelemetry.exporter", "opentelemetry.util.re",  # the latter logs header values
-                       "opentelemetry.sdk.metrics"):
+                       "opentelemetry.sdk.metrics", "opentelemetry.sdk._shared_internal", "opentelemetry.sdk._logs"):
             logging.getLogger(logger).setLevel(logging.CRITICAL)
-        self._description = description
-        if metrics is None and exporter_given is False and "otlp" in metrics_exporters():
-            from .metrics import OtlpMetrics
-
-            metric_exporter, metric_description = make_exporter("METRICS")
-            metrics = OtlpMetrics(metric_exporter, metric_description, export_timeout_s("METRICS"),
-                                  resource or default_resource())
-        self._metrics = metrics
-        self._exporter = _CountingExporter(exporter)
-        self._processor = _CountingProcessor(self._exporter, schedule_delay_millis=1000)
+        self._traces = Delivery("TRACES", "spans", description)
+        if exporter is None and exporter_names("TRACES"):
+            exporter, self._traces.description = make_exporter("TRACES", self._traces)
+        if exporter is not None:
+            self._exporter = _CountingExporter(exporter, self._traces)
+            self._processor = _CountingProcessor(self._exporter, self._traces, schedule_delay_millis=1000)
         self._flush_timeout_s = flush_timeout_s or export_timeout_s() + 1.0
+        if not exporter_given:
+            metrics = metrics if metrics is not None else _otlp_metrics(self.resource)
+            logs = logs if logs is not None else _otlp_logs(self.resource)
+        self._metrics, self._logs = metrics, logs
+
+    @property
+    def resource(self) -> Resource:
+        if self._resource is None:
+            self._resource = default_resource()
+        return self._resource
 
     @classmethod
     def from_options(cls, options) -> "OtlpRenderer":
@@ -235,39 +267,77 @@ class OtlpRenderer:
             return
         if self._metrics is not None:
             self._metrics.handle(event)
-        if self._live:  # the spans go through span_processor()
+        if self._logs is not None:
+            self._logs.handle(event)
+        if self._live or self._processor is None:  # live, the spans go through span_processor()
             return
         kind, _, what = event["type"].partition(".")
         if kind in KINDS and what == "finished":
-            if self._resource is None:
-                self._resource = default_resource()
-            self._processor.on_end(span_from_event(event, self._resource))
+            self._processor.on_end(span_from_event(event, self.resource))
 
     def close(self) -> None:
+        """Sends what is left of every signal at once, waits as renderers/otlp_delivery.py says
+        (a dead or silent endpoint: about GRACE_S in a live run), and warns once per signal
+        that lost something or that the backend refused."""
         if self.disabled:
             return
-        # BatchSpanProcessor.force_flush ignores its timeout (opentelemetry-python#4568) and waits
-        # for an export already in flight before starting its own, so against a silent backend it
-        # could block for twice the export timeout or more. It runs in a daemon thread instead,
-        # and the wait here is bounded by _flush_timeout_s.
-        flusher = threading.Thread(target=self._processor.force_flush, name="mlpstorage-otlp-flush", daemon=True)
-        flusher.start()
-        flusher.join(self._flush_timeout_s)
-        flushed = not flusher.is_alive()
-        if flushed:
-            self._processor.shutdown()
-        else:
-            # Give up: stopping the exporter aborts its retries and refuses further batches. The
-            # processor's shutdown joins its worker, which waits for the request still in flight,
-            # so it runs in the background; both threads end when that request does.
-            try:
-                self._exporter.shutdown()
-            except Exception:
-                pass
-            threading.Thread(target=self._processor.shutdown, name="mlpstorage-otlp-shutdown", daemon=True).start()
-        handed = self._processor.handed
-        lost = handed - self._exporter.sent_spans
-        if lost > 0 or not flushed:
-            self._warn(f"OTLP export to {self._description} failed: {lost} of {handed} spans not delivered")
-        if self._metrics is not None and (problem := self._metrics.close()):
+        closings = []
+        if self._processor is not None:
+            closings.append(Closing(self._traces, self._processor.shutdown, self._exporter.shutdown,
+                                    self._flush_timeout_s))
+        closings += [part.closing() for part in (self._metrics, self._logs) if part is not None]
+        for problem in close_all([c for c in closings if c is not None], self._live):
             self._warn(problem)
+
+
+def _otlp_metrics(resource: Resource):
+    """Metrics over OTLP, when OTEL_METRICS_EXPORTER asks for them (it does when unset)."""
+    if "otlp" not in metrics_exporters():
+        return None
+    from .metrics import OtlpMetrics
+
+    delivery = Delivery("METRICS", "metrics", "", label="metrics ")
+    exporter, _ = make_exporter("METRICS", delivery)
+    return OtlpMetrics(exporter, delivery, export_timeout_s("METRICS"), resource)
+
+
+def _otlp_logs(resource: Resource):
+    """Log records over OTLP or to the console, as OTEL_LOGS_EXPORTER asks (otlp when unset)."""
+    names = exporter_names("LOGS")
+    if not names:
+        return None
+    from .otlp_logs import OtlpLogs
+
+    delivery = Delivery("LOGS", "log records", "console", label="logs ")
+    if "otlp" in names:
+        exporter, _ = make_exporter("LOGS", delivery)
+        if "console" in names:
+            exporter = _Both(exporter, _console_log_exporter())
+    else:
+        exporter = _console_log_exporter()
+    return OtlpLogs(exporter, delivery, export_timeout_s("LOGS"), resource)
+
+
+def _console_log_exporter():
+    from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+    return ConsoleLogRecordExporter()
+
+
+class _Both:
+    """Two log exporters as one (OTEL_LOGS_EXPORTER=otlp,console): the first one's result counts."""
+
+    def __init__(self, first, second):
+        self._exporters = (first, second)
+
+    def export(self, batch):
+        result = self._exporters[0].export(batch)
+        self._exporters[1].export(batch)
+        return result
+
+    def shutdown(self):
+        for exporter in self._exporters:
+            exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(e.force_flush(timeout_millis) for e in self._exporters)
