@@ -17,9 +17,10 @@ from test_dlio import STAGES, TINY, mlpstorage
 from test_report_page import EVIL_HOST, EVIL_NAME, make_evil_run
 
 from mlpstorage.reports.page import write_run_page
-from support.browser import LoadedPage, load_page, start_chromium
+from support.browser import FIGURES, LoadedPage, load_page, start_chromium, time_to_drawn_ms
 from support.otlp_sink import base_env
-from support.synthetic_run import SyntheticRun, write_synthetic_run
+from support.synthetic_run import SyntheticRun, host_names, write_synthetic_run
+from test_iotrace_reports import SMALL, align, mark_traced, traced
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +80,53 @@ def test_a_one_hour_sixteen_host_page_draws_every_figure_offline(browser, hour_o
         assert lines == {f"node{i:02d}": 361 for i in range(1, 17)}, metric
     assert page.figures["total read_Bps+write_Bps"]["lines"] == {"Read": 361, "Write": 361}
     assert page.figures["total load1"]["lines"] == {"Load (1 min)": 361}
+
+
+def io_figures_in_their_section(driver) -> list[str]:
+    """The names of the Bokeh roots drawn inside the page's I/O section."""
+    return driver.execute_script("return [...Bokeh.index.roots].filter((v) => v.el.closest('#io'))"
+                                 ".map((v) => v.model.name)")
+
+
+def test_a_traced_one_hour_sixteen_host_page_draws_its_io_section(browser, tmp_path, record_property):
+    """With --io-trace: the latency per host of the operation chosen, the heatmap of 128 ranks
+    over the hour, the epochs of 16 hosts; another operation chosen redraws the lines. The page
+    stays within 5 MB; the time it takes to draw is measured here (printed, and kept as the
+    test's drawn_ms property), not asserted: this machine is shared."""
+    run_dir = write_synthetic_run(tmp_path / "run", SyntheticRun(io_trace=True))
+    page_path = write_run_page(run_dir)
+    page = load_page(browser, page_path, tmp_path / "traced.png")
+    assert_drawn_offline(page)
+    assert page_path.stat().st_size <= 5_000_000
+    assert io_figures_in_their_section(browser) == ["io operation", "io latency", "io heatmap", "io epochs"]
+    assert set(page.figures["io latency"]["lines"]) == set(host_names(16))
+    assert page.figures["io heatmap"]["glyphs"] == [["Image", 1, None]]
+    assert page.figures["io heatmap"]["coloured"] > 100_000  # its cells: the colour bar alone is some 6,000 pixels
+    assert [glyph[:2] for glyph in page.figures["io epochs"]["glyphs"]] == [["VBar", 80]] * 3 + [["Scatter", 80]]
+    reads = page.figures["io latency"]["lines"]
+    browser.execute_script("Bokeh.documents[0].get_model_by_name('io operation').value = 'fsync'")
+    fsyncs = browser.execute_script(FIGURES)["io latency"]
+    assert set(fsyncs["lines"]) == set(host_names(16)) and fsyncs["lines"] != reads and fsyncs["coloured"] > 200
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    drawn = [time_to_drawn_ms(browser, page_path) for _ in range(3)]
+    record_property("drawn_ms", drawn)
+    record_property("page_bytes", page_path.stat().st_size)
+    print(f"traced one-hour 16-host page: {page_path.stat().st_size / 1e6:.2f} MB, drawn in "
+          f"{', '.join(f'{ms:.0f}' for ms in drawn)} ms")
+
+
+def test_the_io_section_of_a_real_trace_draws(browser, tmp_path):
+    """The recorded traces of a real tiny run (2 ranks, 2 epochs): a row and a bar per rank."""
+    run_dir = write_synthetic_run(tmp_path / "run", SMALL)
+    mark_traced(run_dir, align(run_dir, traced(run_dir)))
+    page = load_page(browser, write_run_page(run_dir), tmp_path / "real-trace.png")
+    assert_drawn_offline(page)
+    assert io_figures_in_their_section(browser) == ["io operation", "io latency", "io heatmap", "io epochs"]
+    assert set(page.figures["io latency"]["lines"]) == {"vm"}
+    assert [glyph[:2] for glyph in page.figures["io epochs"]["glyphs"]] == [["VBar", 4]] * 3 + [["Scatter", 4]]
+    rows = browser.execute_script("return [...document.querySelectorAll('#io table.io-percentiles tr.all')]"
+                                  ".map((r) => r.cells[0].innerText)")
+    assert rows[:4] == ["read posix", "open posix", "close posix", "lseek posix"]
 
 
 def test_hovering_a_bar_shows_its_duration_and_a_script_in_a_name_stays_text(browser, tmp_path):

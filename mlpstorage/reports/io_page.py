@@ -143,13 +143,21 @@ def _facts(record: RunRecord, trace: IoTrace) -> list[tuple[str, object]]:
     expected = recorded.get("ranks_expected") or next((s.get("of") for s in trace.sources if s.get("of")), None)
     facts = [("Tracer", trace.document.get("tracer")), ("Events", f"{trace.events or 0:,}"),
              ("Ranks traced", f"{ranks} of {expected}" if expected else ranks)]
-    if recorded.get("missing"):
-        facts.append(("Ranks without a trace", recorded["missing"]))
+    if isinstance(recorded.get("missing"), list) and recorded["missing"]:
+        facts.append(("Ranks without a trace", "; ".join(_absent(m) for m in recorded["missing"])))
     if trace.bad_lines:
         facts.append(("Lines that could not be read", f"{trace.bad_lines:,}"))
     if trace.files_touched is not None:
         facts.append(("Files touched", f"{trace.files_touched:,} ({trace.files_read or 0:,} read)"))
     return facts
+
+
+def _absent(missing) -> str:
+    """rank 3 (its trace stayed on node02: /path/trace-3-of-4.pfw), as the metadata says."""
+    if not isinstance(missing, dict):
+        return str(missing)
+    hosts = ", ".join(str(h) for h in missing.get("hosts") or ()) or "?"
+    return f"rank {missing.get('rank')} (its trace stayed on {hosts}: {missing.get('file')})"
 
 
 def _row(latency: Latency) -> dict:
