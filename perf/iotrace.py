@@ -2,7 +2,8 @@
 move with the machine).
 
     .venv/bin/python perf/iotrace.py [--events 1000000] [--ranks 4] [--repeat 3] [--quick]
-                                     [--io-bound] [--skip-reading] [--skip-dlio] [--data-dir DIR] [--keep]
+                                     [--loads 16,160] [--skip-reading] [--skip-dlio]
+                                     [--data-dir DIR] [--keep]
 
 (a) Reading traces. A big trace is made from the recorded one (tests/data/iotrace: a real
     2-rank unet3d run), its events repeated with shifted timestamps: one rank of --events
@@ -19,7 +20,8 @@ move with the machine).
     after one unmeasured warm-up; AU and throughput from DLIO's summary.json, the launcher's
     'Running benchmark' and 'Processing results' from its recording; medians and the ratio
     traced / untraced. These runs wait on computation (0.323 s a step), which hides a cost per
-    call: --io-bound adds the 160-file run with train.computation_time=0.
+    call: `--loads 160-no-compute` is the 160-file run with train.computation_time=0. CPU is
+    the whole process tree's (wait4), the tracer's per event the difference over the events.
 (c) 'Processing results' for a one-hour run: the traced runs' events per second of run x
     3600 s / the reading rate of (a), as a share of the hour (the share does not depend on
     the run's length: it is the run's event rate over the reading rate).
@@ -42,6 +44,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from isal import igzip
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "tests" / "data" / "iotrace"
@@ -72,7 +76,7 @@ def synthesize(path: Path, events: int, rank: int) -> int:
     (so a million events make about an hour of run). Gzip when the name ends with .gz."""
     lines, span = recorded_events(rank)
     gap = span + 100_000  # 0.1 s between copies
-    opener = gzip.open if path.name.endswith(".gz") else open
+    opener = igzip.open if path.name.endswith(".gz") else open
     written = 0
     with opener(path, "wb") as out:
         out.write(b"[\n")
@@ -89,14 +93,16 @@ def synthesize(path: Path, events: int, rank: int) -> int:
 
 
 def make_traces(work: Path, events: int, ranks: int) -> dict[str, Path]:
-    """Folders of synthetic traces: one rank plain, the same gzip-compressed, `ranks` ranks."""
-    folders = {"one": work / "one", "gz": work / "gz", "multi": work / "multi"}
+    """Folders of synthetic traces: one rank plain, the same gzip-compressed, `ranks` ranks,
+    and one rank of 4x the events gzip-compressed (memory stays what it was)."""
+    folders = {"one": work / "one", "gz": work / "gz", "multi": work / "multi", "long": work / "long"}
     for folder in folders.values():
         folder.mkdir(parents=True)
     synthesize(folders["one"] / "trace-0-of-1.pfw", events, 0)
     plain, compressed = folders["one"] / "trace-0-of-1.pfw", folders["gz"] / "trace-0-of-1.pfw.gz"
-    with open(plain, "rb") as src, gzip.open(compressed, "wb", 6) as dst:
+    with open(plain, "rb") as src, igzip.open(compressed, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
+    synthesize(folders["long"] / "trace-0-of-1.pfw.gz", 4 * events, 0)
     for rank in range(ranks):
         synthesize(folders["multi"] / f"trace-{rank}-of-{ranks}.pfw", events // ranks, rank)
     return folders
@@ -156,7 +162,6 @@ def case_gzip_stdlib(path: Path) -> int:
 
 
 def case_gzip_isal(path: Path) -> int:
-    from isal import igzip
     return _gunzip(igzip.open, path)
 
 
@@ -209,7 +214,7 @@ def reading(folders: dict[str, Path], ranks: int) -> list[CaseResult]:
     one, gz = folders["one"] / "trace-0-of-1.pfw", folders["gz"] / "trace-0-of-1.pfw.gz"
     plan = [(name, one, "1 rank") for name in list(CASES)[:5]]
     plan += [("summarise()", folders["one"], "1 rank"), ("summarise()", folders["gz"], "1 rank, gzip"),
-             ("summarise()", folders["multi"], f"{ranks} ranks"),
+             ("summarise()", folders["multi"], f"{ranks} ranks"), ("summarise()", folders["long"], "1 rank, 4x, gzip"),
              ("gunzip, stdlib gzip", gz, "bytes"), ("gunzip, isal", gz, "bytes")]
     results = []
     for name, path, what in plan:
@@ -255,6 +260,7 @@ def ensure_data(data_dir: Path, files: int, work: Path) -> str:
 class DlioRun:
     traced: bool
     wall_s: float
+    cpu_s: float  # the whole process tree's user + system time
     au: float
     throughput: float
     benchmark_s: float  # the launcher's 'Running benchmark' stage (mpirun, start-up to exit)
@@ -280,8 +286,9 @@ def dlio_run(data_dir: Path, load: Workload, results: Path, traced: bool, flag: 
     results.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         start = time.perf_counter()
-        code = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                              cwd=work).returncode
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=work)
+        _, status, usage = os.wait4(proc.pid, 0)  # CPU of the whole tree: the launcher, mpirun, the ranks
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - start
     if code:
         raise SystemExit(f"DLIO run failed ({code}): see {log}:\n" + log.read_text()[-3000:])
@@ -298,8 +305,9 @@ def dlio_run(data_dir: Path, load: Workload, results: Path, traced: bool, flag: 
     elif traces:
         raise SystemExit(f"untraced run wrote trace files in {summary.parent}")
     stages = stage_seconds(summary.parent / "events.jsonl")
-    return DlioRun(traced, wall, metric["train_au_mean_percentage"], metric["train_throughput_mean_samples_per_second"],
-                   stages.get("Running benchmark", 0.0), stages.get("Processing results", 0.0), events, run_s)
+    return DlioRun(traced, wall, usage.ru_utime + usage.ru_stime, metric["train_au_mean_percentage"],
+                   metric["train_throughput_mean_samples_per_second"], stages.get("Running benchmark", 0.0),
+                   stages.get("Processing results", 0.0), events, run_s)
 
 
 def stage_seconds(recording: Path) -> dict[str, float]:
@@ -323,27 +331,32 @@ def tracer_cost(work: Path, data_root: Path, loads: list[Workload], repeat: int)
         folder = work / f"runs-{number}"
         dlio_run(data_dir, load, folder / "warm-up", False, flag, work)
         mine = runs[load.label] = []
-        print(f"      {'pair':<5} {'kind':<9} {'wall s':>7} {'bench s':>8} {'results s':>9} {'AU %':>8} "
+        print(f"      {'pair':<5} {'kind':<9} {'wall s':>7} {'CPU s':>7} {'bench s':>8} {'results s':>9} {'AU %':>8} "
               f"{'samples/s':>10} {'events':>8}")
         for i in range(1, repeat + 1):
             for traced in (i % 2 == 1, i % 2 == 0):  # traced first in odd pairs, second in even ones
                 run = dlio_run(data_dir, load, folder / f"{i}-{'traced' if traced else 'untraced'}", traced, flag, work)
                 mine.append(run)
-                print(f"      {i:<5} {'traced' if traced else 'untraced':<9} {run.wall_s:>7.2f} "
+                print(f"      {i:<5} {'traced' if traced else 'untraced':<9} {run.wall_s:>7.2f} {run.cpu_s:>7.2f} "
                       f"{run.benchmark_s:>8.2f} {run.processing_s:>9.3f} {run.au:>8.3f} {run.throughput:>10.3f} "
                       f"{run.events:>8}", flush=True)
         medians = {kind: {attr: statistics.median(getattr(r, attr) for r in mine if r.traced == kind)
                           for attr in COMPARED} for kind in (True, False)}
         for attr, label in COMPARED.items():
             t, u = medians[True][attr], medians[False][attr]
-            print(f"      median {label:<20} traced {t:9.3f}  untraced {u:9.3f}  ratio {t / u:.4f}")
+            ratio = f"{t / u:.4f}" if u else "-"
+            print(f"      median {label:<20} traced {t:9.3f}  untraced {u:9.3f}  ratio {ratio}")
+        cpu = {kind: statistics.median(r.cpu_s for r in mine if r.traced == kind) for kind in (True, False)}
+        events = statistics.median(r.events for r in mine if r.traced)
+        print(f"      the tracer's CPU per traced event (whole tree, medians): "
+              f"{(cpu[True] - cpu[False]) / events * 1e6:.0f} us")
     return runs
 
 
-LOADS = [Workload("16 files (the quickstart's)", 16), Workload("160 files", 160),
-         Workload("160 files, no computation", 160, ("train.computation_time=0",))]
-COMPARED = {"au": "AU %", "throughput": "samples/s", "wall_s": "wall s", "benchmark_s": "Running benchmark s",
-            "processing_s": "Processing results s"}
+LOADS = {"16": Workload("16 files (the quickstart's)", 16), "160": Workload("160 files", 160),
+         "160-no-compute": Workload("160 files, no computation", 160, ("train.computation_time=0",))}
+COMPARED = {"au": "AU %", "throughput": "samples/s", "wall_s": "wall s", "cpu_s": "CPU s",
+            "benchmark_s": "Running benchmark s", "processing_s": "Processing results s"}
 
 
 # ----- (c) 'Processing results' for a one-hour run ---------------------------------------
@@ -366,9 +379,9 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, default=4, help="ranks of the multi-rank trace (default 4)")
     parser.add_argument("--repeat", type=int, default=3, help="traced/untraced pairs per size (default 3)")
     parser.add_argument("--quick", action="store_true", help="200k events, one pair, the 16-file run only")
-    parser.add_argument("--io-bound", action="store_true",
-                        help="also the 160-file run without computation (train.computation_time=0): the tracer's "
-                             "cost where nothing hides it")
+    parser.add_argument("--loads", default="16,160",
+                        help="DLIO runs, of " + ", ".join(LOADS) + " (default 16,160; 160-no-compute: "
+                             "train.computation_time=0, the tracer's cost where waiting does not hide it)")
     parser.add_argument("--skip-reading", action="store_true")
     parser.add_argument("--skip-dlio", action="store_true")
     parser.add_argument("--data-dir", type=Path, default=None, help="where the data sets are (made if missing)")
@@ -378,9 +391,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.case:
         return run_case(args.case[0], Path(args.case[1]))
-    events, repeat, loads = (200_000, 1, LOADS[:1]) if args.quick else (args.events, args.repeat, LOADS[:2])
-    if args.io_bound:
-        loads.append(LOADS[2])
+    events, repeat, names = (200_000, 1, "16") if args.quick else (args.events, args.repeat, args.loads)
+    loads = [LOADS[name] for name in names.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="mlpstorage-iotrace-", dir=args.work_dir)).absolute()
     rate = None
