@@ -156,19 +156,34 @@ def _sum_within(rows: np.ndarray, window: tuple[int, int]) -> int:
     return int(rows[a:b, 1].sum())
 
 
+def _share(values: np.ndarray, start: int, stop: int, step: int) -> float:
+    """What the bins hold between start and stop (us from bin 0): whole bins inside, and of
+    the two bins cut by the window the part it covers (as if spread evenly over the bin), so
+    consecutive epochs share nothing and a short epoch that read is never 0."""
+    if stop <= start or not len(values):
+        return 0.0
+    first, last = start // step, (stop - 1) // step
+    picked = values[first:last + 1].astype(float)
+    if not len(picked):
+        return 0.0
+    weights = np.ones(len(picked))
+    weights[0] -= (start - first * step) / step
+    weights[-1] -= ((last + 1) * step - stop) / step
+    return float((picked * weights).sum())
+
+
 def _epochs(ranks: list[RankTrace]) -> list[dict]:
     rows = []
     step = int(BIN_S * 1e6)
     for rank in ranks:
         for number, window in enumerate(sorted(rank.epochs), start=1):
             compute, wait = (_sum_within(rank.steps(kind), window) for kind in ("compute", "wait"))
-            # the bins that start inside the epoch: consecutive epochs share none
-            first, last = -(-(window[0] - rank.origin_us) // step), -(-(window[1] - rank.origin_us) // step)
+            start, stop = window[0] - rank.origin_us, window[1] - rank.origin_us
             duration = window[1] - window[0]
             rows.append({"rank": rank.rank, "host": rank.host, "epoch": number, "start_unix_us": window[0],
                          "duration_s": duration / 1e6, "compute_s": compute / 1e6, "wait_s": wait / 1e6,
-                         "io_s": float(rank.busy.values[first:last].sum()) / 1e6,
-                         "bytes": int(rank.moved.values[first:last].sum()),
+                         "io_s": _share(rank.busy.values, start, stop, step) / 1e6,
+                         "bytes": int(round(_share(rank.moved.values, start, stop, step))),
                          "compute_fraction": compute / duration if duration else None})
     return rows
 
