@@ -321,7 +321,7 @@ def _otlp_logs(resource: Resource):
 def _console_log_exporter():
     from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
-    return ConsoleLogRecordExporter()
+    return ConsoleLogRecordExporter(out=sys.stdout)  # its default is the stdout of when the SDK was imported
 
 
 class _Both:

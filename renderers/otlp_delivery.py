@@ -115,9 +115,11 @@ def http_session(delivery: Delivery):
     return session
 
 
-class _GrpcOutcomes(logging.Handler):
+class _GrpcOutcomes(logging.Filter):
     """The gRPC exporters say how an export ended only in their log records (the status code
-    is one of the record's arguments, next to the signal's name): read there, never shown."""
+    is one of the record's arguments, next to the signal's name). Read there as the first filter
+    of their logger, before the SDK's own DuplicateFilter drops a second signal's record of the
+    same failure; the records go no further than a NullHandler."""
 
     LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
 
@@ -125,12 +127,13 @@ class _GrpcOutcomes(logging.Handler):
         super().__init__()
         self.deliveries: dict[str, Delivery] = {}  # "traces", "metrics", "logs" -> Delivery
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         code = next((a for a in args if type(a).__name__ == "StatusCode"), None)
         signal = next((a for a in args if isinstance(a, str) and a in self.deliveries), None)
         if code is not None and signal is not None:
             self.deliveries[signal].note_grpc(code.name)
+        return True
 
 
 _GRPC_OUTCOMES = _GrpcOutcomes()
@@ -138,10 +141,11 @@ _GRPC_OUTCOMES = _GrpcOutcomes()
 
 def watch_grpc(signal_name: str, delivery: Delivery) -> None:
     """Lets delivery hear how the gRPC exports of a signal ("traces", "metrics", "logs") end.
-    Their logger then stops at this handler: nothing of it reaches the terminal."""
+    Nothing of their logger reaches the terminal any more."""
     logger = logging.getLogger(_GrpcOutcomes.LOGGER)
-    if _GRPC_OUTCOMES not in logger.handlers:
-        logger.addHandler(_GRPC_OUTCOMES)
+    if _GRPC_OUTCOMES not in logger.filters:
+        logger.filters.insert(0, _GRPC_OUTCOMES)
+        logger.addHandler(logging.NullHandler())
     logger.setLevel(logging.WARNING)
     logger.propagate = False
     _GRPC_OUTCOMES.deliveries[signal_name] = delivery

@@ -1,6 +1,6 @@
 """The log records an OTLP sink (support/otlp_sink.py) received, as plain values; and a real
 traces-only backend: an HTTP receiver that takes /v1/traces and answers 405 on the other
-signals' paths, as Arize Phoenix does on /v1/metrics."""
+signals' paths, as Arize Phoenix does on /v1/metrics, and its gRPC twin."""
 
 from __future__ import annotations
 
@@ -82,3 +82,30 @@ def traces_only_backend():
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def traces_only_grpc_backend():
+    """A real gRPC server on 127.0.0.1 implementing the OTLP trace service only: the metrics
+    and logs services answer UNIMPLEMENTED, as gRPC does for a service nobody registered.
+    Yields (endpoint, calls), calls counting the trace exports."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    calls = {"traces": 0}
+
+    class Traces(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request, context):  # noqa: N802 (the service's name)
+            calls["traces"] += 1
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Traces(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}", calls
+    finally:
+        server.stop(None)
