@@ -240,13 +240,14 @@ class RankTrace:
     @property
     def files(self) -> dict[str, list]:
         """fname -> [opens, reads, read bytes, written bytes, io us, max us]."""
-        stats = self._file_stats
-        return {name: [int(v) for v in stats[code]] for name, code in self._file_codes.items() if name is not None}
+        rows = self._file_stats.tolist()  # Python floats: int() of each is cheaper than of numpy's
+        return {name: [int(v) for v in rows[code]] for name, code in self._file_codes.items() if name is not None}
 
     def open_times(self) -> list[tuple[str, int]]:
         """(fname, ts) of every open: which epochs read which file."""
         names = {code: name for name, code in self._file_codes.items()}
-        return [(names[int(f)], int(t)) for part in self.opens for f, t in part]
+        rows = np.concatenate(self.opens).tolist() if self.opens else []  # one conversion, not one per value
+        return [(names[f], t) for f, t in rows]
 
     def _keep_slowest(self, calls, code, system, ts, dur, moved) -> None:
         k = min(SLOWEST, len(system))
