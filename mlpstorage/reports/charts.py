@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from bokeh.embed import components
 from bokeh.models import (AdaptiveTicker, ColorBar, ColumnDataSource, CompositeTicker, CustomJS, CustomJSHover,
-                          CustomJSTickFormatter, FactorRange, HoverTool, Legend, LegendItem, LinearColorMapper, Range1d,
-                          Select, Span as Rule)
+                          CustomJSTickFormatter, FactorRange, HoverTool, Legend, LegendItem, LinearColorMapper,
+                          PrintfTickFormatter, Range1d, Select, Span as Rule)
 from bokeh.palettes import Blues256
 from bokeh.plotting import figure
 from bokeh.resources import Resources
@@ -235,7 +235,8 @@ def io_heatmap(busy: np.ndarray, labels: list[str], ticks: dict[float, str], sta
     fig.yaxis.ticker = list(ticks)
     fig.yaxis.major_label_overrides = ticks
     fig.ygrid.grid_line_color = None
-    fig.add_layout(ColorBar(color_mapper=mapper, width=10, padding=4), "right")
+    fig.add_layout(ColorBar(color_mapper=mapper, width=10, padding=4, formatter=PrintfTickFormatter(format="%.3g")),
+                   "right")
     fig.name = "io heatmap"
     return fig
 
