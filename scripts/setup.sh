@@ -43,6 +43,7 @@ if [ $tests = 1 ]; then
   [ -x /usr/bin/chromedriver ] || need+=("chromium-driver|no chromedriver: Selenium drives chromium through it")
   # Prometheus scrapes a real run in the metrics tests; its recommends would add a node exporter
   command -v prometheus >/dev/null || need_lean+=("prometheus|no prometheus: the metrics tests scrape a real run")
+  command -v prometheus-pushgateway >/dev/null || need_lean+=("prometheus-pushgateway|no Pushgateway: the metrics push test pushes a real run to one")
 fi
 
 apt_install() {  # apt_install [--no-install-recommends] "package|why"...
