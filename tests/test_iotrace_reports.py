@@ -249,6 +249,21 @@ def test_reportgen_writes_read_p50_and_p99_of_a_traced_run_and_empty_cells_for_t
     assert "Read latency" in console.file.getvalue() and "p99 66.4 µs" in console.file.getvalue()
 
 
+def test_reportgen_warns_of_an_io_trace_that_does_not_read_and_leaves_its_columns_empty(tmp_path):
+    run_dir = tmp_path / "results" / "run"
+    shutil.copytree(REPORTGEN_RUN, run_dir)
+    (run_dir / "io_trace.json").write_text("{cut short")
+    warnings = []
+    report = build_report(tmp_path / "results", warn=warnings.append)
+    [line] = warnings
+    assert line.startswith("run: ") and "io_trace.json" in line and line.endswith("the I/O trace is left out")
+    [(record, verdict)] = report.runs
+    assert verdict.notes == (TRACED_NOTE,)  # the folder holds a trace: the run was traced
+    write_outputs(report, tmp_path)
+    [result] = json.loads((tmp_path / "results.json").read_text())
+    assert (result["read_p50_us"], result["read_p99_us"]) == (None, None)
+
+
 # ----- the page ----------------------------------------------------------------------------------
 @pytest.mark.slow  # builds real pages with Bokeh
 def test_the_page_has_an_io_section_with_its_figures_and_tables(traced_run):

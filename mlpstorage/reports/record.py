@@ -20,12 +20,14 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import UsageError
+from ..iotrace import IO_TRACE_FILE
 from ..redaction import redact, redact_argv
 from ..emitter.events import UNFINISHED
 from ..terminal import harmless
 from ..results import write_json
 from . import dlio_facts as dlio
 from .headline import Headline, headlines, number, short_texts
+from .io_trace import load_io_trace
 from .launcher_layout import launcher_fields
 from .recording import Span, numbers, read_recording, typical_interval
 
@@ -141,13 +143,12 @@ class RunRecord:
 
     @property
     def traced(self) -> bool:
-        """Whether the run ran under the I/O tracer (--io-trace), as its metadata or folder says."""
-        return self.io_trace.get("requested") is True or self.io is not None
+        """Whether the run ran under the I/O tracer (--io-trace), as its metadata or its folder says."""
+        return self.io_trace.get("requested") is True or bool(self.run_dir and (self.run_dir / IO_TRACE_FILE).exists())
 
     @cached_property
     def io(self):
         """The run's io_trace.json as an io_trace.IoTrace, read once asked; None untraced (or unread: see problems)."""
-        from .io_trace import load_io_trace  # numpy and the trace's buckets: only traced runs need them
         return load_io_trace(self.run_dir, self.problems)
 
     # ----- when ----------------------------------------------------------------------------
@@ -230,11 +231,8 @@ def is_ours(metadata: dict) -> bool:
 
 
 def _run_id(run_dir: Path, results_dir: Path | None) -> str:
-    if results_dir is not None:
-        try:
-            return run_dir.relative_to(results_dir).as_posix()
-        except ValueError:
-            pass
+    if results_dir is not None and run_dir.is_relative_to(results_dir):
+        return run_dir.relative_to(results_dir).as_posix()
     return run_dir.name
 
 

@@ -89,6 +89,9 @@ def build_report(results_dir: Path, warn=lambda line: None) -> Report:
         warn(line)
 
     for record in find_runs(Path(results_dir), skip):
+        if record.io is None:  # (read now: an io_trace.json that does not read is a warning like the others)
+            for problem in record.problems:
+                warn(f"{record.run_id}: {problem}")
         records.append((record, judge(record)))
     records.sort(key=lambda rv: rv[0].run_id)
     return Report(records, candidates(records), skipped)
