@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlpstorage.emitter.events import ERROR_REPORTED, VERDICT, VERDICT_REASONS, ns_from_iso
+from mlpstorage.emitter.events import ERROR_REPORTED, VERDICT, VERDICT_NOTES, VERDICT_REASONS, ns_from_iso
 
 # Up to this many hosts the text renderers show each one (a row, a line per sample); with more,
 # the aggregate and the hosts that stand out.
@@ -43,6 +43,7 @@ class SpanRow:
     error_reported: bool = False  # the launcher's own error line says it (see events.ERROR_REPORTED)
     verdict: str | None = None  # a run's CLOSED, OPEN or INVALID (see events.VERDICT)
     verdict_reasons: tuple[str, ...] = ()
+    verdict_notes: tuple[str, ...] = ()
     updated_ns: int | None = None  # when its count last changed (its last update's timestamp)
 
     def elapsed_s(self, now_ns: int) -> float:
@@ -158,6 +159,7 @@ class Board:
             if attributes.get(VERDICT):
                 row.verdict = str(attributes[VERDICT])
                 row.verdict_reasons = tuple(str(r) for r in attributes.get(VERDICT_REASONS) or ())
+                row.verdict_notes = tuple(str(n) for n in attributes.get(VERDICT_NOTES) or ())
             if "description" in event:
                 row.description = event["description"]
             self.open_rows.pop(span_id, None)

@@ -558,7 +558,7 @@ class RichRenderer:
 
     def summary(self):
         """Each stage with its duration and status, the run's total and its verdict; the
-        verdict's reasons below the table (long lines must not widen its columns)."""
+        verdict's reasons and notes below the table (long lines must not widen its columns)."""
         table = Table(box=None, show_header=True, header_style="bold", padding=(0, 2, 0, 0))
         table.add_column("Stage")
         table.add_column("Status")
@@ -573,7 +573,7 @@ class RichRenderer:
             table.add_row(Text(f"run {run.name}", "bold"), verdict, format_seconds(run.duration_s or 0))
             if run.verdict:
                 table.add_row(Text("verdict", "bold"), Text(run.verdict, _VERDICT_STYLES.get(run.verdict, "")), "")
-                if run.verdict_reasons:
-                    reasons = Text("\n".join(f"  {reason}" for reason in run.verdict_reasons), style="dim")
-                    return Group(table, reasons)
+                below = [f"  {reason}" for reason in run.verdict_reasons] + [f"  note: {n}" for n in run.verdict_notes]
+                if below:
+                    return Group(table, Text("\n".join(below), style="dim"))
         return table

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..emitter.events import DIVISION, VERDICT, VERDICT_REASONS
+from ..emitter.events import DIVISION, VERDICT, VERDICT_NOTES, VERDICT_REASONS
 from ..engines.dlio import DlioProgress, adopt_rank_spans, dlio_program, read_summary, secret_environment
 from ..engines.mpi import mpi_command
 from ..errors import CommandFailed, ValidationError
@@ -255,6 +255,8 @@ class DlioBenchmark(Benchmark):
         self.emitter.result(f"Verdict: {verdict.category}{changed}", verdict=verdict.category)
         for reason in verdict.reasons:
             self.emitter.result(f"- {reason}")
+        for note in verdict.notes:
+            self.emitter.result(f"note: {note}")
 
     def metadata(self) -> dict:
         facts = self._facts()
@@ -282,7 +284,7 @@ class DlioBenchmark(Benchmark):
 
 
 def verdict_attributes(verdict: Verdict) -> dict:
-    return {VERDICT: verdict.category, VERDICT_REASONS: list(verdict.reasons)}
+    return {VERDICT: verdict.category, VERDICT_REASONS: list(verdict.reasons), VERDICT_NOTES: list(verdict.notes)}
 
 
 def cluster_memory(info: dict) -> float | None:

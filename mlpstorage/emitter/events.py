@@ -76,10 +76,11 @@ DESCRIPTION = "mlpstorage.description"
 # On a span ended by an error users can cause: the launcher's own last line
 # ("mlpstorage: error: ...") says what went wrong, so text renderers need not repeat it.
 ERROR_REPORTED = "mlpstorage.error.reported"
-# On a run span: its verdict (CLOSED, OPEN or INVALID), the reasons it is not CLOSED, and the
-# division --closed/--open asked for (see mlpstorage/reports/verdict.py).
+# On a run span: its verdict (CLOSED, OPEN or INVALID), the reasons it is not CLOSED, its notes
+# (e.g. a traced run), and the division --closed/--open asked for (see mlpstorage/reports/verdict.py).
 VERDICT = "mlpstorage.verdict"
 VERDICT_REASONS = "mlpstorage.verdict.reasons"
+VERDICT_NOTES = "mlpstorage.verdict.notes"  # what a reader should know that does not change the verdict
 DIVISION = "mlpstorage.division"
 
 # Span attributes lifted to top-level event fields, for renderers and grep.
