@@ -22,9 +22,6 @@ class ExecBenchmark(Benchmark):
         self.argv = list(argv)
         self.returncode: int | None = None
 
-    def run_attributes(self) -> dict:
-        return {**super().run_attributes(), "mlpstorage.program": self.argv[0]}
-
     def _validate(self) -> None:
         program = self.argv[0]
         if os.sep in program:

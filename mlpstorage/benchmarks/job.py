@@ -5,11 +5,15 @@ stops it."""
 
 from __future__ import annotations
 
+import random
+import subprocess
+import time
 from pathlib import Path
 
 from ..emitter import Emitter
+from ..emitter import events as ev
 from ..engines.dlio import DlioProgress
-from ..engines.process import run_command
+from ..engines.process import exit_attributes, run_command, started_attributes
 from ..errors import StallAborted, Terminated
 from ..stalls.detector import StallDetector, default_timeout
 from ..stalls.watch import StallWatch
@@ -48,19 +52,26 @@ class WatchedJob:
 
     def run(self, argv: list[str], env: dict[str, str], progress: DlioProgress, source: str | None = None) -> int:
         """Runs the job (its output passed through and read by progress, the stall watch
-        following it); whatever progress opened ends with the job, in error if it failed."""
+        following it); whatever progress opened ends with the job, in error if it failed.
+        The job's own span (JobSpan) is recorded as it ends."""
         error = None
+        span = JobSpan(self.emitter, argv)
+        on_start = span.started if self.watch is None else span.started_then(self.watch.start)
         try:
             code = run_command(argv, emitter=self.emitter, log_dir=self.run_dir, env=env, observer=progress.observe,
-                               source=source, on_start=self.watch.start if self.watch is not None else None)
+                               source=source, on_start=on_start)
             if code != 0:
                 error = f"{argv[0]} exited with code {code}"
             return code
         except BaseException as exc:
             error = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            span.failure = exc
             raise
         finally:
-            progress.close(error)
+            try:
+                progress.close(error)
+            finally:
+                span.end(error)
 
     def sample(self, host: str, sample: dict) -> None:
         if self.watch is not None:
@@ -80,3 +91,43 @@ class WatchedJob:
 
     def history(self) -> dict:
         return self.watch.history() if self.watch else {"timeout_s": 0, "flagged": []}
+
+
+class JobSpan:
+    """The span of the job's process, from its start to its exit, with the semantic
+    conventions' process.* attributes (the pid, the executable, the command line redacted, the
+    exit code) and error.type when it failed. It is handed to the emitter when the job has
+    ended, like an MPI rank's span (Emitter.adopt_span): so it reaches the recording, OTLP and
+    the reports, while the text displays, which show only spans they saw start, stay as they
+    were (the stage's own line already says how the job went). Named after argv[0] (mpirun,
+    or exec's program), as the conventions allow."""
+
+    def __init__(self, emitter: Emitter, argv: list[str]):
+        self.emitter = emitter
+        self.argv = list(argv)
+        self.parent = emitter.current_span()  # the stage that runs the job
+        self.start_ns = time.time_ns()
+        self.proc: subprocess.Popen | None = None
+        self.attributes: dict = {}
+        self.failure: BaseException | None = None
+
+    def started(self, proc: subprocess.Popen) -> None:
+        self.proc = proc
+        self.attributes = started_attributes(proc, self.argv)
+
+    def started_then(self, then):
+        def on_start(proc: subprocess.Popen) -> None:
+            self.started(proc)
+            then(proc)
+
+        return on_start
+
+    def end(self, error: str | None) -> None:
+        if self.proc is None or self.parent is None:  # never started, or outside any run
+            return
+        context = self.parent.get_span_context()
+        attributes = {ev.KIND: "task", **self.attributes, **exit_attributes(self.proc.returncode, self.failure)}
+        self.emitter.adopt_span(ev.span_finished(
+            name=Path(self.argv[0]).name, trace_id=ev.trace_id_hex(context.trace_id),
+            span_id=ev.span_id_hex(random.getrandbits(64) or 1), parent_span_id=ev.span_id_hex(context.span_id),
+            attributes=attributes, start_unix_nano=self.start_ns, end_unix_nano=time.time_ns(), error=error))

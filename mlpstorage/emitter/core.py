@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import platform
+import socket
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
 
@@ -23,6 +25,8 @@ from opentelemetry.propagate import inject
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.semconv._incubating.attributes.host_attributes import HOST_ARCH, HOST_NAME, HostArchValues
+from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME, SERVICE_VERSION
 from opentelemetry.trace import Status, StatusCode
 
 from .. import __version__
@@ -72,15 +76,28 @@ class _RecordingTracerProvider(TracerProvider):
 
 
 def default_resource(attributes: dict | None = None) -> Resource:
-    """service.name=mlpstorage and the version, plus what the edge knows of where this process
-    runs (the Slurm job: the CLI hands it in); OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
-    win. What a run did (benchmark, model, run id...) is on its run span, not here: one process
-    may run several benchmarks (--loops), each with its own run id. The SDK's
-    service.instance.id is one per process, so the trace and the metrics, each made from this,
-    have the same resource."""
-    merged = {"service.name": "mlpstorage", "service.version": __version__, **(attributes or {})}
+    """service.name=mlpstorage and the version, the host this launcher runs on (host.name,
+    host.arch), plus what the edge knows of where this process runs (the Slurm job: the CLI
+    hands it in); OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win (so
+    deployment.environment.name=... is set there). What a run did (benchmark, model, run
+    id...) is on its run span, not here: one process may run several benchmarks (--loops),
+    each with its own run id. The SDK's service.instance.id is one per process, so the trace
+    and the metrics, each made from this, have the same resource."""
+    merged = {SERVICE_NAME: "mlpstorage", SERVICE_VERSION: __version__, HOST_NAME: socket.gethostname(),
+              HOST_ARCH: host_arch(), **(attributes or {})}
     merged.update(OTELResourceDetector().detect().attributes)
     return Resource.create(merged)
+
+
+# platform.machine() -> the semantic conventions' well-known host.arch values
+_ARCH = {"x86_64": HostArchValues.AMD64, "aarch64": HostArchValues.ARM64, "armv7l": HostArchValues.ARM32,
+         "i686": HostArchValues.X86, "ppc64le": HostArchValues.PPC64, "s390x": HostArchValues.S390X}
+
+
+def host_arch() -> str:
+    """This host's architecture as the conventions name it (amd64, arm64...), else as the kernel does."""
+    known = _ARCH.get(platform.machine())
+    return known.value if known is not None else platform.machine()
 
 
 class Emitter:

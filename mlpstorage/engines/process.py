@@ -21,8 +21,17 @@ from pathlib import Path
 from typing import IO, Callable, Sequence
 
 import psutil
+from opentelemetry.semconv._incubating.attributes.process_attributes import (
+    PROCESS_COMMAND_ARGS,
+    PROCESS_EXECUTABLE_NAME,
+    PROCESS_EXECUTABLE_PATH,
+    PROCESS_EXIT_CODE,
+    PROCESS_PID,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 
 from ..emitter import Emitter
+from ..redaction import redact_argv
 from . import parent_death
 from .parent_death import die_with_parent
 from .watchdog import SessionGuard
@@ -261,6 +270,8 @@ def run_command(
     guard = SessionGuard(proc.pid)  # the child leads its session: the whole tree goes if the launcher dies
     pumps = []
     try:
+        if on_start is not None:  # first: /proc/PID/exe is readable only while the child runs
+            on_start(proc)
         context = contextvars.copy_context()  # the pumps' events belong to the caller's stage
         for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr")):
             pump = threading.Thread(target=context.copy().run,
@@ -268,8 +279,6 @@ def run_command(
                                     name=f"pump-{name}", daemon=True)
             pump.start()
             pumps.append(pump)
-        if on_start is not None:
-            on_start(proc)
         wait_for_exit(proc)
         CHILDREN.forget(proc)
     except BaseException:
@@ -297,3 +306,34 @@ def run_collecting(argv: Sequence[str], timeout_s: float, input_text: str | None
         raise
     CHILDREN.forget(proc)
     return proc.returncode, stdout, stderr
+
+
+# ----- a child in OpenTelemetry's words ----------------------------------------------------------
+def started_attributes(proc: subprocess.Popen, argv: Sequence[str]) -> dict:
+    """The semantic conventions' process.* attributes of a started child: its pid, its
+    executable (the target of /proc/PID/exe, as the conventions say: mpirun is orterun, sh is
+    dash on Debian; argv[0]'s name when it cannot be read) and its command line, secrets
+    redacted (mlpstorage/redaction.py)."""
+    try:
+        path = os.readlink(f"/proc/{proc.pid}/exe")
+    except OSError:
+        path = None
+    attributes = {PROCESS_PID: proc.pid, PROCESS_EXECUTABLE_NAME: Path(path or argv[0]).name,
+                  PROCESS_COMMAND_ARGS: redact_argv(list(argv))}
+    if path:
+        attributes[PROCESS_EXECUTABLE_PATH] = path
+    return attributes
+
+
+def exit_attributes(returncode: int | None, failure: BaseException | None = None) -> dict:
+    """process.exit.code (a child killed by signal N: 128+N, as a shell reports it) and, when
+    the job failed, error.type: the exit code as text, or the class of what stopped the
+    launcher's wait (KeyboardInterrupt, Terminated...)."""
+    attributes = {}
+    if returncode is not None:
+        attributes[PROCESS_EXIT_CODE] = returncode if returncode >= 0 else 128 - returncode
+    if failure is not None:
+        attributes[ERROR_TYPE] = type(failure).__name__
+    elif returncode:
+        attributes[ERROR_TYPE] = str(attributes[PROCESS_EXIT_CODE])
+    return attributes

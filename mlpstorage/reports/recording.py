@@ -1,5 +1,6 @@
-"""A recording (events.jsonl) read for the reports: its spans, its messages, the command of its
---debug line and its samples. The recording is untrusted input, read through
+"""A recording (events.jsonl) read for the reports: its spans, its messages, the job's command
+(its span's process.command_args; in a recording made before the job had a span, the --debug
+line's) and its samples. The recording is untrusted input, read through
 emitter.reading.Recording (every line checked against the schema, a file that is no recording refused
 with one error, bad lines after the first skipped with a warning). A recording cut short
 (the launcher stopped) has its open spans ended at its last moment, as failed: "unfinished".
@@ -8,8 +9,11 @@ with one error, bad lines after the first skipped with a warning). A recording c
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from opentelemetry.semconv._incubating.attributes.process_attributes import PROCESS_COMMAND_ARGS
 
 from ..emitter import events as ev
 from ..redaction import redact_argv
@@ -43,7 +47,7 @@ class Span:
 class Recorded:
     spans: list[Span] = field(default_factory=list)  # in the order they started
     messages: list[dict] = field(default_factory=list)  # log events of level result, warning and error; stalls
-    command_line: str | None = None  # the --debug line's, secrets redacted
+    command_line: str | None = None  # the job's (or the --debug line's), secrets redacted
     samples: dict[str, list[dict]] = field(default_factory=dict)  # host -> samples (timestamp_ns + numbers)
     interval_s: float | None = None  # the samples' typical spacing
     problems: list[str] = field(default_factory=list)
@@ -85,6 +89,7 @@ def read_recording(path: Path) -> Recorded:
         found.messages = [m for m in found.messages if m.get("trace_id") == trace]
         samples = [s for s in samples if s[0] == trace]
     found.spans = sorted(map(_span, finished.values()), key=lambda s: (s.start_ns, s.end_ns))
+    found.command_line = job_command_line(found.spans) or found.command_line
     for _, host, sample in samples:
         found.samples.setdefault(host, []).append(sample)
     for series in found.samples.values():
@@ -100,6 +105,17 @@ def _span(event: dict) -> Span:
                 end_ns=max(event["end_unix_nano"], event["start_unix_nano"]), status=status,
                 error=str(event.get("error") or "error") if status == "error" else None,
                 attributes=event.get("attributes") or {})
+
+
+def job_command_line(spans: list[Span]) -> str | None:
+    """The job's command line from its span's process.command_args (a recording made before
+    the job had a span has only --debug's line), secrets redacted again: the recording is
+    untrusted."""
+    for span in spans:
+        args = span.attributes.get(PROCESS_COMMAND_ARGS)
+        if span.kind == "task" and isinstance(args, list) and args and all(isinstance(a, str) for a in args):
+            return shlex.join(redact_argv(args))
+    return None
 
 
 def numbers(values: dict) -> dict:
