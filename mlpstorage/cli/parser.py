@@ -35,6 +35,7 @@ Every run also writes its events to events.jsonl in its results directory.
 
 exit codes: 0 ok, 1 the benchmark failed (exec: the exit code of PROGRAM, 128+N if signal N killed it),
             2 bad usage or environment, 3 stopped on a stall (--on-stall abort),
+            4 a host failed the preflight (--ignore-preflight runs anyway),
             130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
@@ -207,6 +208,12 @@ def _dlio_options() -> argparse.ArgumentParser:
     _add_params(group)
     group.add_argument("--what-if", action="store_true",
                        help="print the exact command and the resolved configuration, run nothing")
+    preflight = group.add_mutually_exclusive_group()
+    preflight.add_argument("--preflight-only", action="store_true",
+                           help="validate and check every host of --hosts (its interpreter, MPI, data, room, slots, "
+                           "clock), say what is wrong, run nothing (exit code 4 when a host fails; docs/clusters.md)")
+    preflight.add_argument("--ignore-preflight", action="store_true",
+                           help="run even when a host fails the preflight (its problems become warnings)")
     group.add_argument("--mpi-bin", choices=["mpirun", "mpiexec", "srun"], default="mpirun",
                        help="MPI launcher (default mpirun; srun --mpi=pmix inside a Slurm allocation)")
     group.add_argument("--oversubscribe", action="store_true", default=None,
