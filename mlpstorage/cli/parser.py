@@ -255,6 +255,9 @@ def _run_options() -> argparse.ArgumentParser:
     group.add_argument("--metrics-port", metavar="PORT", type=_port, default=None,
                        help="serve the time series as Prometheus metrics on this port while the run lasts "
                        "(on $OTEL_EXPORTER_PROMETHEUS_HOST, default localhost)")
+    group.add_argument("--metrics-push", metavar="URL", default=None,
+                       help="push each run's final metrics to this Prometheus Pushgateway as it ends "
+                       "(default $MLPSTORAGE_METRICS_PUSH; docs/clusters.md)")
     group.add_argument("--timeseries-interval", metavar="SECONDS", type=_interval, default=10.0,
                        help="seconds between time-series samples (default 10)")
     group.add_argument("--max-timeseries-samples", metavar="N", type=_positive_int, default=3600,
