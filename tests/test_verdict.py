@@ -35,20 +35,35 @@ LAUNCHER_VERDICTS = json.loads((DATA / "launcher_verdicts.json").read_text())
 GIB = 2**30
 
 
-def training(overrides=None, *, model="unet3d", files=28000, processes=8, memory=128 * GIB, config=None, **fields):
+def training(overrides=None, *, model="unet3d", files=28000, processes=8, memory=128 * GIB, config=None,
+             command="run", **fields):
     """A training run record: by default unet3d on 8 accelerators with 128 GiB of client
-    memory and exactly the 28000 files the data-size rule asks for (500 x 8 x 7)."""
-    config = config or load_workload(f"{model}_h100")
-    return RunRecord(run_dir=Path("run"), run_id="run", layout=OURS, benchmark="training", model=model, command="run",
+    memory and exactly the 28000 files the data-size rule asks for (500 x 8 x 7), checkpointing
+    as a unet3d run must."""
+    config = config or checkpointing_workload(model)
+    return RunRecord(run_dir=Path("run"), run_id="run", layout=OURS, benchmark="training", model=model, command=command,
                      accelerator="h100", processes=processes, overrides=overrides or {}, config=config,
                      num_files=files, client_memory_bytes=memory, **fields)
 
 
-def checkpointing(model="llama3-8b", processes=8, layout=OURS, model_size=None):
+def checkpointing_workload(model: str = "unet3d") -> dict:
+    """The shipped h100 workload with workflow.checkpoint on (the shipped unet3d one has it off)."""
+    config = load_workload(f"{model}_h100")
+    config.setdefault("workflow", {})["checkpoint"] = True
+    return config
+
+
+def checkpointing(model="llama3-8b", processes=8, layout=OURS, model_size=None, mode=None, hosts=("node1",),
+                  data_parallel=None):
     arch = LLAMA3[model]
-    shard = arch.shard_bytes(processes) if model_size is None else model_size
+    shard = arch.shard_bytes(arch.closed_processes if mode == "subset" else processes) if model_size is None \
+        else model_size
+    config = {"checkpoint": {"model_size": shard, **({"mode": mode} if mode else {})}}
+    if data_parallel is not None:
+        config["model"] = {"name": model, "parallelism": {"data": data_parallel}}
     return RunRecord(run_dir=Path("run"), run_id="run", layout=layout, benchmark="checkpointing", model=model,
-                     command="run", processes=processes, config={"checkpoint": {"model_size": shard}})
+                     command="run", processes=processes, hosts=tuple(hosts), num_hosts=len(hosts) or None,
+                     config=config)
 
 
 # ----- overrides -------------------------------------------------------------------------------
@@ -105,7 +120,7 @@ def test_data_size_by_memory_uses_the_runs_total_client_memory():
 
 
 def test_data_size_on_the_files_read_and_the_batch_size_the_run_used():
-    config = load_workload("unet3d_h100")
+    config = checkpointing_workload()
     config["reader"]["batch_size"] = 14
     assert "56000 files" in judge(training(config=config)).reasons[0]
 
@@ -120,7 +135,7 @@ def test_a_data_size_rule_that_cannot_be_evaluated_is_invalid(unknown, what):
 
 
 def test_data_size_reads_newer_dlios_record_length_bytes():
-    config = load_workload("unet3d_h100")
+    config = checkpointing_workload()
     config["dataset"]["record_length_bytes"] = config["dataset"].pop("record_length")
     assert judge(training(config=config, files=27999)).category == INVALID
     assert judge(training(config=config)).category == CLOSED
@@ -128,7 +143,7 @@ def test_data_size_reads_newer_dlios_record_length_bytes():
 
 # ----- O_DIRECT --------------------------------------------------------------------------------
 def test_odirect_is_for_unet3d_only():
-    config = load_workload("unet3d_h100")
+    config = checkpointing_workload()
     config["reader"]["odirect"] = True
     assert judge(training({"reader.odirect": "true"}, config=config)).category == CLOSED
     config = load_workload("resnet50_h100")
@@ -141,14 +156,84 @@ def test_odirect_is_for_unet3d_only():
 
 
 # ----- checkpointing ---------------------------------------------------------------------------
+# ----- unet3d must checkpoint --------------------------------------------------------------------
+def test_a_unet3d_run_without_checkpointing_is_invalid():
+    config = load_workload("unet3d_h100")  # shipped as MLPerf Storage v2.0's: workflow.checkpoint False
+    verdict = judge(training(config=config))
+    assert verdict.category == INVALID
+    assert verdict.reasons == ("workflow.checkpoint=False: Unet3D training requires executing a checkpoint "
+                               "(INVALID)",)
+    assert judge(training(config=checkpointing_workload())).category == CLOSED
+    del config["workflow"]["checkpoint"]  # unset: DLIO does not checkpoint
+    assert judge(training(config=config)).reasons == ("workflow.checkpoint=None: Unet3D training requires executing "
+                                                      "a checkpoint (unset: DLIO does not checkpoint) (INVALID)",)
+
+
+def test_only_unet3d_runs_must_checkpoint():
+    config = load_workload("resnet50_h100")
+    config["workflow"]["checkpoint"] = False
+    assert judge(training(model="resnet50", config=config, files=10**6)).category == CLOSED
+    datagen = training(config=load_workload("unet3d_h100"), command="datagen")
+    assert not [f for f in judge(datagen).findings if f.subject.startswith("workflow.")]
+
+
+def test_a_training_datagen_gets_no_verdict_on_its_page():
+    from mlpstorage.reports.verdict import verdict_of
+
+    assert verdict_of(training(command="datagen")) == (None, None)
+    assert verdict_of(training())[0].category == CLOSED
+
+
+# ----- checkpointing ---------------------------------------------------------------------------
 @pytest.mark.parametrize("model", list(LLAMA3))
 def test_checkpointing_closed_uses_the_guidelines_process_count(model):
     closed = LLAMA3[model].closed_processes
     assert judge(checkpointing(model, closed)).category == CLOSED
+    assert judge(checkpointing(model, closed, mode="default")).category == CLOSED
     verdict = judge(checkpointing(model, closed // 2))
     assert verdict.category == OPEN
-    assert verdict.reasons == (f"processes={closed // 2}: CLOSED runs {model} with exactly {closed} "
-                               "(submission guidelines) (OPEN)",)
+    assert verdict.reasons == (f"processes={closed // 2}: CLOSED runs {model} with exactly {closed} processes, or "
+                               "with 8 on one host in checkpoint.mode=subset (submission guidelines) (OPEN)",)
+
+
+@pytest.mark.parametrize("model", list(LLAMA3))
+def test_checkpointing_in_subset_mode_on_one_host_with_8_processes_is_closed_for_every_model(model):
+    verdict = judge(checkpointing(model, 8, mode="subset"))
+    assert verdict.category == CLOSED, verdict.reasons
+    assert [str(f) for f in verdict.findings] == [
+        f"checkpoint.mode=subset, processes=8, hosts=1: the CLOSED subset configuration (node-local storage) for "
+        f"{model} (CLOSED)"]
+
+
+@pytest.mark.parametrize("processes, hosts", [(4, ("node1",)), (16, ("node1",)), (8, ("node1", "node2"))])
+def test_checkpointing_in_subset_mode_with_any_other_count_is_open(processes, hosts):
+    verdict = judge(checkpointing("llama3-70b", processes, mode="subset", hosts=hosts))
+    assert verdict.category == OPEN
+    assert verdict.reasons == (f"checkpoint.mode=subset, processes={processes}, hosts={len(hosts)}: CLOSED runs "
+                               "subset mode with 8 processes on one host (submission guidelines) (OPEN)",)
+
+
+def test_subset_mode_from_the_params_its_host_count_unknown_and_its_data_parallelism():
+    record = checkpointing("llama3-405b", 8, hosts=(), model_size=LLAMA3["llama3-405b"].shard_bytes(512))
+    record.overrides = {"checkpoint.mode": "subset"}
+    assert judge(record).reasons == ("checkpoint.mode=subset, processes=8, hosts=?: cannot be evaluated: the run's "
+                                     "host count is unknown (INVALID)",)
+    assert judge(checkpointing("llama3-405b", 8, mode="subset", data_parallel=2)).category == CLOSED
+    verdict = judge(checkpointing("llama3-405b", 8, mode="subset", data_parallel=64))
+    assert verdict.reasons == ("model.parallelism.data=64: a CLOSED subset run of llama3-405b has data parallelism 2 "
+                               "(OPEN)",)
+
+
+def test_the_default_mode_with_the_subset_count_is_open_for_the_larger_models():
+    assert judge(checkpointing("llama3-8b", 8, mode="default")).category == CLOSED  # 8 is 8b's own CLOSED count
+    assert judge(checkpointing("llama3-70b", 8)).category == OPEN
+
+
+def test_in_subset_mode_each_of_our_ranks_writes_its_share_of_the_closed_count():
+    arch = LLAMA3["llama3-70b"]
+    whole = checkpointing("llama3-70b", 8, mode="subset", model_size=arch.shard_bytes(8))
+    assert judge(whole).category == INVALID  # 8 ranks writing the whole checkpoint is not the subset
+    assert judge(checkpointing("llama3-70b", 8, mode="subset")).category == CLOSED  # each 1/64 of it
 
 
 def test_a_checkpoint_of_another_size_than_the_models_is_invalid_for_our_runs():
@@ -257,11 +342,10 @@ def test_verdicts_agree_with_the_existing_launcher_or_say_why_not(folder):
 
 def test_the_differences_from_the_existing_launcher_are_the_documented_ones():
     differ = {f: v for f, v in LAUNCHER_VERDICTS.items() if v["ours"] != v["launcher"]}
-    assert sorted((v["launcher"], v["ours"]) for v in differ.values()) == [
-        ("CLOSED", "OPEN"), ("INVALID", "CLOSED"), ("INVALID", "CLOSED")]
+    assert sorted((v["launcher"], v["ours"]) for v in differ.values()) == [("CLOSED", "OPEN"), ("INVALID", "CLOSED")]
     root = Path(__file__).parent.parent  # the README, or the document in docs/ it links to
     docs = "".join(page.read_text() for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
-    for why in ("total_mem_kB", "workflow.checkpoint", "checks nothing for checkpointing"):
+    for why in ("total_mem_kB", "checks nothing for checkpointing"):
         assert why in docs
 
 
@@ -275,6 +359,9 @@ def fake_data(folder: Path, files: int) -> Path:
     return folder
 
 
+CHECKPOINT_ON = {"workflow.checkpoint": "True"}  # the shipped unet3d workloads have it off
+
+
 def training_benchmark(tmp_path, params=None, processes=1, division=None, allow_invalid=False, hosts=("localhost",)):
     dlio = DlioOptions(processes=processes, params=params or {}, division=division, allow_invalid=allow_invalid)
     options = RunOptions(results_dir=tmp_path / "results", hosts=list(hosts), cluster_collection="none")
@@ -284,10 +371,20 @@ def training_benchmark(tmp_path, params=None, processes=1, division=None, allow_
 def test_closed_accepts_a_closed_run_with_this_machines_memory(tmp_path):
     needed = max(3500, int(5 * meminfo()["MemTotal"] // 146600628))  # 500 steps x 1 accelerator x batch 7
     fake_data(tmp_path / "data", needed)
-    benchmark = training_benchmark(tmp_path, {"dataset.num_files_train": str(needed)}, division="closed")
+    benchmark = training_benchmark(tmp_path, {"dataset.num_files_train": str(needed), **CHECKPOINT_ON},
+                                   division="closed")
     benchmark._validate()
     assert benchmark.launch_verdict.category == CLOSED
     assert benchmark.launch_memory_bytes == meminfo()["MemTotal"]
+
+
+def test_closed_refuses_a_unet3d_run_that_does_not_checkpoint(tmp_path):
+    needed = max(3500, int(5 * meminfo()["MemTotal"] // 146600628))
+    fake_data(tmp_path / "data", needed)
+    benchmark = training_benchmark(tmp_path, {"dataset.num_files_train": str(needed)}, division="closed")
+    with pytest.raises(ValidationError, match=r"^--closed: this run would be INVALID: workflow.checkpoint=False: "
+                                              r"Unet3D training requires executing a checkpoint \(INVALID\)$"):
+        benchmark._validate()
 
 
 def test_open_with_allow_invalid_params_starts_an_invalid_run(tmp_path):
@@ -309,8 +406,8 @@ def test_other_hosts_memory_is_unknown_without_collection_so_closed_refuses(tmp_
 def test_under_a_division_other_hosts_memory_is_collected_once_during_validation(tmp_path):
     needed = max(3500, int(5 * meminfo()["MemTotal"] // 146600628))
     fake_data(tmp_path / "data", needed)
-    benchmark = training_benchmark(tmp_path, {"dataset.num_files_train": str(needed)}, division="closed",
-                                   hosts=("node1",))
+    benchmark = training_benchmark(tmp_path, {"dataset.num_files_train": str(needed), **CHECKPOINT_ON},
+                                   division="closed", hosts=("node1",))
     benchmark.options.cluster_collection = "local"  # this machine stands for node1: no ssh, no mpirun
     collected = []
     collect = benchmark.collectors["local"]
@@ -338,7 +435,8 @@ def test_checkpointing_is_judged_at_launch(tmp_path):
     benchmark = CheckpointingBenchmark(RunOptions(results_dir=tmp_path), "llama3-8b", dlio, tmp_path / "ckpt",
                                        emitter=Emitter())
     with pytest.raises(ValidationError, match=r"--closed: this run would be OPEN: processes=4: CLOSED runs llama3-8b "
-                                              r"with exactly 8 \(submission guidelines\) \(OPEN\)$"):
+                                              r"with exactly 8 processes, or with 8 on one host in "
+                                              r"checkpoint.mode=subset \(submission guidelines\) \(OPEN\)$"):
         benchmark._validate()
 
 
@@ -356,17 +454,23 @@ def test_closed_stops_before_anything_runs_with_one_line_and_leaves_nothing(tmp_
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("mlpstorage: error:")]
     assert errors == ["mlpstorage: error: --closed: this run would be INVALID: reader.batch_size=2: may not be changed "
-                      "in either division (INVALID); framework=tensorflow: allowed in OPEN only (OPEN)"]
+                      "in either division (INVALID); framework=tensorflow: allowed in OPEN only (OPEN); "
+                      "workflow.checkpoint=False: Unet3D training requires executing a checkpoint (INVALID)"]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
 
 
 def test_what_if_prints_the_verdict_and_datagen_takes_no_division(tmp_path):
     result = mlpstorage("training", "run", "--model", "unet3d", "--data-dir", str(tmp_path), "--what-if",
-                        "-p", "framework=tensorflow", "dataset.num_files_train=3500")
+                        "-p", "framework=tensorflow", "dataset.num_files_train=3500", "workflow.checkpoint=True")
     assert result.returncode == 0
     assert result.stdout.splitlines()[-2:] == ["# verdict at launch: OPEN",
                                                "#   framework=tensorflow: allowed in OPEN only (OPEN)"]
+    result = mlpstorage("training", "run", "--model", "unet3d", "--data-dir", str(tmp_path), "--what-if",
+                        "-p", "dataset.num_files_train=3500")
+    assert result.stdout.splitlines()[-2:] == ["# verdict at launch: INVALID",
+                                               "#   workflow.checkpoint=False: Unet3D training requires executing a "
+                                               "checkpoint (INVALID)"]
     result = mlpstorage("training", "datagen", "--model", "unet3d", "--data-dir", str(tmp_path), "--open")
     assert (result.returncode, result.stderr) == (2, "mlpstorage: error: --open: datagen gets no verdict; only runs "
                                                      "are judged (training run, checkpointing run)\n")
@@ -410,6 +514,8 @@ def test_a_real_run_carries_its_verdict_everywhere_and_reportgen_agrees(tmp_path
     [run_dir] = (tmp_path / "results" / "training" / "unet3d" / "run").iterdir()
     verdict = verdict_of_run(run_dir)
     assert verdict.category == INVALID and any(r.startswith("train.epochs=1:") for r in verdict.reasons)
+    # the shipped unet3d workload does not checkpoint: INVALID at launch and after alike (at_launch below)
+    assert "workflow.checkpoint=False: Unet3D training requires executing a checkpoint (INVALID)" in verdict.reasons
     [metadata] = run_dir.glob("*_metadata.json")
     recorded = json.loads(metadata.read_text())
     assert recorded["verdict"] == {"category": INVALID, "reasons": list(verdict.reasons), "notes": [],

@@ -1,13 +1,17 @@
 """The verdict of one run: CLOSED, OPEN or INVALID, with its reasons.
 
 Training follows the existing launcher's rules exactly (MLPerf Storage v2.0, 2.0.0b1): which
---params overrides each division allows, the data-size rule on the files the run read, and
-O_DIRECT for unet3d only. A run is INVALID if any check says INVALID, else OPEN if any says
-OPEN, else CLOSED; a check that cannot be evaluated (a missing value) says INVALID.
+--params overrides each division allows, the data-size rule on the files the run read,
+O_DIRECT for unet3d only, and a unet3d `run` must checkpoint (workflow.checkpoint; the launcher
+enforces it only when reading a recorded run, ours at launch and after alike). A run is
+INVALID if any check says INVALID, else OPEN if any says OPEN, else CLOSED; a check that
+cannot be evaluated (a missing value) says INVALID. Only `run` is judged (not datagen).
 
 Checkpointing: the existing launcher checks nothing (every run is CLOSED). Ours applies the
-submission guidelines' process counts per model, and refuses a checkpoint that is not the
-model's size; both are ours alone, so ours is stricter there.
+submission guidelines' two CLOSED configurations (2.2.2): checkpoint.mode=default with exactly
+the model's TP x PP x DP processes, or checkpoint.mode=subset (node-local storage) with 8
+processes on one host, for every llama3 model; any other count is OPEN. It also refuses a
+checkpoint that is not the model's size; both are ours alone, so ours is stricter there.
 
 Notes say what a reader of the verdict should know without changing the category: a run
 traced with --io-trace is judged as any other (MLPerf Storage's rules say nothing of tracing,
@@ -20,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import LLAMA3
+from ..models import LLAMA3, Llama3
 from ..redaction import REDACTED, is_secret_key
+from .dlio_facts import as_int, get
 from .record import OURS, RunRecord, read_run
 
 CLOSED, OPEN, INVALID = "CLOSED", "OPEN", "INVALID"
@@ -36,6 +41,11 @@ CLOSED_OVERRIDES = frozenset({
 OPEN_OVERRIDES = frozenset({"framework", "dataset.format", "dataset.num_samples_per_file", "reader.data_loader"})
 UNJUDGED_PREFIX = "workflow"  # the launcher leaves workflow.* overrides alone
 ODIRECT_MODELS = ("unet3d",)
+CHECKPOINTING_MODELS = ("unet3d",)  # training runs that must checkpoint (workflow.checkpoint)
+SUBSET, SUBSET_PROCESSES = "subset", 8  # checkpoint.mode=subset: node-local storage, 8 processes on one host
+# GPUs per data-parallel instance (TP x PP), per model: a CLOSED subset run's data parallelism
+# is the CLOSED process count over it (the existing launcher sets it so).
+GPUS_PER_DP_INSTANCE = {"llama3-8b": 8, "llama3-70b": 8, "llama3-405b": 256, "llama3-1t": 512}
 TRACED_NOTE = ("I/O trace on (--io-trace): the tracer in every rank costs some throughput, so these metrics are "
                "not an untraced run's; submit a run without --io-trace")
 
@@ -86,6 +96,8 @@ def verdict_of(record: RunRecord) -> tuple[Verdict | None, str | None]:
     alone. (None, why) when the rules fail: that must not cost a page the rest of it."""
     if record.layout is None or record.benchmark not in ("training", "checkpointing") or record.command == "datasize":
         return None, None
+    if record.benchmark == "training" and record.command != "run":  # the rules judge training runs only
+        return None, None
     try:
         return judge(record), None
     except Exception as exc:
@@ -108,7 +120,8 @@ def run_notes(record: RunRecord) -> list[str]:
 
 # ----- training ----------------------------------------------------------------------------------
 def training_findings(record: RunRecord) -> list[Finding]:
-    return [*override_findings(record.overrides), data_size_finding(record), *odirect_findings(record)]
+    return [*override_findings(record.overrides), data_size_finding(record), *odirect_findings(record),
+            *workflow_checkpoint_findings(record)]
 
 
 def shown(key: str, value) -> str:
@@ -173,29 +186,72 @@ def odirect_findings(record: RunRecord) -> list[Finding]:
     return []
 
 
+def workflow_checkpoint_findings(record: RunRecord) -> list[Finding]:
+    """A unet3d `run` must checkpoint (the existing launcher's check_workflow_parameters, on the
+    resolved workflow.checkpoint). Unset, DLIO does not checkpoint: INVALID as well."""
+    if record.model not in CHECKPOINTING_MODELS or record.command != "run":
+        return []
+    checkpoint = _flag(get(record.config, "workflow.checkpoint"))
+    if checkpoint is True:
+        return [Finding(CLOSED, "workflow.checkpoint=True", "Unet3D training requires executing a checkpoint")]
+    why = ("Unet3D training requires executing a checkpoint" if checkpoint is not None else
+           "Unet3D training requires executing a checkpoint (unset: DLIO does not checkpoint)")
+    return [Finding(INVALID, f"workflow.checkpoint={checkpoint}", why)]
+
+
 # ----- checkpointing -----------------------------------------------------------------------------
 def checkpointing_findings(record: RunRecord) -> list[Finding]:
-    """Ours only (the existing launcher checks nothing): the submission guidelines' process
-    count per model, and, for our runs, each rank writing its share of the model's checkpoint."""
+    """Ours only (the existing launcher checks nothing): the submission guidelines' CLOSED
+    configurations per model, and, for our runs, each rank writing its share of the model's
+    checkpoint (in subset mode, its share as one of the CLOSED count's ranks)."""
     arch = LLAMA3.get(record.model or "")
     if arch is None:
         return [Finding(INVALID, "model", f"{record.model!r} is not one of {', '.join(LLAMA3)}")]
     if not record.processes:
         return [Finding(INVALID, "processes", "cannot be evaluated: the run's process count is unknown")]
-    findings = []
-    closed = arch.closed_processes
-    if record.processes == closed:
-        findings.append(Finding(CLOSED, f"processes={record.processes}", f"the CLOSED count for {record.model}"))
-    else:
-        findings.append(Finding(OPEN, f"processes={record.processes}",
-                                f"CLOSED runs {record.model} with exactly {closed} (submission guidelines)"))
+    mode = checkpoint_mode(record)
+    findings = subset_findings(record, arch) if mode == SUBSET else [default_mode_finding(record, arch, mode)]
     shard = (record.config.get("checkpoint") or {}).get("model_size")
     if record.layout == OURS and shard is not None:
-        expected = arch.shard_bytes(record.processes)
+        expected = arch.shard_bytes(arch.closed_processes if mode == SUBSET else record.processes)
         if shard != expected:
             findings.append(Finding(INVALID, f"checkpoint.model_size={shard}",
                                     f"each rank writes {shard} bytes, not its {expected}-byte share of a "
                                     f"{record.model} checkpoint"))
+    return findings
+
+
+def checkpoint_mode(record: RunRecord) -> str:
+    """checkpoint.mode as the run resolved it (else as --params gave it): default or subset."""
+    mode = get(record.config, "checkpoint.mode") or record.overrides.get("checkpoint.mode") or "default"
+    return str(mode).strip().lower()
+
+
+def default_mode_finding(record: RunRecord, arch: Llama3, mode: str) -> Finding:
+    closed = arch.closed_processes
+    subject = f"processes={record.processes}" + (f" (checkpoint.mode={mode})" if mode != "default" else "")
+    if record.processes == closed and mode == "default":
+        return Finding(CLOSED, subject, f"the CLOSED count for {record.model}")
+    return Finding(OPEN, subject, f"CLOSED runs {record.model} with exactly {closed} processes, or with "
+                                  f"{SUBSET_PROCESSES} on one host in checkpoint.mode=subset (submission guidelines)")
+
+
+def subset_findings(record: RunRecord, arch: Llama3) -> list[Finding]:
+    """Subset mode (node-local storage) is CLOSED for every llama3 model on one host with 8
+    processes, its data parallelism (when the run states it) the CLOSED count's."""
+    hosts = record.num_hosts or len(record.host_names) or None
+    subject = f"checkpoint.mode=subset, processes={record.processes}, hosts={hosts or '?'}"
+    if hosts is None:
+        return [Finding(INVALID, subject, "cannot be evaluated: the run's host count is unknown")]
+    if (record.processes, hosts) != (SUBSET_PROCESSES, 1):
+        return [Finding(OPEN, subject, f"CLOSED runs subset mode with {SUBSET_PROCESSES} processes on one host "
+                                       "(submission guidelines)")]
+    findings = [Finding(CLOSED, subject, f"the CLOSED subset configuration (node-local storage) for {record.model}")]
+    data_parallel = as_int(get(record.config, "model.parallelism.data"))
+    expected = arch.closed_processes // GPUS_PER_DP_INSTANCE[record.model]
+    if data_parallel is not None and data_parallel != expected:
+        findings.append(Finding(OPEN, f"model.parallelism.data={data_parallel}",
+                                f"a CLOSED subset run of {record.model} has data parallelism {expected}"))
     return findings
 
 
@@ -208,6 +264,13 @@ def refusal(verdict: Verdict, division: str | None, allow_invalid: bool = False)
         return (f"--open: this run would be INVALID: {'; '.join(verdict.reasons_of(INVALID))} "
                 "(--allow-invalid-params runs it anyway)")
     return None
+
+
+def _flag(value):
+    """A workflow flag as DLIO reads it: YAML's booleans, and "True"/"False" as --params give them."""
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return value
 
 
 def _positive(value) -> bool:
