@@ -2,8 +2,8 @@
 
     Validating environment -> Collecting cluster info -> Running benchmark -> Processing results
 
-Subclasses implement _validate() and _run() (and may extend _process_results()); the base
-class owns the stages and what happens between them: the cluster information (cluster.py),
+Subclasses implement _validate() and _run() (and may extend _preflight() and
+_process_results()); the base class owns the stages and what happens between them: the cluster information (cluster.py),
 the job under the stall watch (job.py) and the time series (sampling.py). It reports only
 through the emitter and never knows how the run is displayed.
 """
@@ -47,6 +47,8 @@ class RunOptions:
     mpi: MpiOptions = field(default_factory=MpiOptions)  # for MPI collection
     stall_timeout_s: float | None = None  # None: the benchmark's default; 0: no stall detection
     on_stall: str = "warn"  # warn | dump | abort (mlpstorage/stalls/watch.py)
+    preflight_only: bool = False  # --preflight-only: validate and check every host, run nothing
+    ignore_preflight: bool = False  # --ignore-preflight: a failing host is a warning, the run goes on
 
 
 class Benchmark:
@@ -121,6 +123,10 @@ class Benchmark:
             with emitter.stages(STAGES) as advance_stage, self.ssh_connections:
                 check_writable(self.options.results_dir, "results directory")
                 self._validate()
+                self._preflight()
+                if self.options.preflight_only:
+                    emitter.info("Preflight only: nothing was run")
+                    return
                 self.run_dir = claim_run_dir(self.run_dir.parent, self.run_datetime)
                 self.run_datetime = self.run_dir.name
                 emitter.attach_recording(self.run_dir)
@@ -201,6 +207,9 @@ class Benchmark:
     # ----- hooks for subclasses --------------------------------------------------------
     def _validate(self) -> None:
         """Raise ValidationError when the environment cannot run the benchmark."""
+
+    def _preflight(self) -> None:
+        """Check every host before anything runs on them (the DLIO benchmarks: preflight.py)."""
 
     def _run(self) -> None:
         raise NotImplementedError

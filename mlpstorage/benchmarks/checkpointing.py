@@ -80,6 +80,17 @@ class CheckpointingBenchmark(DlioBenchmark):
         self.config  # a --params value that does not fit the workload is refused here, before anything runs
         check_writable(self.checkpoint_folder, "checkpoint folder")
 
+    def preflight_needs(self):
+        """The checkpoint folder writable on every host, with room for the checkpoints the host
+        writes and memory for its ranks' shards (DLIO holds each in memory), in the sizes the
+        resolved configuration gives (checkpoint_size()'s unless --params changed them)."""
+        needs = super().preflight_needs()
+        config = self.config
+        needs.checkpoint_folder = str(self.checkpoint_folder)
+        needs.shard_bytes = int(config["checkpoint"]["model_size"])
+        needs.checkpoints = int(config["train"]["epochs"])
+        return needs
+
     def metrics(self) -> dict:
         durations = self.progress.checkpoints if self.progress else []
         if not durations:

@@ -23,6 +23,8 @@ from ..reports.verdict import CLOSED, INVALID, Verdict, judge, refusal
 from ..workloads import workload_config
 from .base import Benchmark, RunOptions, summarise_hosts
 from .io_trace import RunIoTrace, environment_requested, fetch_over_ssh, tracer_environment
+from .preflight import Preflight, PreflightResult, conclude, preflight_channel
+from .preflight_rules import Needs, ranks_per_host
 
 # Forwarded to every rank with -x: the trace context, where ranks leave their spans (and their
 # host and pid), the launcher's pid (whose py-spy may read their stacks), and DFTracer on
@@ -56,6 +58,7 @@ class DlioBenchmark(Benchmark):
         self.early_cluster_info: dict | None = None  # gathered during validation (see launch_memory)
         self.io: RunIoTrace | None = None  # the I/O trace, from "Running benchmark" on
         self.rank_spans: dict[int, str] = {}  # rank -> the span id of its adopted span
+        self.preflight: PreflightResult | None = None  # every host checked, during validation
 
     @property
     def traced(self) -> bool:
@@ -117,6 +120,23 @@ class DlioBenchmark(Benchmark):
 
     def _validate_data(self) -> None:
         """Subclasses check the data directory."""
+
+    # ----- preflight: every host, before mpirun (preflight.py) ---------------------------
+    def _preflight(self) -> None:
+        channel = preflight_channel(self.collection_method(), self.options.hosts, self.options.mpi.mpi_bin,
+                                    self.REMOTE_COLLECTION)
+        self.preflight = Preflight(self.emitter, self.options, self.preflight_needs(), channel,
+                                   self.ssh_connections).run()
+        conclude(self.emitter, self.preflight, ignore=self.options.ignore_preflight and not self.options.preflight_only)
+
+    def preflight_needs(self) -> Needs:
+        """What every host must offer this run; subclasses add their folders."""
+        argv = self.command_line()
+        oversubscribe = "--oversubscribe" in argv  # as the launch will say it
+        mpi_bin = self.options.mpi.mpi_bin
+        return Needs(interpreter=sys.executable, launcher=None if mpi_bin == "srun" else mpi_bin,
+                     ranks=ranks_per_host(self.hosts, self.dlio.processes, self.options.mpi.map_by, oversubscribe),
+                     oversubscribe=oversubscribe)
 
     # ----- the verdict (mlpstorage/reports/verdict.py) -----------------------------------
     def is_judged(self) -> bool:
@@ -280,6 +300,7 @@ class DlioBenchmark(Benchmark):
             "metrics": self.metrics(),
             "dlio_summary": self.summary,
             "io_trace": self.io.metadata() if self.io is not None else {"requested": self.traced, "file": None},
+            "preflight": self.preflight.metadata() if self.preflight is not None else None,
         }
 
 

@@ -50,6 +50,15 @@ class TrainingBenchmark(DlioBenchmark):
         if not (self.data_dir / "valid").is_dir():
             raise ValidationError(f"{self.data_dir} has no valid/ folder (DLIO needs one); generate the data with: {hint}")
 
+    def preflight_needs(self):
+        """run: the same data set on every host; datagen: a data directory writable everywhere."""
+        needs = super().preflight_needs()
+        if self.command == "datagen":
+            needs.generate_into = str(self.data_dir)
+        else:
+            needs.data_dir = str(self.data_dir)
+        return needs
+
     # ----- the verdict: `run` only, as the existing launcher judges ---------------------
     def is_judged(self) -> bool:
         return self.command == "run"

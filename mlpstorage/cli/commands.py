@@ -48,7 +48,7 @@ def cmd_training(args) -> int:
     if args.action == "datagen" and args.division:
         raise UsageError(f"--{args.division}: datagen gets no verdict; only runs are judged "
                          "(training run, checkpointing run)")
-    options = run_options_from(args)
+    options = _preflight_options(run_options_from(args), args)
     dlio = dlio_options_from(args, getattr(args, args.processes_flag))
     return run_benchmarks(args, lambda emitter: TrainingBenchmark(options, args.model, args.action, dlio,
                                                                    args.data_dir, emitter=emitter))
@@ -70,7 +70,14 @@ def _checkpointing(args, options):
 
 
 def cmd_checkpointing(args) -> int:
-    return run_benchmarks(args, _checkpointing(args, run_options_from(args)))
+    return run_benchmarks(args, _checkpointing(args, _preflight_options(run_options_from(args), args)))
+
+
+def _preflight_options(options, args):
+    """--preflight-only and --ignore-preflight (docs/clusters.md#preflight) on the run's options."""
+    options.preflight_only = getattr(args, "preflight_only", False)
+    options.ignore_preflight = getattr(args, "ignore_preflight", False)
+    return options
 
 
 def _print_config(name: str, config: dict) -> int:

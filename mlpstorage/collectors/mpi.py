@@ -3,6 +3,10 @@ gathers every host's information and prints it as one JSON list.
 
     launcher side: collect_via_mpi(...)
     rank side:     python -m mlpstorage.collectors.mpi [DATA_DIR]
+
+run_on_each_host() starts any program once per host the same way (mpirun, or srun inside a
+Slurm allocation) and hands back its output lines with the time each arrived: the preflight
+(mlpstorage/collectors/preflight.py) runs so, with no mpi4py needed on the hosts.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ import dataclasses
 import json
 import subprocess
 import sys
+import threading
+import time
 
 from ..engines.mpi import MpiOptions, mpi_command
-from ..engines.process import run_collecting
+from ..engines.process import CHILDREN, run_collecting
 from ..hosts import Host
 
 
@@ -42,6 +48,46 @@ def collect_via_mpi(hosts: list[Host], data_dir: str | None, options: MpiOptions
     if len(infos) != len(unique):
         raise MpiCollectionError(f"{len(infos)} of {len(unique)} hosts answered")
     return dict(zip(unique, infos))
+
+
+def run_on_each_host(hosts: list[str], program: list[str], options: MpiOptions,
+                     timeout_s: float) -> list[tuple[int, str]]:
+    """program started once on each of hosts, one rank per host in their order (mpirun, or srun
+    as options.mpi_bin says); its output lines, each with the wall clock (ns) at which it
+    arrived here. Raises MpiCollectionError when the launcher fails or overruns timeout_s."""
+    unique = list(dict.fromkeys(hosts))
+    mpi = dataclasses.replace(options, map_by="node", export_env=[])
+    argv = mpi_command(mpi, [Host(name, 1) for name in unique], len(unique), program)
+    try:
+        proc = CHILDREN.spawn(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, errors="replace")
+    except OSError as exc:
+        raise MpiCollectionError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    stderr: list[str] = []
+    drain = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)
+    overran = threading.Event()
+    # The read below blocks; a timer ends the launcher (its whole tree) when time is up.
+    timer = threading.Timer(timeout_s, lambda: (overran.set(), CHILDREN.stop(proc, grace_s=2.0)))
+    lines: list[tuple[int, str]] = []
+    try:
+        drain.start()
+        timer.start()
+        for line in proc.stdout:
+            lines.append((time.time_ns(), line))
+        proc.wait()
+        drain.join(timeout=5)
+    except BaseException:
+        CHILDREN.stop(proc, grace_s=2.0)
+        raise
+    finally:
+        timer.cancel()
+    CHILDREN.forget(proc)
+    if overran.is_set():
+        raise MpiCollectionError(f"no answer within {timeout_s:g}s")
+    if proc.returncode != 0:
+        last = [line for line in "".join(stderr).splitlines() if line.strip()]
+        raise MpiCollectionError(last[-1].strip() if last else f"{argv[0]} exited with code {proc.returncode}")
+    return lines
 
 
 def _gather(data_dir: str | None) -> None:

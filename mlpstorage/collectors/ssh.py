@@ -70,10 +70,16 @@ _FUTURE = "from __future__ import annotations\n"
 
 
 def remote_script(*args: str) -> str:
-    """The collector's source, run as if with these arguments (set right after its
-    __future__ import, which must stay first). The arguments travel as a Python literal."""
-    head, future, rest = SCRIPT.partition(_FUTURE)
-    return f"{head}{future}import sys\nsys.argv = ['hostinfo'] + {list(args)!r}\n{rest}"
+    """The collector's source, run as if with these arguments."""
+    return script_with_args(SCRIPT, "hostinfo", list(args))
+
+
+def script_with_args(source: str, name: str, args: list[str]) -> str:
+    """A standard-library script's source (hostinfo.py, preflight.py), run as if with these
+    arguments (set right after its __future__ import, which must stay first). The arguments
+    travel as a Python literal, so no shell ever reads them."""
+    head, future, rest = source.partition(_FUTURE)
+    return f"{head}{future}import sys\nsys.argv = [{name!r}] + {list(args)!r}\n{rest}"
 
 
 def _short_error(returncode: int, stderr: str) -> str:
@@ -208,21 +214,27 @@ class SshConnections:
         self.close()
 
 
+def run_script(host: str, source: str, connections: SshConnections, timeout_s: float) -> tuple[str | None, str]:
+    """(error, stdout) of source run by `python3 -` on host (a session on its master when
+    connections are open): error is None once it exited 0, else why it did not."""
+    error = connections.ready(host)
+    if error is not None:
+        return error, ""
+    try:
+        returncode, stdout, stderr = run_collecting(connections.argv(host), timeout_s, source)
+    except subprocess.TimeoutExpired:
+        return f"no answer within {timeout_s:g}s", ""
+    except OSError as exc:
+        return f"cannot run ssh: {exc.strerror}", ""
+    return (_short_error(returncode, stderr) if returncode != 0 else None), stdout
+
+
 def collect_one(host: str, data_dir: str | None, connections: SshConnections) -> dict:
     """This host's information, or {"hostname": host, "error": ...}."""
     args = ["collect"] + ([data_dir] if data_dir else [])
-    timeout_s = connections.options.timeout_s
-    error = connections.ready(host)
+    error, stdout = run_script(host, remote_script(*args), connections, connections.options.timeout_s)
     if error is not None:
         return {"hostname": host, "error": error}
-    try:
-        returncode, stdout, stderr = run_collecting(connections.argv(host), timeout_s, remote_script(*args))
-    except subprocess.TimeoutExpired:
-        return {"hostname": host, "error": f"no answer within {timeout_s:g}s"}
-    except OSError as exc:
-        return {"hostname": host, "error": f"cannot run ssh: {exc.strerror}"}
-    if returncode != 0:
-        return {"hostname": host, "error": _short_error(returncode, stderr)}
     try:
         return json.loads(stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
@@ -237,13 +249,21 @@ def collect_via_ssh(hosts: list[str], data_dir: str | None, options: SshOptions,
     each host's work (the caller makes it a span); on_done(count) follows progress. With
     connections (opened), each host's collection is a session on its master; without, a
     login of its own."""
-    results: dict[str, dict] = {}
-    run_host = run_host or (lambda host, work: work())
     connections = connections or SshConnections(options)
-    pool = ThreadPoolExecutor(max_workers=max(1, min(options.max_parallel, len(hosts))))
+    return in_parallel(hosts, lambda host: collect_one(host, data_dir, connections), options.max_parallel,
+                       run_host, on_done)
+
+
+def in_parallel(hosts: list[str], work: Callable[[str], dict], max_parallel: int,
+                run_host: Callable[[str, Callable[[], dict]], dict] | None = None,
+                on_done: Callable[[int], None] | None = None) -> dict[str, dict]:
+    """{host: work(host)} for every host, at most max_parallel at once, in the order of hosts.
+    run_host(host, work) wraps each host's work; on_done(count) follows progress."""
+    results: dict[str, dict] = {}
+    run_host = run_host or (lambda host, host_work: host_work())
+    pool = ThreadPoolExecutor(max_workers=max(1, min(max_parallel, len(hosts))))
     try:
-        futures = {pool.submit(contextvars.copy_context().run, run_host, host,
-                               lambda h=host: collect_one(h, data_dir, connections)): host
+        futures = {pool.submit(contextvars.copy_context().run, run_host, host, lambda h=host: work(h)): host
                    for host in hosts}
         for done, future in enumerate(as_completed(futures), start=1):
             results[futures[future]] = future.result()
