@@ -20,6 +20,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "otlp": ("renderers.otlp", "OtlpRenderer"),
     "none": ("renderers.none", "NoneRenderer"),
     "prometheus": ("renderers.prometheus", "PrometheusRenderer"),
+    "pushgateway": ("renderers.pushgateway", "PushgatewayRenderer"),
 }
 # Renderers that hand events on as data (JSON lines, OTLP spans, nothing). The others write
 # text for people: a replay makes the strings of their events harmless (mlpstorage/replay.py).
@@ -36,6 +37,7 @@ class RenderOptions:
     live: bool = True  # rich: draw the live display (off when replaying into a recording)
     min_level: str = "info"  # text renderers: the least level of message shown (--stream-log-level, --verbose)
     metrics_port: int | None = None  # prometheus: where to serve the scrape endpoint
+    metrics_push: str | None = None  # pushgateway: the Pushgateway a run's final metrics go to
     resource: object | None = None  # otlp, prometheus: the process's OTel resource (the edge makes it)
 
 

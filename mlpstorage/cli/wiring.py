@@ -40,12 +40,16 @@ def make_renderers(args, *, replaying: bool, resource=None) -> list:
     metrics_port = getattr(args, "metrics_port", None)
     if not replaying and "prometheus" not in names and (metrics_port or "prometheus" in metrics_exporters()):
         names.append("prometheus")  # a scrape endpoint while the run lasts
+    metrics_push = getattr(args, "metrics_push", None)
+    if not replaying and "pushgateway" not in names and (metrics_push or os.environ.get("MLPSTORAGE_METRICS_PUSH")):
+        names.append("pushgateway")  # each run's final metrics, pushed as it ends
     options = RenderOptions(
         min_level=stream_level(args),
         color=wants_color(sys.stderr),
         heartbeat_s=0 if replaying else args.heartbeat,
         live=not replaying,
         metrics_port=metrics_port,
+        metrics_push=metrics_push,
         resource=resource or process_resource(),
     )
     renderers = [create(name, options) for name in names]
