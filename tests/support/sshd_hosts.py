@@ -26,6 +26,12 @@ or without pytest: ``with ssh_hosts(tmp_dir, 3) as cluster: ...`` / ``start_host
 Each sshd logs to its host's ``sshd.log``; ``cluster.logins()`` counts the logins in them
 ({address: count}, one "Accepted ..." line per authenticated connection).
 
+A host can be made to differ from the others the way a broken cluster node does (HostTweak,
+given per address to start_hosts(tweaks=...)): each host runs in a mount namespace of its own,
+where folders can be emptied (a venv at the same path that lacks DLIO) or show another folder's
+files (a data directory that is not shared), and its login sessions can get environment
+variables (``clock_off(seconds)``: Debian's faketime preloaded, so the host's clock runs off).
+
 Needs root (sshd must be able to switch to root for the session, and `unshare --uts` needs
 CAP_SYS_ADMIN), /usr/sbin/sshd, ssh, ssh-keygen and unshare (missing_prerequisites() says
 which are missing; the fixtures skip or, under CI, fail on it).
@@ -45,6 +51,7 @@ from pathlib import Path
 
 from mlpstorage.engines.parent_death import die_with_parent
 
+from .host_tweaks import HostTweak, clock_off  # noqa: F401  (clock_off: for the tests, with the hosts)
 from .ports import bindable, free_port, is_listening, loopback, port_state
 from .silent_server import SilentServer
 
@@ -313,9 +320,11 @@ def _pick_port(addrs: list[str], silent_addr: str | None) -> tuple[int, SilentSe
     raise SshHostsError("no free TCP port found on the loopback addresses")
 
 
-def _sshd_config(host_dir: Path, addr: str, port: int, host_key: Path, authorized_keys: Path) -> str:
+def _sshd_config(host_dir: Path, addr: str, port: int, host_key: Path, authorized_keys: Path,
+                 login_env: tuple[tuple[str, str], ...] = ()) -> str:
+    set_env = [f"SetEnv {' '.join(f'{name}={value}' for name, value in login_env)}"] if login_env else []
     return "\n".join(
-        [
+        set_env + [
             f"ListenAddress {addr}:{port}",
             f"HostKey {host_key}",
             f"PidFile {host_dir / 'sshd.pid'}",
@@ -371,13 +380,16 @@ def start_hosts(
     refusing: str = REFUSING_ADDR,
     silent: str | None = SILENT_ADDR,
     ready_timeout: float = 20.0,
+    tweaks: dict[str, HostTweak] | None = None,
 ) -> SshCluster:
     """Start `count` sshd hosts on 127.0.0.<first> .. 127.0.0.<first+count-1> (hostnames
     node<last octet>) plus the refusing/silent special hosts; return when every host answers
     `ssh HOST hostname` with its name.  On any failure everything started is stopped again.
 
     `port`: None picks a random free one (checked on every address used); `silent=None` skips
-    the silent server.  Call .stop() (or use ssh_hosts()/the fixtures) to tear down."""
+    the silent server; `tweaks`: {address: HostTweak} for hosts that differ from the others.
+    Call .stop() (or use ssh_hosts()/the fixtures) to tear down."""
+    tweaks = tweaks or {}
     t0 = time.monotonic()
     if not 1 <= count <= MAX_HOSTS:
         raise ValueError(f"count must be 1..{MAX_HOSTS}")
@@ -431,16 +443,20 @@ def start_hosts(
         authorized = Path(f"{key}.pub")
 
         for h in hosts:
-            h.config.write_text(_sshd_config(h.config.parent, h.addr, port, h.config.parent / "host_ed25519_key", authorized))
+            login_env = tweaks.get(h.addr, HostTweak()).login_env
+            h.config.write_text(_sshd_config(h.config.parent, h.addr, port, h.config.parent / "host_ed25519_key",
+                                             authorized, login_env))
         cluster.config.write_text(_client_config(port, key))
         _check(_run_parallel([[SSHD, "-t", "-f", str(h.config)] for h in hosts], timeout=30), "sshd -t")
         cluster.timings["validate"] = time.monotonic() - t0
 
-        # All sshds at once, each its own process group (for teardown) and UTS namespace.
+        # All sshds at once, each its own process group (for teardown), UTS and mount namespace.
         for h in hosts:
+            setup = " && ".join([f"hostname {h.name}", *tweaks.get(h.addr, HostTweak()).mount_commands(),
+                                 f'exec {SSHD} -D -e -f "$0"'])
             with open(h.log, "wb") as log:
                 h.proc = subprocess.Popen(
-                    [UNSHARE, "--uts", "sh", "-c", f'hostname {h.name} && exec {SSHD} -D -e -f "$0"', str(h.config)],
+                    [UNSHARE, "--uts", "--mount", "sh", "-c", setup, str(h.config)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
