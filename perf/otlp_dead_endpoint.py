@@ -1,7 +1,7 @@
 """What an OTLP endpoint that does not answer costs a run, before and after a change, side by side:
 the same run with nothing listening on the port (dead) and with a listener that accepts and
-never answers (silent), over OTLP/HTTP and gRPC with the default export timeout, alternating
-in one run (ratios matter; absolute figures move with the machine).
+never answers (silent), over OTLP/HTTP and gRPC with the default export timeout, and for
+scale to a working receiver (oteltest's sinks), alternating in one run (ratios matter; absolute figures move with the machine).
 
     .venv/bin/python perf/otlp_dead_endpoint.py [--before REV] [--repeat 3]
 
@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # `support`: tests/support
 
-from support.otlp_sink import base_env, exporter_env  # noqa: E402
+from support.otlp_sink import base_env, exporter_env, quiet_http_log, start_sink  # noqa: E402
 from support.ports import free_port  # noqa: E402
 from support.silent_server import SilentServer  # noqa: E402
 
@@ -69,6 +69,11 @@ def main() -> None:
         stack.callback(silent.stop)
         endpoints = {"dead": f"http://127.0.0.1:{free_port()}", "silent": f"http://127.0.0.1:{silent.port}"}
         cases = {"no OTLP (baseline)": ("plain", base_env())}
+        quiet_http_log()
+        for protocol in ("http", "grpc"):  # for scale: a receiver that answers
+            server, sink = start_sink(protocol)
+            stack.callback(server.stop)
+            cases[f"working receiver {protocol}"] = ("plain,otlp", sink.env())
         for name, endpoint in endpoints.items():
             for protocol in ("http", "grpc"):
                 cases[f"{name} {protocol}"] = ("plain,otlp", exporter_env(endpoint, protocol))

@@ -41,7 +41,7 @@ DEFAULT_TIMEOUT_S = 5.0
 
 
 def _variable(name: str, signal: str) -> str | None:
-    """The variable that sets `name` for a signal (TRACES or METRICS): the signal's own first."""
+    """The variable that sets `name` for a signal (TRACES, METRICS or LOGS): the signal's own first."""
     return next((v for v in (f"OTEL_EXPORTER_OTLP_{signal}_{name}", f"OTEL_EXPORTER_OTLP_{name}") if os.environ.get(v)),
                 None)
 
