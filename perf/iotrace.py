@@ -227,6 +227,64 @@ def reading(folders: dict[str, Path], ranks: int) -> list[CaseResult]:
     return results
 
 
+# ----- (b) the tracer per call, in one process ---------------------------------------------
+CALLS = 20_000
+SETTINGS = {  # what the child process's DFTracer is given
+    "off": {"DFTRACER_ENABLE": "0"},
+    "on (--io-trace)": TRACED,
+    "on, without metadata": {"DFTRACER_ENABLE": "1", "DFTRACER_INC_METADATA": "0"},
+    "on, 1 MiB write buffer": {**TRACED, "DFTRACER_WRITE_BUFFER_SIZE": str(1 << 20)},
+}
+
+
+def run_tracer_case(folder: Path) -> None:
+    """In the child: DFTracer started as DLIO starts it, then CALLS lseek+read pairs on a file
+    of the traced data folder and CALLS empty DLIO-style function events (dft_fn)."""
+    from dftracer.logger import dft_fn, dftracer
+
+    data = folder / "data"
+    data.mkdir(parents=True)
+    (data / "file.bin").write_bytes(os.urandom(1 << 20))
+    tracer = dftracer.initialize_log(logfile=str(folder / "trace.pfw"), data_dir=str(data), process_id=0)
+    fd = os.open(data / "file.bin", os.O_RDONLY)
+
+    def posix():
+        for i in range(CALLS):
+            os.lseek(fd, (i % 256) * 4096, os.SEEK_SET)
+            os.read(fd, 4096)
+
+    def function_events():
+        for _ in range(CALLS):
+            with dft_fn("reader", "event"):
+                pass
+
+    def best_us(fn) -> float:
+        times = []
+        for _ in range(3):
+            cpu = time.process_time()
+            fn()
+            times.append(time.process_time() - cpu)
+        return min(times) / CALLS * 1e6
+
+    figures = {"posix_pair_us": best_us(posix), "function_us": best_us(function_events)}
+    os.close(fd)
+    tracer.finalize()
+    print(json.dumps(figures))
+
+
+def tracer_per_call(work: Path) -> None:
+    base = None
+    for number, (name, env) in enumerate(SETTINGS.items()):
+        done = subprocess.run([sys.executable, __file__, "--tracer-case", str(work / "tracer" / str(number))],
+                              capture_output=True, text=True, cwd=ROOT, env={**base_env(), **env})
+        if done.returncode:
+            raise SystemExit(f"tracer case {name!r} failed:\n{done.stderr[-3000:]}")
+        pair, event = json.loads(done.stdout.splitlines()[-1]).values()
+        base = base or (pair, event)
+        print(f"    {name:<24} lseek+read {pair:6.2f} us (+{pair - base[0]:5.2f}), "
+              f"function event {event:6.2f} us (+{event - base[1]:5.2f})", flush=True)
+
+
 # ----- (b) DLIO traced and untraced -------------------------------------------------------
 def launcher() -> list[str]:
     script = Path(sys.executable).with_name("mlpstorage")
@@ -388,9 +446,12 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=None, help="where traces and runs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--case", nargs=2, metavar=("NAME", "PATH"), help=argparse.SUPPRESS)
+    parser.add_argument("--tracer-case", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         return run_case(args.case[0], Path(args.case[1]))
+    if args.tracer_case:
+        return run_tracer_case(Path(args.tracer_case))
     events, repeat, names = (200_000, 1, "16") if args.quick else (args.events, args.repeat, args.loads)
     loads = [LOADS[name] for name in names.split(",")]
 
@@ -407,7 +468,10 @@ def main() -> None:
             results = reading(folders, args.ranks)
             rate = next(r.units / r.cpu_s for r in results if r.name == "summarise()")
         if not args.skip_dlio:
-            print("(b) the tracer's cost: DLIO traced / untraced")
+            print(f"(b) the tracer's cost per call: {CALLS:,} lseek+read pairs (two events) and {CALLS:,} "
+                  "function events in one process, CPU per pair / event (best of 3)")
+            tracer_per_call(work)
+            print("    DLIO traced / untraced")
             runs = tracer_cost(work, (args.data_dir or work / "data").absolute(), loads, repeat)
             if rate:
                 print(f"(c) 'Processing results' at {rate / 1e6:.2f} M events/s (summarise(), 1 rank)")
