@@ -98,8 +98,11 @@ def test_a_real_run_gives_dlio_the_secrets_through_the_environment_only(tmp_path
     assert (run_dir / "dlio_config" / "overrides.yaml").is_file() and (run_dir / "events.jsonl").is_file()
     assert not any(value in stdout + stderr for value in values)
     assert "command: mpirun " in stderr and "secret_key=***" in stderr
-    assert sink.requests and not [r for r in sink.requests
-                                  if any(value.encode() in r.pbreq.SerializeToString() for value in values)]
+    # every signal the receiver got: spans, metrics and the log records (the --debug command line is one)
+    telemetry = sink.handler.telemetry
+    exported = [*telemetry.trace_requests, *telemetry.metric_requests, *telemetry.log_requests]
+    assert sink.requests and telemetry.log_requests
+    assert not [r for r in exported if any(value.encode() in r.pbreq.SerializeToString() for value in values)]
     metadata = json.loads(next(run_dir.glob("training_*_metadata.json")).read_text())
     assert metadata["arguments"]["params"]["storage.password"] == REDACTED
     assert metadata["resolved_parameters"]["storage"] == {"password": REDACTED, "auth_token": REDACTED}
