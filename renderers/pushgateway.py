@@ -17,8 +17,10 @@ would grow without bound and Prometheus would scrape every old run's values fore
 
 from __future__ import annotations
 
+import os
 import sys
 import urllib.parse
+from dataclasses import dataclass
 from typing import Callable
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -29,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily
 from mlpstorage.emitter.core import default_resource
 from mlpstorage.emitter.events import RUN_FINISHED, RUN_STARTED
 from mlpstorage.errors import UsageError
+from mlpstorage.terminal import harmless
 
 from .metrics import LiveMetrics, RecordedHistograms, WithRecordedHistograms
 
@@ -98,6 +101,23 @@ class RunInfo:
             yield info
 
 
+@dataclass
+class RunMetrics:
+    """One run's metrics, on a registry of their own, and the labels naming the run."""
+
+    metrics: LiveMetrics
+    registry: CollectorRegistry
+    info: RunInfo
+
+    @classmethod
+    def new(cls, resource) -> "RunMetrics":
+        registry = CollectorRegistry(auto_describe=True)
+        histograms = RecordedHistograms()
+        info = RunInfo()
+        registry.register(info)
+        return cls(LiveMetrics(resource, [PushReader(histograms, registry=registry)], histograms), registry, info)
+
+
 class PushgatewayRenderer:
     """Feeds each run's events to the metrics of renderers/metrics.py and pushes them when the
     run finishes (its run.finished carries the headline figures). A push that fails is one
@@ -108,12 +128,10 @@ class PushgatewayRenderer:
         self._resource = resource or default_resource()
         self._instance = str(self._resource.attributes.get(HOST_NAME) or "unknown")
         self._warn = warn or (lambda message: print(f"mlpstorage: warning: {message}", file=sys.stderr))
-        self._run: tuple[LiveMetrics, PushReader, CollectorRegistry, RunInfo] | None = None
+        self._run: RunMetrics | None = None
 
     @classmethod
     def from_options(cls, options) -> "PushgatewayRenderer":
-        import os
-
         if options.metrics_push:
             return cls(PushTarget(options.metrics_push, "--metrics-push"), options.resource)
         if os.environ.get(ENVIRONMENT):
@@ -121,41 +139,31 @@ class PushgatewayRenderer:
         raise UsageError(f"the pushgateway renderer needs --metrics-push URL or {ENVIRONMENT}")
 
     def handle(self, event: dict) -> None:
-        if event["type"] == RUN_STARTED:
-            self._start_run(event)
-        if self._run is not None:
-            self._run[0].handle(event)
-        if event["type"] == RUN_FINISHED and self._run is not None:
-            self._run[3].note(event)
-            self._push_and_end_run()
+        if event["type"] == RUN_STARTED:  # fresh metrics for each run (--loops): a run pushes its own only
+            self._end_run()
+            self._run = RunMetrics.new(self._resource)
+        if self._run is None:
+            return
+        self._run.metrics.handle(event)
+        if event["type"] == RUN_FINISHED:
+            self._run.info.note(event)
+            self._push()
+            self._end_run()
 
-    def _start_run(self, event: dict) -> None:
-        """Fresh metrics for each run (--loops): a run pushes its own values only."""
-        self._end_run()
-        registry = CollectorRegistry(auto_describe=True)
-        histograms = RecordedHistograms()
-        reader = PushReader(histograms, registry=registry)
-        info = RunInfo()
-        registry.register(info)
-        self._run = (LiveMetrics(self._resource, [reader], histograms), reader, registry, info)
-
-    def _push_and_end_run(self) -> None:
+    def _push(self) -> None:
         from prometheus_client import push_to_gateway
 
-        registry = self._run[2]
         try:
-            push_to_gateway(self.target.url, job=JOB, registry=registry, grouping_key={"instance": self._instance},
-                            timeout=PUSH_TIMEOUT_S, handler=self.target.handler())
+            push_to_gateway(self.target.url, job=JOB, registry=self._run.registry,
+                            grouping_key={"instance": self._instance}, timeout=PUSH_TIMEOUT_S,
+                            handler=self.target.handler())
         except Exception as exc:  # never the run's failure: the values are in events.jsonl anyway
             self._warn(f"metrics push to {self.target.shown} failed: {reason(exc)}")
-        finally:
-            self._end_run()
 
     def _end_run(self) -> None:
         if self._run is not None:
-            metrics, *_ = self._run
-            self._run = None
-            metrics.provider.shutdown()
+            run, self._run = self._run, None
+            run.metrics.provider.shutdown()
 
     def close(self) -> None:
         self._end_run()  # a run that never finished (the stream cut short) pushes nothing
@@ -174,7 +182,7 @@ def reason(exc: Exception) -> str:
 
     if isinstance(exc, urllib.error.HTTPError):
         body = exc.read(300).decode("utf-8", "replace").strip().splitlines()
-        return f"HTTP {exc.code} {exc.reason}" + (f": {body[0]}" if body else "")
+        return harmless(f"HTTP {exc.code} {exc.reason}" + (f": {body[0]}" if body else ""))
     if isinstance(exc, urllib.error.URLError):
-        return str(getattr(exc.reason, "strerror", None) or exc.reason)
-    return str(exc) or type(exc).__name__
+        return harmless(str(getattr(exc.reason, "strerror", None) or exc.reason))
+    return harmless(str(exc)) or type(exc).__name__

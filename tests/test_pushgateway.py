@@ -208,6 +208,6 @@ def test_a_real_training_run_pushes_and_prometheus_has_its_final_au(dataset, pro
     [info] = query(api, f'mlpstorage_run_info{{instance="{instance}"}}')
     assert info["metric"]["run_id"] == f"training-unet3d-run-{run_dir.name}" and info["metric"]["status"] == "ok"
     # the last sample of the host, and the resource as target_info
-    assert query(api, f'system_linux_memory_available_bytes{{job="mlpstorage",host_name="localhost"}}')
+    assert query(api, 'system_linux_memory_available_bytes{job="mlpstorage",host_name="localhost"}')
     [target] = query(api, f'target_info{{job="mlpstorage",instance="{instance}"}}')
     assert target["metric"]["host_name"] == instance and target["metric"]["service_name"] == "mlpstorage"
