@@ -32,6 +32,8 @@ MAX_WARNINGS = 10
 MAX_FIRST_LINE = 1 << 20
 # No event nests deeper than a few levels; far deeper input would only exhaust the stack.
 MAX_DEPTH = 32
+# Where a line's type is looked for when some are skipped: it is the second key of an event.
+UNREAD_WITHIN = 64
 
 
 class NotARecording(UsageError):
@@ -72,10 +74,14 @@ class Recording:
     (NotARecording otherwise). Iterating yields its valid events; the bad lines after the
     first are collected as warnings in `problems`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, skip_types: tuple[str, ...] = ()):
+        """skip_types: events of these types are passed over unread (not parsed, not checked),
+        for a reader that has what they hold elsewhere (the reports: a run folder's time
+        series file holds its samples, most of a large recording's lines)."""
         self.path = path
         self.problems: list[str] = []
         self._skipped = 0
+        self._unread = tuple(f'"type":"{t}"' for t in skip_types)  # as to_json_line writes it
         try:
             self._handle = open(path, encoding="utf-8", errors="replace")
         except OSError as exc:
@@ -107,6 +113,8 @@ class Recording:
     def __iter__(self) -> Iterator[dict]:
         yield self._first
         for number, line in self._lines:
+            if self._unread and any(line.find(marker, 0, UNREAD_WITHIN) != -1 for marker in self._unread):
+                continue
             event, problem = _parse(line)
             if problem is None:
                 yield event
