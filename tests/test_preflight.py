@@ -191,6 +191,17 @@ def test_what_the_stage_says_and_when_it_stops(mlpstorage_capture):
     assert result.metadata()["per_host"]["node3"]["status"] == "warning"
 
 
+def test_mpiruns_failure_is_said_in_its_own_words_not_its_banner():
+    from mlpstorage.collectors.mpi import launcher_error
+
+    refused = ("ssh: connect to host node3 port 22: Connection refused\n" + "-" * 74 +
+               "\nORTE was unable to reliably start one or more daemons.\nThis usually is caused by:\n" + "-" * 74)
+    assert launcher_error(refused) == "ssh: connect to host node3 port 22: Connection refused"
+    assert launcher_error("-" * 74 + "\nmpirun was unable to launch the specified application\n" + "-" * 74) == (
+        "mpirun was unable to launch the specified application")
+    assert launcher_error("srun: error: Unable to create step\n") == "srun: error: Unable to create step"
+
+
 # ----- the report on the wire ---------------------------------------------------------------
 def test_pieces_of_many_ranks_come_back_whole_among_other_output():
     written: dict[int, list[str]] = {}

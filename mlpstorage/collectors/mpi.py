@@ -39,8 +39,7 @@ def collect_via_mpi(hosts: list[Host], data_dir: str | None, options: MpiOptions
     except OSError as exc:
         raise MpiCollectionError(f"cannot run {argv[0]}: {exc.strerror}") from None
     if returncode != 0:
-        lines = [line for line in stderr.splitlines() if line.strip()]
-        raise MpiCollectionError(lines[-1].strip() if lines else f"{argv[0]} exited with code {returncode}")
+        raise MpiCollectionError(launcher_error(stderr) or f"{argv[0]} exited with code {returncode}")
     try:
         infos = json.loads(stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
@@ -85,9 +84,20 @@ def run_on_each_host(hosts: list[str], program: list[str], options: MpiOptions,
     if overran.is_set():
         raise MpiCollectionError(f"no answer within {timeout_s:g}s")
     if proc.returncode != 0:
-        last = [line for line in "".join(stderr).splitlines() if line.strip()]
-        raise MpiCollectionError(last[-1].strip() if last else f"{argv[0]} exited with code {proc.returncode}")
+        raise MpiCollectionError(launcher_error("".join(stderr)) or f"{argv[0]} exited with code {proc.returncode}")
     return lines
+
+
+def launcher_error(stderr: str) -> str:
+    """What went wrong, from mpirun's (or srun's) error output: the lines before Open MPI's
+    first banner (ssh's own words, one per host), else the banner's first line, else the last."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    banner = next((i for i, line in enumerate(lines) if set(line) <= {"-", "*"}), None)
+    if banner:
+        return "; ".join(dict.fromkeys(lines[:banner][-3:]))
+    if banner is not None and banner + 1 < len(lines):
+        return lines[banner + 1]
+    return lines[-1] if lines else ""
 
 
 def _gather(data_dir: str | None) -> None:
