@@ -86,8 +86,8 @@ def test_run_exports_span_tree(sink, tmp_path):
     assert "Traceback" not in proc.stderr
 
     spans = sink.spans()
-    assert len(spans) == 7, [s.name for s in spans]
-    assert len({s.span_id for s in spans}) == 7, "a span was exported twice"
+    assert len(spans) == 8, [s.name for s in spans]  # run, 4 stages, the cluster spinner, the job's process...
+    assert len({s.span_id for s in spans}) == 8, "a span was exported twice"
 
     run = only(spans, RUN_NAME)
     assert run.parent_span_id == ""
@@ -183,7 +183,7 @@ def test_service_name_and_resource_attributes_are_honoured(sink, tmp_path):
     proc = run_cli(exec_args(tmp_path), env)
     assert proc.returncode == 0, proc.stderr
     spans = sink.spans()
-    assert len(spans) == 7
+    assert len(spans) == 8
     for span in spans:
         assert span.resource["service.name"] == "custom"
         assert span.resource["deployment.environment"] == "test"
@@ -218,7 +218,7 @@ def test_auto_with_an_endpoint_exports_the_run(sink, tmp_path):
     """And for real: --render auto with an endpoint (and the SDK enabled) exports the run."""
     proc = run_cli(exec_args(tmp_path, render="auto"), sink.env())
     assert proc.returncode == 0, proc.stderr
-    assert len(sink.spans()) == 7
+    assert len(sink.spans()) == 8
 
 
 # ----- 4. a dead endpoint never holds the run up -------------------------------------------------
@@ -237,7 +237,7 @@ def test_dead_endpoint_warns_once_and_finishes(tmp_path, protocol, timeout):
     warnings = warning_lines(proc.stderr)
     spans, logs = one_per_signal(warnings)
     assert f"127.0.0.1:{port}" in spans and f"127.0.0.1:{port}" in logs
-    assert "7 of 7 spans not delivered (no answer from the endpoint)" in spans
+    assert "8 of 8 spans not delivered (no answer from the endpoint)" in spans
     events_file(tmp_path)  # the run itself completed and kept its record
 
 
@@ -398,7 +398,7 @@ def test_replay_of_a_damaged_file_exports_the_rest(sink, tmp_path):
     assert (run.status_code, run.status_message) == (STATUS_ERROR, "unfinished (recording ends)")
     spans.remove(run)
     assert {s.span_id for s in spans} == set(expected)
-    assert len(spans) == 6
+    assert len(spans) == 7
     for span in spans:
         assert (span.start, span.end) == (expected[span.span_id]["start_unix_nano"], expected[span.span_id]["end_unix_nano"])
 

@@ -63,7 +63,7 @@ def check_recording(results: Path, replay: str) -> None:
         events = [json.loads(line) for line in recording.read_text().splitlines()]
         started = {e["span_id"] for e in events if e["type"].endswith(".started")}
         finished = {e["span_id"] for e in events if e["type"].endswith(".finished")}
-        assert started == finished, f"{recording}, {replay}"
+        assert started <= finished, f"{recording}, {replay}"
         assert events[-1]["type"] == "run.finished" and events[-1]["status"] == "error", replay
         stages = [e["name"] for e in events if e["type"] == "stage.started"]
         if "Running benchmark" in stages:

@@ -39,7 +39,8 @@ def base_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("OTEL_") and k not in ("MLPSTORAGE_RENDER", "TTY_INTERACTIVE", "FORCE_COLOR")
+        if not k.startswith("OTEL_")
+        and k not in ("MLPSTORAGE_RENDER", "MLPSTORAGE_METRICS_PUSH", "TTY_INTERACTIVE", "FORCE_COLOR")
     }
     env.update(extra)
     return env
