@@ -26,7 +26,7 @@ from bokeh.palettes import Blues256
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
-from .timeline import Lane, Series, StageMark
+from .timeline import Envelope, Lane, Series, StageMark
 
 FRAME_WIDTH = 900
 LEFT = 240  # room for the timeline's lane labels, on every figure so the time axes line up
@@ -143,6 +143,42 @@ def lines(title: str, unit: str, series: list[Series], colors: dict[str, str], m
                             line_policy="nearest"))
     # From just below 0 (a line of zeros stays visible above the axis) to just above the top.
     values = [v for line in series for v in line.values]
+    low, top = min(values + [0.0]), max(values + [0.0])
+    span = (top - low) or 1.0
+    fig.y_range = Range1d(low - 0.03 * span, top + 0.08 * span)
+    stage_rules(fig, marks)
+    fig.name = name
+    return fig
+
+
+SPREAD_COLOR = "#1f77b4"
+
+
+def envelope(title: str, unit: str, spread: Envelope, marks: list[StageMark], x_range: Range1d, name: str) -> object:
+    """A metric of many hosts: per time bin the band from the least to the most of any host
+    (light), from p10 to p90 (darker), the median (a line), and the slowest hosts each drawn
+    alone in a colour of its own, named in the legend; hover gives the figures of a bin."""
+    fig = _figure(x_range, PLOT_PX, f"{title} ({unit})" if unit else title)
+    band = ColumnDataSource({"t": _array(spread.times_s), **{k: _array(v) for k, v in spread.figures.items()}})
+    fig.varea(x="t", y1="min", y2="max", source=band, fill_color=SPREAD_COLOR, fill_alpha=0.15)
+    fig.varea(x="t", y1="p10", y2="p90", source=band, fill_color=SPREAD_COLOR, fill_alpha=0.3)
+    median = fig.line(x="t", y="median", source=band, line_color=SPREAD_COLOR, line_width=1.6)
+    fig.add_tools(HoverTool(renderers=[median], mode="vline", tooltips=[
+        ("at", "@t{0.0} s"), ("max", "@max{0,0.00}"), ("p90", "@p90{0,0.00}"), ("median", "@median{0,0.00}"),
+        ("p10", "@p10{0,0.00}"), ("min", "@min{0,0.00}")]))
+    colors = {line.name: PALETTE[3 + i] for i, line in enumerate(spread.slowest)}  # red, purple, brown
+    alone = ColumnDataSource({"xs": [_array(line.times_s) for line in spread.slowest],
+                              "ys": [_array(line.values) for line in spread.slowest],
+                              "name": [line.name for line in spread.slowest],
+                              "color": [colors[line.name] for line in spread.slowest]})
+    slowest = fig.multi_line("xs", "ys", source=alone, line_color="color", line_width=1.2)
+    fig.add_tools(HoverTool(renderers=[slowest], tooltips=[("", "@name"), ("at", "$snap_x{0.0} s"),
+                                                           (unit or "value", "$snap_y{0,0.00}")], line_policy="nearest"))
+    items = [LegendItem(label="median, p10-p90, min-max", renderers=[median])]
+    items += [LegendItem(label=line.name, renderers=[slowest], index=i) for i, line in enumerate(spread.slowest)]
+    fig.add_layout(Legend(items=items, label_text_font_size="9pt", spacing=0, padding=4, glyph_height=12,
+                          label_height=12), "right")
+    values = [v for v in spread.figures["min"] + spread.figures["max"] if v == v]
     low, top = min(values + [0.0]), max(values + [0.0])
     span = (top - low) or 1.0
     fig.y_range = Range1d(low - 0.03 * span, top + 0.08 * span)

@@ -27,6 +27,10 @@ from .verdict import verdict_of
 __all__ = ["build_page", "default_output", "write_html", "write_run_page"]
 
 MAX_MESSAGES = 200
+# Up to this many hosts a plot draws every host and the timeline gives each a lane; past it a
+# plot draws the spread over hosts with the slowest alone, the timeline gathers the hosts' and
+# ranks' lanes, and a table of every host with its figures keeps each one findable.
+MAX_HOSTS_DRAWN = 32
 # The plots of all hosts together: (title, unit, the metrics drawn in it).
 TOTALS = (("Storage, all hosts", "MB/s", ("read_Bps", "write_Bps")),
           ("Network, all hosts", "MB/s", ("rx_Bps", "tx_Bps")),
@@ -44,7 +48,7 @@ def build_page(record: RunRecord, page_path: Path | None = None) -> str:
     duration_s = ((record.end_ns or 0) - (record.start_ns or 0)) / 1e9
     x_range = charts.time_range(duration_s)  # one for every figure: they pan and zoom together
     marks = tl.stage_marks(record)
-    lanes = tl.lanes(record)
+    lanes = tl.gathered(tl.lanes(record), MAX_HOSTS_DRAWN)
     for lane in lanes:
         lane.label = shown(lane.label)
     figures = [charts.timeline(lanes, marks, x_range, _bar_text)] if lanes else []
@@ -54,12 +58,8 @@ def build_page(record: RunRecord, page_path: Path | None = None) -> str:
         if lines:
             figures.append(charts.lines(title, unit, lines, charts.colors_for([line.name for line in lines]), marks,
                                         x_range, "total " + "+".join(keys)))
-    colors = charts.colors_for([shown(host) for host in sorted(record.samples)])  # a host's colour in every plot
-    for metric in tl.METRICS:
-        lines = [_named(line, line.name) for line in tl.host_series(record, metric)]
-        if lines:
-            figures.append(charts.lines(metric.title + ", per host", metric.unit, lines, colors, marks, x_range,
-                                        metric.key))
+    many = len(record.samples) > MAX_HOSTS_DRAWN
+    figures += _spreads(record, marks, x_range) if many else _per_host(record, marks, x_range)
     io = io_section(record, x_range)
     io_figures = io.figures if io is not None else {}
     bokeh_js, script, divs = charts.embed(figures + list(io_figures.values()))
@@ -75,6 +75,7 @@ def build_page(record: RunRecord, page_path: Path | None = None) -> str:
         timeline=Markup(timeline_div) if timeline_div else None, legend=legend,
         series=[Markup(div) for div in series_divs], io=io, io_divs=io_divs,
         interval=f"every {record.interval_s:g} s, " if record.interval_s else "",
+        hosts=_host_table(record) if many else None,
         what=_what_ran(record), resolved=_resolved(record), cluster=_cluster(record),
         messages=_messages(record), more=len(record.messages) - MAX_MESSAGES,
         files=_files(record, page_path) if record.run_dir is not None else None,
@@ -94,6 +95,57 @@ def write_run_page(source: Path, output: Path | None = None) -> Path:
     record = read_run(source)
     output = Path(output) if output is not None else default_output(source)
     return write_html(build_page(record, output), output)
+
+
+def _per_host(record: RunRecord, marks, x_range) -> list:
+    from . import charts
+
+    colors = charts.colors_for([shown(host) for host in sorted(record.samples)])  # a host's colour in every plot
+    figures = []
+    for metric in tl.METRICS:
+        lines = [_named(line, line.name) for line in tl.host_series(record, metric)]
+        if lines:
+            figures.append(charts.lines(metric.title + ", per host", metric.unit, lines, colors, marks, x_range,
+                                        metric.key))
+    return figures
+
+
+def _spreads(record: RunRecord, marks, x_range) -> list:
+    from . import charts
+
+    figures = []
+    for metric in tl.METRICS:
+        spread = tl.envelope(record, metric)
+        if spread is not None:
+            spread.slowest = [_named(line, line.name) for line in spread.slowest]
+            title = f"{metric.title}, over {len(record.samples)} hosts (the {len(spread.slowest)} " \
+                    f"{'lowest' if metric.worse == 'low' else 'highest'} alone)"
+            figures.append(charts.envelope(title, metric.unit, spread, marks, x_range, metric.key))
+    return figures
+
+
+HOST_COLUMNS = (("read_Bps", "Read MB/s"), ("write_Bps", "Write MB/s"), ("rx_Bps", "Net in MB/s"),
+                ("tx_Bps", "Net out MB/s"), ("mem_available_bytes", "Least memory available GB"),
+                ("load1", "Load"))
+
+
+def _host_table(record: RunRecord) -> dict:
+    """Every host with its figures over the run (means; memory: its least), the slowest of
+    each figure marked: what the plots of many hosts cannot show one by one."""
+    figures = tl.host_figures(record)
+    slowest: dict[str, list[str]] = {}
+    for metric in tl.METRICS:
+        ranked = sorted((h for h in sorted(figures) if metric.key in figures[h]), key=lambda h: figures[h][metric.key],
+                        reverse=metric.worse == "high")
+        for host in ranked[:tl.SLOWEST_DRAWN]:
+            slowest.setdefault(host, []).append(metric.title.lower())
+    rows = [{"name": host, "cells": [_figure(figures[host].get(key)) for key, _ in HOST_COLUMNS],
+             "slowest": ", ".join(slowest.get(host, []))} for host in sorted(figures, key=tl.natural_key)]
+    return {"columns": [label for _, label in HOST_COLUMNS], "rows": rows}
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:,.2f}"
 
 
 # ----- sections ----------------------------------------------------------------------------
@@ -156,23 +208,43 @@ def _cell(host: dict, column) -> str | None:
 
 def _cluster(record: RunRecord) -> dict | None:
     """The table's rows: a host that did not answer with its error; the others with their
-    cells, each with what most hosts have where it differs from them."""
-    if not record.cluster:
+    cells, each with what most hosts have where it differs from them; with the preflight's
+    outcome per host when the run has one (a host only the preflight knows gets a row too)."""
+    preflight = record.preflight.get("per_host") if isinstance(record.preflight.get("per_host"), dict) else {}
+    if not record.cluster and not preflight:
         return None
     answered = {name: info for name, info in record.cluster.items() if "error" not in info}
     cells = {name: [_cell(info, column) for _, column in CLUSTER_COLUMNS] for name, info in answered.items()}
     usual = [Counter(row[i] for row in cells.values()).most_common(1)[0][0] if cells else None
              for i in range(len(CLUSTER_COLUMNS))]
     rows = []
-    for name, info in record.cluster.items():
-        if name not in answered:
-            rows.append({"name": name, "error": info.get("error"), "cells": [], "differs": False})
-            continue
-        differs = [len(cells) > 1 and value != usual[i] for i, value in enumerate(cells[name])]
-        shown_cells = [(value, _usual(usual[i]) if differs[i] else None) for i, value in enumerate(cells[name])]
-        rows.append({"name": name, "error": None, "differs": any(differs), "cells": shown_cells})
+    for name in [*record.cluster, *(h for h in preflight if h not in record.cluster)]:
+        info = record.cluster.get(name)
+        row = {"name": name, "error": None, "cells": [], "differs": False, "preflight": _preflight(preflight.get(name))}
+        if info is None:
+            row["error"] = "no cluster information"
+        elif name not in answered:
+            row["error"] = f"no information: {info.get('error')}"
+        else:
+            differs = [len(cells) > 1 and value != usual[i] for i, value in enumerate(cells[name])]
+            row["cells"] = [(value, _usual(usual[i]) if differs[i] else None) for i, value in enumerate(cells[name])]
+            row["differs"] = any(differs)
+        rows.append(row)
     return {"columns": [label for label, _ in CLUSTER_COLUMNS], "rows": rows, "compared": len(cells) > 1,
-            "differing": sum(row["differs"] for row in rows)}
+            "differing": sum(row["differs"] for row in rows), "preflight": bool(preflight),
+            "preflight_failed": sum(row["preflight"]["status"] == "failed" for row in rows if row["preflight"])}
+
+
+def _preflight(entry) -> dict | None:
+    """A host's preflight outcome: passed, or its problems and warnings, a line each."""
+    if not isinstance(entry, dict):
+        return None
+    status = entry.get("status") if entry.get("status") in ("ok", "warning", "failed") else "unknown"
+    lines = [str(line) for key in ("problems", "warnings") for line in entry.get(key) or () if isinstance(
+        entry.get(key), list)]
+    if entry.get("error"):
+        lines.insert(0, str(entry["error"]))
+    return {"status": status, "text": "passed" if status == "ok" else status, "lines": lines}
 
 
 def _usual(value) -> str:

@@ -29,9 +29,11 @@ from . import dlio_facts as dlio
 from .headline import Headline, headlines, number, short_texts
 from .io_trace import load_io_trace
 from .launcher_layout import launcher_fields
-from .recording import Span, numbers, read_recording, typical_interval
+from .recording import Span, read_recording
+from .samples import HostSamples, read_timeseries_file, time_bounds
 
 RECORDING = "events.jsonl"
+RECORDINGS = (RECORDING, RECORDING + ".gz")  # plain while the run lasts; a large one gzip once it ended
 REPORT = "report.html"
 METADATA_SUFFIX = "_metadata.json"
 SUMMARY = "summary.json"
@@ -86,12 +88,13 @@ class RunRecord:
     command_line: str | None = None  # as run, quoted for a shell (secrets ***)
     spans: list[Span] = field(default_factory=list)  # in the order they started
     messages: list[dict] = field(default_factory=list)  # results, warnings, errors and stalls
-    samples: dict[str, list[dict]] = field(default_factory=dict)  # host -> samples (timestamp_ns + numbers)
+    samples: dict[str, HostSamples] = field(default_factory=dict)  # host -> its samples, as columns
     interval_s: float | None = None
     cluster: dict[str, dict] = field(default_factory=dict)  # host -> information at the start
     files: list[tuple[str, int | None]] = field(default_factory=list)  # (name, bytes); folders end in / with None
     problems: list[str] = field(default_factory=list)  # what was left out while reading, one line each
     io_trace: dict = field(default_factory=dict)  # the metadata's io_trace (--io-trace): requested, file, ranks...
+    preflight: dict = field(default_factory=dict)  # the metadata's preflight: per_host -> status, problems...
 
     # ----- what ran ----------------------------------------------------------------------
     @property
@@ -164,7 +167,7 @@ class RunRecord:
     def _moments(self):
         yield from (s.start_ns for s in self.spans)
         yield from (s.end_ns for s in self.spans)
-        yield from (s["timestamp_ns"] for series in self.samples.values() for s in series)
+        yield from time_bounds(self.samples) or ()
 
     def stage_durations(self) -> dict[str, float]:
         return {s.name: s.duration_s for s in self.stages}
@@ -206,8 +209,10 @@ def read_run(path: Path, results_dir: Path | None = None, recording: bool = True
             raise NotARun(f"{path}: no such run folder or recording")
         record = RunRecord(run_dir=None, run_id=path.name, layout=None, benchmark=None, model=None, command=None)
         return _with_recording(record, path)
-    if recording and (path / RECORDING).is_file():
-        return _with_recording(_record_beside_recording(path, results_dir), path / RECORDING)
+    found = next((path / name for name in RECORDINGS if (path / name).is_file()), None) if recording else None
+    if found is not None:
+        record = _record_beside_recording(path, results_dir)
+        return _with_recording(record, found, samples_wanted=not record.samples)
     if recording and not metadata_files_in(path):
         raise NotARun(f"{path}: not a run folder (no {RECORDING} in it)")
     return _run_record(path, results_dir)
@@ -306,27 +311,16 @@ def _record_beside_recording(folder: Path, results_dir: Path | None) -> RunRecor
     cluster = _json_file(record.problems, folder, "cluster_start", dict)
     if cluster is not None:
         record.cluster = {str(h): i for h, i in cluster.items() if isinstance(i, dict)}
-    timeseries = _json_file(record.problems, folder, "timeseries", dict)
-    if timeseries is not None:
-        hosts = timeseries.get("hosts")
-        if isinstance(hosts, dict) and all(isinstance(s, list) for s in hosts.values()):
-            record.samples = {str(host): sorted((numbers(s) for s in series if isinstance(s, dict)
-                                                 and isinstance(s.get("timestamp_ns"), int)),
-                                                key=lambda s: s["timestamp_ns"])
-                              for host, series in hosts.items()}
-            interval = timeseries.get("interval_s")
-            record.interval_s = float(interval) if number(interval) and interval > 0 else typical_interval(
-                record.samples)
-        else:
-            record.problems.append(f"{_named(folder, 'timeseries')}: no hosts in it; "
-                                   "the time series come from the events")
+    path = _named(folder, "timeseries")
+    if path is not None:
+        record.samples, record.interval_s = read_timeseries_file(path, record.problems)
     return record
 
 
-def _with_recording(record: RunRecord, path: Path) -> RunRecord:
+def _with_recording(record: RunRecord, path: Path, samples_wanted: bool = True) -> RunRecord:
     """record with what its recording holds; what the run record lacks comes from the run span."""
-    found = read_recording(path)
-    record.source = path.parent if path.name == RECORDING and record.run_dir is not None else path
+    found = read_recording(path, samples_wanted)
+    record.source = path.parent if path.name in RECORDINGS and record.run_dir is not None else path
     record.spans, record.messages = found.spans, found.messages
     record.problems.extend(found.problems)
     record.command_line = record.command_line or found.command_line
@@ -446,6 +440,7 @@ def record_of_ours(metadata: dict, run_dir: Path, summary: dict | None = None, m
         error=_text(metadata.get("error")),
         command_line=shlex.join(redact_argv(command)) if command else None,
         io_trace=_dict(metadata.get("io_trace")),
+        preflight=_dict(metadata.get("preflight")),
     )
     if benchmark == "checkpointing":
         written = dlio.as_int(metrics.get("checkpoints_written"))

@@ -18,6 +18,7 @@ from opentelemetry.semconv._incubating.attributes.process_attributes import PROC
 from ..emitter import events as ev
 from ..redaction import redact_argv
 from ..emitter.reading import OpenSpans, Recording
+from .samples import HostSamples, from_dicts, typical_interval
 
 COMMAND_LINE = "command: "  # --debug's line
 
@@ -48,19 +49,21 @@ class Recorded:
     spans: list[Span] = field(default_factory=list)  # in the order they started
     messages: list[dict] = field(default_factory=list)  # log events of level result, warning and error; stalls
     command_line: str | None = None  # the job's (or the --debug line's), secrets redacted
-    samples: dict[str, list[dict]] = field(default_factory=dict)  # host -> samples (timestamp_ns + numbers)
+    samples: dict[str, HostSamples] = field(default_factory=dict)  # host -> its samples
     interval_s: float | None = None  # the samples' typical spacing
     problems: list[str] = field(default_factory=list)
 
 
-def read_recording(path: Path) -> Recorded:
-    """What the recording at path holds; of a recording of several runs, the last run."""
+def read_recording(path: Path, samples_wanted: bool = True) -> Recorded:
+    """What the recording at path holds; of a recording of several runs, the last run.
+    samples_wanted=False: its sample events are passed over (the run folder's timeseries
+    file has them)."""
     found = Recorded()
     finished: dict[str, dict] = {}
     open_spans = OpenSpans()
     samples: list[tuple] = []
     runs: list[str] = []
-    with Recording(path) as recording:
+    with Recording(path, skip_types=() if samples_wanted else (ev.SAMPLE,)) as recording:
         for event in recording:
             open_spans.note(event)
             type_ = event["type"]
@@ -68,7 +71,7 @@ def read_recording(path: Path) -> Recorded:
                 finished[event["span_id"]] = event
             elif type_ == ev.RUN_STARTED:
                 runs.append(event["trace_id"])
-            elif type_ == ev.SAMPLE:
+            elif type_ == ev.SAMPLE and samples_wanted:
                 sample = {**numbers(event["values"]), "timestamp_ns": ev.ns_from_iso(event["timestamp"])}
                 samples.append((event.get("trace_id"), event["host"], sample))
             elif type_ == ev.STALL:  # with the warnings: "stalled: ...", "resumed: ..."
@@ -90,10 +93,10 @@ def read_recording(path: Path) -> Recorded:
         samples = [s for s in samples if s[0] == trace]
     found.spans = sorted(map(_span, finished.values()), key=lambda s: (s.start_ns, s.end_ns))
     found.command_line = job_command_line(found.spans) or found.command_line
+    per_host: dict[str, list[dict]] = {}
     for _, host, sample in samples:
-        found.samples.setdefault(host, []).append(sample)
-    for series in found.samples.values():
-        series.sort(key=lambda s: s["timestamp_ns"])
+        per_host.setdefault(host, []).append(sample)
+    found.samples = {host: from_dicts(series) for host, series in per_host.items()}
     found.interval_s = typical_interval(found.samples)
     return found
 
@@ -122,9 +125,3 @@ def numbers(values: dict) -> dict:
     """The finite numbers of a sample's values."""
     return {k: v for k, v in values.items()
             if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
-
-
-def typical_interval(samples: dict[str, list[dict]]) -> float | None:
-    gaps = sorted(b["timestamp_ns"] - a["timestamp_ns"]
-                  for series in samples.values() for a, b in zip(series, series[1:]))
-    return gaps[len(gaps) // 2] / 1e9 if gaps and gaps[len(gaps) // 2] > 0 else None

@@ -12,8 +12,11 @@ stacked in rows of their own within the lane.
 from __future__ import annotations
 
 import datetime
+import itertools
 import re
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .record import RunRecord
 from .recording import Span
@@ -89,15 +92,13 @@ def _hosts_in_order(lanes: list[Lane]) -> list[Lane]:
     """Lanes of hosts or ranks that follow each other sorted by name (node2 before node10):
     hosts collected in parallel start in any order."""
     ordered: list[Lane] = []
-    for lane in lanes:
-        run = []
-        while ordered and lane.kind in ("host", "rank") and ordered[-1].kind == lane.kind:
-            run.append(ordered.pop())
-        ordered.extend(sorted(run + [lane], key=lambda l: _natural(l.label)) if run else [lane])
+    for kind, group in itertools.groupby(lanes, key=lambda l: l.kind if l.kind in ("host", "rank") else id(l)):
+        group = list(group)
+        ordered.extend(sorted(group, key=lambda l: natural_key(l.label)) if kind in ("host", "rank") else group)
     return ordered
 
 
-def _natural(text: str) -> list:
+def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
@@ -130,11 +131,12 @@ def stage_marks(record: RunRecord) -> list[StageMark]:
 # ----- time series -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Metric:
-    key: str  # in a sample
+    key: str  # in a sample (samples.KEYS)
     title: str
     unit: str
     scale: float  # sample value x scale = shown value
     total: str  # how hosts add up: sum | mean
+    worse: str = "low"  # which way a host is the slow one: low (a rate, memory left) | high (load)
 
 
 METRICS = (
@@ -143,7 +145,7 @@ METRICS = (
     Metric("rx_Bps", "Network in", "MB/s", 1e-6, "sum"),
     Metric("tx_Bps", "Network out", "MB/s", 1e-6, "sum"),
     Metric("mem_available_bytes", "Memory available", "GB", 1e-9, "sum"),
-    Metric("load1", "Load (1 min)", "", 1.0, "mean"),
+    Metric("load1", "Load (1 min)", "", 1.0, "mean", worse="high"),
 )
 TOTAL = "all hosts"
 
@@ -157,37 +159,141 @@ class Series:
     values: list[float]
 
 
-def host_series(record: RunRecord, metric: Metric) -> list[Series]:
-    """A line per host (in host order) of one metric."""
-    origin = record.start_ns or 0
+def _points(record: RunRecord, host: str, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
+    """(seconds since the run started, shown values) of a host's samples that hold the metric."""
+    samples = record.samples[host]
+    column = samples.values.get(metric.key)
+    if column is None:
+        return np.empty(0), np.empty(0)
+    kept = ~np.isnan(column)
+    return (samples.times_ns[kept] - float(record.start_ns or 0)) / 1e9, column[kept] * metric.scale
+
+
+def host_series(record: RunRecord, metric: Metric, hosts: list[str] | None = None) -> list[Series]:
+    """A line per host (in host order; of the hosts given, else all) of one metric."""
     lines = []
-    for host, samples in sorted(record.samples.items()):
-        points = [((s["timestamp_ns"] - origin) / 1e9, s[metric.key] * metric.scale)
-                  for s in samples if metric.key in s]
-        if points:
-            lines.append(Series(host, [round(t, 3) for t, _ in points], [v for _, v in points]))
+    for host in sorted(record.samples) if hosts is None else hosts:
+        times, values = _points(record, host, metric)
+        if len(times):
+            lines.append(Series(host, np.round(times, 3).tolist(), values.tolist()))
     return lines
 
 
+@dataclass
+class Binned:
+    """Every host's values of a metric in interval-wide time bins (each host samples on its
+    own clock): a row per host (in host order), NaN where a host has no sample in a bin."""
+
+    hosts: list[str]
+    times_s: np.ndarray  # each bin's mean sample time
+    values: np.ndarray  # hosts x bins
+
+
+def binned(record: RunRecord, metric: Metric) -> Binned | None:
+    points = {host: _points(record, host, metric) for host in sorted(record.samples)}
+    points = {host: tv for host, tv in points.items() if len(tv[0])}
+    if not points:
+        return None
+    interval = record.interval_s or 1.0
+    first = min(times[0] for times, _ in points.values())
+    bins = {host: np.round((times - first) / interval).astype(np.int64) for host, (times, _) in points.items()}
+    keys = np.unique(np.concatenate(list(bins.values())))
+    values = np.full((len(points), len(keys)), np.nan)
+    time_sum, time_count = np.zeros(len(keys)), np.zeros(len(keys))
+    for row, (host, (times, host_values)) in enumerate(points.items()):
+        where = np.searchsorted(keys, bins[host])
+        values[row, where] = host_values  # (two samples of a host in one bin: the later one)
+        np.add.at(time_sum, where, times)
+        np.add.at(time_count, where, 1)
+    return Binned(list(points), np.round(time_sum / time_count, 3), values)
+
+
 def total_series(record: RunRecord, metric: Metric) -> Series | None:
-    """All hosts together: samples put in interval-wide buckets (each host samples on its own
-    clock), then added up (or averaged, for the load). A bucket a host missed counts without it."""
-    lines = host_series(record, metric)
-    return _total(lines, record.interval_s or 1.0, metric.total) if lines else None
+    """All hosts together: samples put in interval-wide buckets, then added up (or averaged,
+    for the load). A bucket a host missed counts without it."""
+    found = binned(record, metric)
+    if found is None:
+        return None
+    present = ~np.isnan(found.values)
+    total = np.where(present, found.values, 0.0).sum(axis=0)
+    if metric.total == "mean":
+        total = total / present.sum(axis=0)
+    return Series(f"{TOTAL} ({metric.total})", found.times_s.tolist(), total.tolist())
 
 
-def _total(lines: list[Series], interval_s: float, how: str) -> Series:
-    first = min(line.times_s[0] for line in lines)
-    buckets: dict[int, list[float]] = {}
-    times: dict[int, list[float]] = {}
-    for line in lines:
-        for t, v in zip(line.times_s, line.values):
-            k = round((t - first) / interval_s)
-            buckets.setdefault(k, []).append(v)
-            times.setdefault(k, []).append(t)
-    keys = sorted(buckets)
-    values = [sum(buckets[k]) / (len(buckets[k]) if how == "mean" else 1) for k in keys]
-    return Series(f"{TOTAL} ({how})", [round(sum(times[k]) / len(times[k]), 3) for k in keys], values)
+ENVELOPE = ("min", "p10", "median", "p90", "max")
+SLOWEST_DRAWN = 3  # hosts drawn alone over the envelope, per metric
+
+
+@dataclass
+class Envelope:
+    """What a plot of many hosts shows: per time bin the spread over hosts, and the hosts
+    furthest on the slow side of the median over the run (drawn alone)."""
+
+    times_s: list[float]
+    figures: dict[str, list[float]]  # ENVELOPE name -> a value per bin
+    slowest: list[Series]
+
+
+def envelope(record: RunRecord, metric: Metric, slowest: int = SLOWEST_DRAWN) -> Envelope | None:
+    found = binned(record, metric)
+    if found is None:
+        return None
+    figures = np.nanpercentile(found.values, [0, 10, 50, 90, 100], axis=0)
+    typical = np.nanmean(found.values, axis=1)  # each host over the run
+    order = np.argsort(typical if metric.worse == "low" else -typical, kind="stable")
+    drawn = [found.hosts[i] for i in order[:slowest]]
+    return Envelope(found.times_s.tolist(), {name: row.tolist() for name, row in zip(ENVELOPE, figures)},
+                    host_series(record, metric, drawn))
+
+
+def host_figures(record: RunRecord) -> dict[str, dict[str, float]]:
+    """host -> per metric key its mean over the run (memory: its least), in shown units."""
+    found = {}
+    for metric in METRICS:
+        for host in record.samples:
+            _, values = _points(record, host, metric)
+            if len(values):
+                figure = values.min() if metric.key == "mem_available_bytes" else values.mean()
+                found.setdefault(host, {})[metric.key] = float(figure)
+    return found
+
+
+# ----- many hosts ----------------------------------------------------------------------------
+def gathered(lanes: list[Lane], most: int) -> list[Lane]:
+    """The lanes with each run of more than `most` host lanes (or rank lanes) gathered in
+    one lane of a bar per parent span (a collection, the job), spanning its children, named
+    with their count and the slowest; the failed ones and the slowest keep lanes of their own."""
+    found: list[Lane] = []
+    for kind, group in itertools.groupby(lanes, key=lambda l: l.kind if l.kind in ("host", "rank") else id(l)):
+        group = list(group)
+        if kind not in ("host", "rank") or len(group) <= most:
+            found.extend(group)
+            continue
+        bars = [bar for lane in group for bar in lane.bars]
+        slowest = max(group, key=lambda l: max(b.end_s - b.start_s for b in l.bars))
+        what = "hosts" if kind == "host" else f"ranks on {len(group)} hosts"
+        lane = Lane(f"{len(group) if kind == 'host' else len(bars)} {what}", kind, group[0].depth,
+                    [_gathered_bar(same, what, kind) for _, same in
+                     itertools.groupby(sorted(bars, key=lambda b: (b.span.parent_id or "", b.start_s)),
+                                       key=lambda b: b.span.parent_id)])
+        _stack_rows(lane)
+        found.append(lane)
+        found.extend(l for l in group if l.failed or l is slowest)
+    return found
+
+
+def _gathered_bar(bars, what: str, kind: str) -> Bar:
+    bars = list(bars)
+    first, last = min(b.start_s for b in bars), max(b.end_s for b in bars)
+    failed = [b for b in bars if b.span.failed]
+    longest = max(bars, key=lambda b: b.end_s - b.start_s)
+    name = (f"{len(bars)} {what.split(' ')[0]}: the longest {longest.span.name} {format_duration(longest.span.duration_s)}"
+            + (f", {len(failed)} failed" if failed else ""))
+    origin = longest.span.start_ns - int(longest.start_s * 1e9)
+    span = Span("", None, "task", name, origin + int(first * 1e9), origin + int(last * 1e9),
+                "error" if failed else "ok", f"{len(failed)} failed" if failed else None, {})
+    return Bar(span, first, last)
 
 
 def format_duration(seconds: float) -> str:

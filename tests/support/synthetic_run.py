@@ -250,6 +250,7 @@ def write_synthetic_run(folder: Path, spec: SyntheticRun = SyntheticRun()) -> Pa
                                    "hosts": run_attrs["mlpstorage.hosts"]},
         "workload": "unet3d_h100",
         "resolved_parameters": {"model": "unet3d", "framework": "pytorch",
+                                "workflow": {"generate_data": False, "train": True, "checkpoint": True},
                                 "dataset": {"num_files_train": 28000, "format": "npz"},
                                 "reader": {"batch_size": 7, "storage_options": {"secret_key": "***"}},
                                 "train": {"epochs": spec.epochs, "computation_time": 0.323}, "metric": {"au": 0.90}},
