@@ -134,8 +134,10 @@ class DlioBenchmark(Benchmark):
         argv = self.command_line()
         oversubscribe = "--oversubscribe" in argv  # as the launch will say it
         mpi_bin = self.options.mpi.mpi_bin
+        # srun places the ranks by the allocation: the hosts' slots only spread them (never refuse)
+        spread = oversubscribe or mpi_bin == "srun"
         return Needs(interpreter=sys.executable, launcher=None if mpi_bin == "srun" else mpi_bin,
-                     ranks=ranks_per_host(self.hosts, self.dlio.processes, self.options.mpi.map_by, oversubscribe),
+                     ranks=ranks_per_host(self.hosts, self.dlio.processes, self.options.mpi.map_by, spread),
                      oversubscribe=oversubscribe)
 
     # ----- the verdict (mlpstorage/reports/verdict.py) -----------------------------------

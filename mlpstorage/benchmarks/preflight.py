@@ -140,6 +140,8 @@ class Preflight:
                 reference, reports, offsets = self._gather(request, handle)
         finally:
             _remove_markers(markers)
+        if "error" in reference:  # nothing to compare the hosts with
+            raise ValidationError(f"the preflight could not run on this host: {reference['error']}")
         findings = []
         for host in self.hosts:
             report = reports[host]
