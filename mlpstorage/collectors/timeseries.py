@@ -1,11 +1,14 @@
 """Time series during a run: every host sampled at a fixed rate, this host directly and the
 others over SSH (the same sampler code, hostinfo.samples, runs on both sides), each a session
-on the run's connection to that host when there is one (SshConnections)."""
+on the run's connection to that host when there is one (SshConnections). Each sample is
+compacted (rates in whole bytes a second) before anyone sees it: the event stream, the
+recording and the metrics keep every sample of every host."""
 
 from __future__ import annotations
 
 import contextvars
 import json
+import math
 import os
 import subprocess
 import threading
@@ -17,6 +20,18 @@ from . import hostinfo
 from .ssh import SshConnections, SshOptions, remote_script
 
 OnSample = Callable[[str, dict], None]
+
+
+def compact(sample: dict) -> dict:
+    """sample with its rates rounded to whole bytes a second, in place. The counters they come
+    from are whole bytes, so the digits after the point are only the timing's noise; the
+    recording keeps one sample per host and interval, and they made up a tenth of its bytes
+    (docs/performance.md, A thousand hosts)."""
+    for rate in hostinfo.RATES.values():
+        value = sample.get(rate)
+        if isinstance(value, float) and math.isfinite(value):
+            sample[rate] = round(value)
+    return sample
 
 
 def _thread_in_this_context(loop: Callable[[], None], host: str) -> threading.Thread:
@@ -38,6 +53,7 @@ class LocalSampler:
 
     def _loop(self) -> None:
         for sample in hostinfo.samples(*self._args, stop=self._stop.wait):
+            compact(sample)
             sample["host"] = self.host
             self.samples.append(sample)
             self._on_sample(self.host, sample)
@@ -81,6 +97,9 @@ class SshSampler:
                 sample = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if not isinstance(sample, dict):
+                continue
+            compact(sample)
             sample["host"] = self.host
             with self._lock:
                 if self._stopped:

@@ -7,6 +7,9 @@ A recording may come from anywhere (a batch job, a colleague, a download):
   with one error. After that first line, a bad line (a crash mid-write truncates the last
   one) is skipped with a warning, the first MAX_WARNINGS of them each on a line of their own
   and the rest counted in one more.
+- A recording is plain text, or gzip (a large one once its run ended: recording.py); the
+  first bytes tell which, whatever the file's name. A compressed recording cut short reads up
+  to its cut, with one warning, as a plain one does.
 - A recording cut short (the launcher killed: spans started and never finished) ends as a
   live run ends on an interrupt: OpenSpans finishes every span still open, innermost first,
   at the recording's last timestamp with error UNFINISHED, its open stage keeping the
@@ -17,13 +20,16 @@ Standard library only.
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 from ..errors import UsageError
 from . import events as ev
 from .events import MAX_SPAN_EVENTS
+from .recording import COMPRESSED_NAME, FILE_NAME
 
 UNFINISHED = ev.UNFINISHED
 MAX_WARNINGS = 10
@@ -34,11 +40,43 @@ MAX_FIRST_LINE = 1 << 20
 MAX_DEPTH = 32
 # Where a line's type is looked for when some are skipped: it is the second key of an event.
 UNREAD_WITHIN = 64
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class NotARecording(UsageError):
     def __init__(self, path: Path, why: str):
         super().__init__(f"{path}: not an mlpstorage recording ({why})")
+
+
+# ----- finding and opening ---------------------------------------------------------------
+def find_recording(folder: Path) -> Path | None:
+    """The recording in a run folder: events.jsonl, or events.jsonl.gz once compressed; None
+    when it has neither."""
+    for name in (FILE_NAME, COMPRESSED_NAME):
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
+def _compressed_instead(path: Path) -> Path:
+    """path, or path.gz when only that exists: a run's events.jsonl compressed as it ended."""
+    compressed = path.with_name(path.name + ".gz")
+    return compressed if not path.exists() and compressed.is_file() else path
+
+
+def _open_text(path: Path) -> IO[str]:
+    """path as text, decompressed if it is gzip (told by its first bytes, not its name)."""
+    handle = open(path, "rb")
+    try:
+        compressed = handle.read(2) == GZIP_MAGIC
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
+    if compressed:
+        return gzip.open(handle, "rt", encoding="utf-8", errors="replace")
+    handle.close()
+    return open(path, encoding="utf-8", errors="replace")
 
 
 # ----- reading -----------------------------------------------------------------------------
@@ -70,20 +108,21 @@ def _deeper_than(value, limit: int) -> bool:
 
 
 class Recording:
-    """An events.jsonl opened for replay; opening it checks that it is a recording at all
-    (NotARecording otherwise). Iterating yields its valid events; the bad lines after the
-    first are collected as warnings in `problems`."""
+    """An events.jsonl (or events.jsonl.gz) opened for replay; opening it checks that it is a
+    recording at all (NotARecording otherwise). A path to events.jsonl that is gone opens the
+    events.jsonl.gz its run left instead. Iterating yields its valid events; the bad lines
+    after the first are collected as warnings in `problems`."""
 
     def __init__(self, path: Path, skip_types: tuple[str, ...] = ()):
         """skip_types: events of these types are passed over unread (not parsed, not checked),
         for a reader that has what they hold elsewhere (the reports: a run folder's time
         series file holds its samples, most of a large recording's lines)."""
-        self.path = path
+        self.path = path = _compressed_instead(Path(path))
         self.problems: list[str] = []
         self._skipped = 0
         self._unread = tuple(f'"type":"{t}"' for t in skip_types)  # as to_json_line writes it
         try:
-            self._handle = open(path, encoding="utf-8", errors="replace")
+            self._handle = _open_text(path)
         except OSError as exc:
             raise UsageError(f"{path}: {exc.strerror}") from None
         self._lines = self._numbered_lines()
@@ -107,6 +146,9 @@ class Recording:
                 if line.strip():
                     bound = -1
                     yield number, line
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # compressed, and cut or damaged there
+            self.problems.append(f"{self.path}: the compressed recording ends early after line {number} "
+                                 f"({exc}); read up to there")
         except OSError as exc:
             raise UsageError(f"{self.path}: {exc.strerror or exc}") from None
 
