@@ -323,6 +323,8 @@ def test_broken_hosts_over_ssh_each_one_line_and_the_run_stops_before_mpirun(mlp
     [(marker, shared)] = per_host[good]["shared"].items()  # the results folder, seen from there
     assert shared and Path(marker).parent == tmp_path and not Path(marker).exists()
     assert per_host[own_data]["data"] == {"exists": True, "files": 3, "bytes": 18}
+    assert preflight["this_host"]["data"] == {"exists": True, "files": 4, "bytes": 30}
+    assert preflight["this_host"]["launcher"] == per_host[good]["launcher"]
 
 
 @pytest.mark.slow

@@ -84,6 +84,7 @@ class PreflightResult:
             "channel": self.channel, "duration_s": round(self.duration_s, 3), "hosts": len(self.hosts),
             "passed": self.passed, "failed": self.failed_hosts, "ignored": self.ignored,
             "clock_warn_s": CLOCK_WARN_S, "clock_limit_s": CLOCK_LIMIT_S,
+            "this_host": _facts(self.reference),  # what "the same" meant
             "per_host": {host: self._host_entry(host) for host in self.hosts},
         }
 
@@ -91,23 +92,31 @@ class PreflightResult:
         report = self.reports.get(host) or {}
         mine = [f for f in self.findings if f.host == host]
         status = "failed" if any(f.severity == ERROR for f in mine) else "warning" if mine else "ok"
-        probe = report.get("interpreter") or {}
         entry = {
-            "status": status, "hostname": report.get("hostname"), "clock_offset_s": _rounded(self.offsets.get(host)),
-            "cores": report.get("cores"), "memory_total_bytes": (report.get("memory") or {}).get("total_bytes"),
-            "memory_available_bytes": (report.get("memory") or {}).get("available_bytes"),
-            "versions": {module: found.get("version") for module, found in (probe.get("modules") or {}).items()},
-            "mpi_library": probe.get("mpi_library"),
-            "launcher": ((report.get("launcher") or {}).get("version_output") or "").split("\n")[0] or None,
+            "status": status, "clock_offset_s": _rounded(self.offsets.get(host)), **_facts(report),
             "shared": {path: held for path, held in (report.get("markers") or {}).items()},
             "problems": [f.text for f in mine if f.severity == ERROR],
             "warnings": [f.text for f in mine if f.severity != ERROR],
         }
-        if "data" in report:
-            entry["data"] = {k: report["data"].get(k) for k in ("exists", "files", "bytes")}
         if "error" in report:
             entry["error"] = report["error"]
         return entry
+
+
+def _facts(report: dict) -> dict:
+    """What a report says of its host, for the metadata."""
+    probe = report.get("interpreter") or {}
+    facts = {
+        "hostname": report.get("hostname"), "cores": report.get("cores"),
+        "memory_total_bytes": (report.get("memory") or {}).get("total_bytes"),
+        "memory_available_bytes": (report.get("memory") or {}).get("available_bytes"),
+        "versions": {module: found.get("version") for module, found in (probe.get("modules") or {}).items()},
+        "mpi_library": probe.get("mpi_library"),
+        "launcher": ((report.get("launcher") or {}).get("version_output") or "").split("\n")[0] or None,
+    }
+    if "data" in report:
+        facts["data"] = {k: report["data"].get(k) for k in ("exists", "files", "bytes")}
+    return facts
 
 
 def _rounded(value: float | None) -> float | None:
