@@ -7,7 +7,6 @@ refuses SSH), and the MPI (local mpirun) and Slurm (srun) channels, each passing
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
