@@ -31,6 +31,7 @@ if [ $tests = 1 ]; then
   [ -x /usr/sbin/sshd ] || need+=("openssh-server|no sshd: the SSH collection tests start their own")
   command -v tmux >/dev/null || need+=("tmux|no tmux: the live display is tested in a real terminal")
   command -v strace >/dev/null || need+=("strace|no strace: the I/O trace tests slow one rank's reads with it")
+  command -v faketime >/dev/null || need+=("faketime|no faketime: the preflight tests run one sshd test host's clock ahead")
   command -v pgrep >/dev/null || need+=("procps|no pgrep: the tests look for leftover processes")
   command -v hostname >/dev/null || need+=("hostname|no hostname: the sshd test hosts name themselves")
   command -v unshare >/dev/null || need+=("util-linux|no unshare: each sshd test host gets its own host name (unshare --uts)")
