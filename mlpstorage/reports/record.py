@@ -278,8 +278,8 @@ def _read_json(path: Path, run_id: str):
 def _read_yaml(path: Path, run_id: str):
     import yaml
 
-    try:
-        return yaml.safe_load(path.read_text())
+    try:  # libyaml's safe loader when there is one: ten times the pure-Python one's speed (reportgen)
+        return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except FileNotFoundError:
         return None
     except OSError as exc:

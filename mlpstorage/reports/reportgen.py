@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..results import check_writable, write_json, write_text
+from ..results import check_writable, write_text
 from .overview import index_html
 from .io_trace import read_text
 from .record import METADATA_SUFFIX, SUMMARY, NotARun, RunRecord, is_ours, read_run
@@ -209,10 +209,18 @@ def results_csv(results: list[dict]) -> str:
     return text.getvalue()
 
 
+def results_json(results: list[dict]) -> str:
+    """results.json's text, indented as json.dumps(indent=2) would (which takes 14 s for
+    10,000 runs in pure Python; msgspec 0.2 s); anything not JSON as its str()."""
+    import msgspec
+
+    return msgspec.json.format(msgspec.json.encode(results, enc_hook=str), indent=2).decode() + "\n"
+
+
 def write_outputs(report: Report, output_dir: Path) -> list[Path]:
     results = [as_result(r, v) for r, v in report.runs]
     return [
-        write_json(output_dir / RESULTS_JSON, results),
+        write_text(output_dir / RESULTS_JSON, results_json(results)),
         write_text(output_dir / RESULTS_CSV, results_csv(results)),
         write_text(output_dir / INDEX_HTML, index_html(report, output_dir)),
     ]
