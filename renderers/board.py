@@ -7,10 +7,18 @@ Time-series samples are timed by their own timestamps: the board's sample clock 
 timestamp among them, and a host is silent when that clock has moved more than
 SILENT_AFTER_INTERVALS intervals past its last sample. So a replay judges exactly as the live
 run did, and a host whose clock is off does not make the others look silent.
+
+A sample costs the same whatever the number of hosts (a thousand report every interval): the
+board keeps the hosts in the order their last sample came, so the silent ones are the first
+few, and the gaps between samples sorted, so their median is read, not computed. Only the
+aggregate (once per interval in plain mode, once per frame in the live display) visits every
+host.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 from dataclasses import dataclass, field
 
 from mlpstorage.emitter.events import ERROR_REPORTED, VERDICT, VERDICT_NOTES, VERDICT_REASONS, ns_from_iso
@@ -93,6 +101,12 @@ class Board:
     sample_clock_ns: int = 0  # the newest sample timestamp: the time as the samples tell it
     first_sample_ns: int = 0  # the sample clock at the run's first sample
     stalls: dict[str, dict] = field(default_factory=dict)  # the stalls flagged and not resumed, by key
+    # Kept with `hosts` by _apply_sample: the hosts in the order their last sample came (so by
+    # seen_ns), their gaps sorted, the run's hosts yet to send one, the hosts outside the run.
+    _by_seen: dict[str, None] = field(default_factory=dict, repr=False)
+    _gaps: list[int] = field(default_factory=list, repr=False)
+    _waiting: set[str] = field(default_factory=set, repr=False)
+    _strangers: int = 0
 
     @property
     def current_stage(self) -> SpanRow | None:
@@ -134,6 +148,9 @@ class Board:
                 hosts = [hosts] if isinstance(hosts, str) else hosts
                 self.run_hosts = list(dict.fromkeys(str(h).split(":", 1)[0] for h in hosts))
                 self.hosts.clear()
+                self._by_seen.clear()
+                self._gaps.clear()
+                self._waiting, self._strangers = set(self.run_hosts), 0
                 self.stalls.clear()
                 self.sample_clock_ns = self.first_sample_ns = 0
             elif kind == "stage":
@@ -173,24 +190,62 @@ class Board:
         if not self.hosts:
             self.first_sample_ns = at
         self.sample_clock_ns = max(self.sample_clock_ns, at)
-        last = self.hosts.get(event["host"])
+        host = event["host"]
+        self._by_seen.pop(host, None)
+        self._by_seen[host] = None  # last: its seen_ns is the newest
+        last = self.hosts.get(host)
         if last is None:
-            self.hosts[event["host"]] = HostSeries(event["values"], at, self.sample_clock_ns)
+            self.hosts[host] = HostSeries(event["values"], at, self.sample_clock_ns)
+            if host in self._waiting:
+                self._waiting.discard(host)
+            else:
+                self._strangers += 1
             return
         if at > last.sampled_ns:
+            self._replace_gap(last.gap_ns, at - last.sampled_ns)
             last.gap_ns = at - last.sampled_ns
         last.values, last.sampled_ns, last.seen_ns = event["values"], at, self.sample_clock_ns
         last.count += 1
 
+    def _replace_gap(self, old: int | None, new: int) -> None:
+        if old:
+            del self._gaps[bisect.bisect_left(self._gaps, old)]
+        if new:
+            bisect.insort(self._gaps, new)
+
+    def _silent_limit(self) -> int | None:
+        """How long past its last sample a host is silent (on the sample clock): None before any
+        host has sent two samples."""
+        gaps = self._gaps
+        return SILENT_AFTER_INTERVALS * gaps[len(gaps) // 2] if gaps else None
+
+    @property
+    def host_count(self) -> int:
+        """The run's hosts and any other that sent a sample."""
+        return len(self.run_hosts) + self._strangers
+
+    def silent_hosts(self) -> list[str]:
+        """The hosts silent as of the sample clock (in no particular order); as cheap as there
+        are few of them."""
+        limit = self._silent_limit()
+        if limit is None:
+            return []
+        silent = list(self._waiting) if self.sample_clock_ns - self.first_sample_ns > limit else []
+        for name in self._by_seen:  # the longest silent first: stop at the first that is not
+            if self.sample_clock_ns - self.hosts[name].seen_ns <= limit:
+                break
+            silent.append(name)
+        return silent
+
     def host_states(self) -> list[HostState]:
         """Every host of the run, and any other that sent a sample, as of the sample clock."""
-        gaps = sorted(s.gap_ns for s in self.hosts.values() if s.gap_ns)
-        limit = SILENT_AFTER_INTERVALS * gaps[len(gaps) // 2] if gaps else None
+        limit = self._silent_limit()
+        clock, first, hosts = self.sample_clock_ns, self.first_sample_ns, self.hosts
         states = []
-        for name in dict.fromkeys([*self.run_hosts, *self.hosts]):
-            series = self.hosts.get(name)
+        for name in (dict.fromkeys([*self.run_hosts, *hosts]) if self._strangers else self.run_hosts):
+            series = hosts.get(name)
             # a host that never sent one: silent as long as the series has run
-            since = self.sample_clock_ns - (series.seen_ns if series else self.first_sample_ns)
+            since = clock - (series.seen_ns if series else first)
             silent = since / 1e9 if limit is not None and since > limit else None
             states.append(HostState(name, series.values if series else None, silent,
                                     series is not None and series.count > 1))
@@ -208,8 +263,10 @@ class Board:
         ranked = [h for h in reporting if h.has_rates]
         if len(ranked) < 2 or not rates[f"{direction}_Bps"]:
             ranked = []
-        ranked.sort(key=lambda h: h.values.get(f"{direction}_Bps", 0))
-        return Aggregate(states, len(reporting), rates, direction, ranked[:slowest],
+        key = f"{direction}_Bps"
+        # the same as sorting them all and taking the first (ties in the hosts' order)
+        ranked = heapq.nsmallest(slowest, ranked, key=lambda h: h.values.get(key, 0))
+        return Aggregate(states, len(reporting), rates, direction, ranked,
                          [h for h in states if h.silent_s is not None])
 
     def _find(self, kind: str, span_id: str) -> SpanRow | None:

@@ -139,12 +139,18 @@ class PlainRenderer:
         self._board.apply(event)
         self._round.add(host)
         self._round_sample = event
-        hosts = self._board.host_states()
-        if len(hosts) <= FEW_HOSTS or self._min_rank <= LEVEL_RANK["debug"]:
+        if self._board.host_count <= FEW_HOSTS or self._min_rank <= LEVEL_RANK["debug"]:
             lines.append(self._format(event, event.get("level", "info"), f"{host}: {describe_sample(event['values'])}"))
-        if self._hosts_known and all(h.name in self._round or h.silent_s is not None for h in hosts):
+        if self._hosts_known and self._round_complete():
             lines += self._end_round()
         return lines
+
+    def _round_complete(self) -> bool:
+        """Whether every host that is not silent has reported in the interval under way
+        (counted, not looked up host by host: a thousand hosts report each interval)."""
+        silent = self._board.silent_hosts()
+        outside = sum(1 for name in silent if name not in self._round)
+        return len(self._round) + outside >= self._board.host_count
 
     def _end_round(self) -> list[str]:
         """The aggregate line of the interval under way (none when no host has reported in it),

@@ -16,7 +16,8 @@ the lines queued since the last write (a child's output raw, apart from the esca
 move the cursor), then the new frame. So text is never drawn over, never glued onto a frame,
 and no stale frame rows stay behind. The printer sleeps until lines are queued (then it writes
 at most every BATCH_S) or until what the frame shows changes: a clock's next whole second, or
-the next step of a spinner.
+the next step of a spinner. Time-series samples wait for the clock's next second: a thousand
+hosts' samples cost a redraw a second, not one per sample.
 """
 
 from __future__ import annotations
@@ -225,6 +226,10 @@ class RichRenderer:
             return
         with self._lock:
             row = self._board.apply(event)
+        if kind == "sample":
+            # Shown at the clocks' next second, not redrawn for each: a thousand hosts send one
+            # every interval, and the stage's clock ticks every second while they come.
+            return
         if kind == "run.started":
             self._start_live()
         elif kind == "stage.started" and not self._live_on:
@@ -512,7 +517,9 @@ class RichRenderer:
         if spinner_step is None:
             spinner_step = int(self._console.get_time() * self._spinner_hz)
         spinner = SPINNER_FRAMES[spinner_step % len(SPINNER_FRAMES)]
-        for row in rows:
+        # rows past the terminal's height are cut from the frame anyway (see _frame_string): a
+        # collection of many hosts opens a row per host
+        for row in rows[: max(0, self._console.height - 1 - grid.row_count)]:
             bar = [self._row_bar(row)] if bar_width else []
             grid.add_row(self._row_label(row, spinner), *bar, Text(clock(row.elapsed_s(now_ns)), style="yellow"))
         if aggregate is None:

@@ -585,11 +585,13 @@ def test_host_names_are_text_in_the_host_rows():
 
 
 def test_the_live_display_of_many_hosts_fits_the_terminal():
-    renderer, stream = make(height=8)
+    clock = FakeClock(T0 + 1_000_000)
+    renderer, stream = make(height=8, clock_ns=clock)
     open_stage(renderer)
     for second in (0, 10):
         for i in range(40):
             renderer.handle(sample(f"node{i:02d}", second, read_Bps=(100 + i) * 1e6))
+    clock.ns = T0 + 1_000_000_000  # samples are drawn at the clock's next second
     rows = wait_for(lambda: (r := screen_of(stream)) and any("slowest" in x for x in r) and r, "the slowest hosts")
     # stage, spinner, the sums, the three slowest: within the 7 rows a frame may take here
     assert STAGE_ROW.match(rows[0]) and SPINNER_ROW.match(rows[1]), rows
@@ -597,3 +599,30 @@ def test_the_live_display_of_many_hosts_fits_the_terminal():
     assert [row.split()[0] for row in rows[3:]] == ["node00", "node01", "node02"], rows
     finish(renderer)
     assert not any("node" in r for r in screen_of(stream))
+
+
+def test_a_thousand_hosts_samples_are_drawn_at_the_clocks_next_second():
+    """Samples do not redraw the display each: the host rows follow at the clock's next second,
+    one frame for the whole interval's samples, with the sums and the slowest hosts."""
+    clock = FakeClock(T0 + 1_000_000)
+    renderer, stream = make(clock_ns=clock, height=12)
+    waits = with_printer_waits(renderer)
+    hosts = [f"node{i:04d}" for i in range(1, 1025)]
+    renderer.handle(span("run", "started", "run", "test run", attributes={"mlpstorage.hosts": hosts}))
+    renderer.handle(span("stage", "started", "st3", "Running benchmark", stage_index=3, stage_count=4))
+    written, _, frames = settle(renderer, stream, waits)
+    for second in (0, 10):
+        for i, host in enumerate(hosts):
+            renderer.handle(sample(host, second + i / 1000, read_Bps=(1000 + i) * 1e6))
+    assert settle(renderer, stream, waits)[0::2] == (written, frames), "a sample redrew the display"
+    clock.ns = T0 + 1_000_000_000
+    assert settle(renderer, stream, waits)[2] == frames + 1
+    rows = screen_of(stream)
+    assert STAGE_ROW.match(rows[0]).group(1) == "0:00:01", rows
+    assert rows[1].startswith("  all hosts  1024/1024 reporting, read 1547776.0 MB/s"), rows
+    assert [row.split()[0] for row in rows[2:5]] == ["node0001", "node0002", "node0003"], rows
+    assert all("slowest read" in row for row in rows[2:5]), rows
+    renderer.handle(span("stage", "finished", "st3", "Running benchmark", stage_index=3, stage_count=4,
+                         status="ok", duration_s=2.0))
+    renderer.handle(span("run", "finished", "run", "test run", status="ok", duration_s=2.0))
+    renderer.close()
