@@ -82,6 +82,33 @@ def test_a_one_hour_sixteen_host_page_draws_every_figure_offline(browser, hour_o
     assert page.figures["total load1"]["lines"] == {"Load (1 min)": 361}
 
 
+def test_a_one_hour_thousand_host_page_draws_the_spread_and_finds_a_host(browser, tmp_path, record_property):
+    """1,024 hosts x one hour at 10 s: every figure draws offline, the plots of the hosts are
+    spreads with the 3 slowest alone, the page stays within 5 MB, and typing a host's name in
+    the table of hosts leaves its row alone. The draw time is printed (and kept as the test's
+    drawn_ms property), not asserted: this machine is shared."""
+    run_dir = write_synthetic_run(tmp_path / "run", SyntheticRun(hosts=1024))
+    page_path = write_run_page(run_dir)
+    page = load_page(browser, page_path, tmp_path / "thousand.png")
+    assert_drawn_offline(page)
+    assert page_path.stat().st_size <= 5_000_000
+    for metric in ("read_Bps", "write_Bps", "rx_Bps", "tx_Bps", "mem_available_bytes", "load1"):
+        glyphs = [glyph[:2] for glyph in page.figures[metric]["glyphs"]]
+        assert glyphs == [["VArea", 361], ["VArea", 361], ["Line", 361], ["MultiLine", 3]], metric
+        assert list(page.figures[metric]["lines"].values()) == [361] * 3, metric  # the 3 slowest, alone
+    assert len(timeline_names(browser)) < 60
+    browser.execute_script("const box = document.getElementById('host-search'); box.value = 'node517';"
+                           "box.dispatchEvent(new Event('input'));")
+    shown = browser.execute_script("return [...document.querySelectorAll('#host-table tr:not(:first-child)')]"
+                                   ".filter((row) => row.style.display !== 'none').map((row) => row.cells[0].textContent)")
+    assert shown == ["node517"]
+    drawn = [time_to_drawn_ms(browser, page_path) for _ in range(3)]
+    record_property("drawn_ms", drawn)
+    record_property("page_bytes", page_path.stat().st_size)
+    print(f"one-hour 1,024-host page: {page_path.stat().st_size / 1e6:.2f} MB, drawn in "
+          f"{', '.join(f'{ms:.0f}' for ms in drawn)} ms")
+
+
 def io_figures_in_their_section(driver) -> list[str]:
     """The names of the Bokeh roots drawn inside the page's I/O section."""
     return driver.execute_script("return [...Bokeh.index.roots].filter((v) => v.el.closest('#io'))"
