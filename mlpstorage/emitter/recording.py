@@ -6,11 +6,13 @@ until then are held in memory and written first. Each event is flushed as it is 
 crashed run keeps everything emitted before the crash (program output arrives in batches of
 whatever the pipe held, so nothing waits in a buffer either).
 
-While the run lasts the recording is plain text (tail -f and grep work on it). When the run
-ends (its run.finished event, however it ended) a recording past COMPRESS_ABOVE_BYTES becomes
+While the run lasts the recording is plain text (tail -f and grep work on it). Once the run
+has ended (its run.finished event, however it ended) and the recording closes (the launcher
+exits, or the next run of --loops starts), a recording past COMPRESS_ABOVE_BYTES becomes
 events.jsonl.gz: gzip, which zcat and zgrep read, and so does every reader of ours
-(reading.py). Most of a large recording is time-series samples, one per host and interval,
-and they compress about fivefold. A launcher killed before its run ends leaves the plain file.
+(reading.py). In between, the run's page is written from the plain file. Most of a large
+recording is time-series samples, one per host and interval, and they compress about
+fivefold. A launcher killed before its run ends leaves the plain file.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ class RunRecording:
         self._pending: list[dict] | None = None  # a list while a run is open and not yet attached
         self._file: IO[str] | None = None
         self._compress_above = compress_above
+        self._finished: Path | None = None  # a finished run's recording, compressed when it closes
         self.path: Path | None = None
 
     def handle(self, event: dict) -> None:
         with self._lock:
             if event["type"] == ev.RUN_STARTED:
                 self._close()
+                self._compress_finished()
                 self._pending = []
             if self._file is not None:
                 self._file.write(ev.to_json_line(event))
@@ -73,13 +77,23 @@ class RunRecording:
     def _close(self, run_ended: bool = False) -> None:
         if self._file is not None:
             self._file.close()
-            if run_ended and self._compress_above is not None and self.path.stat().st_size > self._compress_above:
-                self.path = compress(self.path)
+            if run_ended:
+                self._finished = self.path
         self._file, self._pending = None, None
 
+    def _compress_finished(self) -> None:
+        finished, self._finished = self._finished, None
+        if finished is None or self._compress_above is None:
+            return
+        compressed = compress(finished) if finished.stat().st_size > self._compress_above else finished
+        if self.path == finished:
+            self.path = compressed
+
     def close(self) -> None:
+        """Closes the file; a finished run's recording past the bound is compressed."""
         with self._lock:
             self._close()
+            self._compress_finished()
 
 
 def compress(path: Path) -> Path:
