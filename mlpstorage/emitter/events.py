@@ -107,11 +107,22 @@ def iso_from_ns(unix_nano: int) -> str:
     return f"{cache[1]}.{nanos // 1000:06d}Z"
 
 
+_parsed_seconds: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> unix second: strptime once per second
+
+
 def ns_from_iso(text: str) -> int:
     """Inverse of iso_from_ns (microsecond precision)."""
-    moment = _dt.datetime.strptime(text.rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f")
-    moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+    head, dot, fraction = text.rstrip("Z").partition(".")
+    seconds = _parsed_seconds.get(head)
+    if seconds is None:
+        moment = _dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc)
+        seconds = int(moment.timestamp())
+        if len(_parsed_seconds) > 100_000:
+            _parsed_seconds.clear()
+        _parsed_seconds[head] = seconds
+    if not (dot and fraction.isdigit() and len(fraction) <= 6):
+        raise ValueError(f"time data {text!r} does not match format '%Y-%m-%dT%H:%M:%S.%f'")
+    return seconds * 1_000_000_000 + int(fraction.ljust(6, "0")) * 1000
 
 
 def now_iso() -> str:
