@@ -34,9 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(read_config_file(argv)).parse_args(argv)
+        from . import commands  # after parsing: `--help` imports no handler
+
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
-            return args.handler(args)
+            return getattr(commands, args.handler)(args)
         finally:
             _stop_children()
             signal.signal(signal.SIGTERM, previous)

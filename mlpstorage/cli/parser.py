@@ -1,25 +1,20 @@
 """The command tree: every command, its options and their help. Bad usage is one line and exit
-code 2 (UsageError). Handlers live in commands.py; nothing heavy is imported here, so
-`mlpstorage --help` starts fast."""
+code 2 (UsageError). Handlers live in commands.py and are named here, not imported; a
+command's options are added only when that command is parsed or its help shown, so
+`mlpstorage --help` builds the list of commands and nothing else."""
 
 from __future__ import annotations
 
 import argparse
 import functools
-import math
 import os
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 from .. import __version__
 from ..errors import UsageError
-from . import commands as handlers
-
-RENDER_HELP = (
-    "how to show the run: auto, rich, plain, jsonl, otlp or none; several with commas "
-    "(e.g. rich,otlp). auto = rich on an interactive terminal, else plain, plus otlp when "
-    "OTEL_EXPORTER_OTLP_ENDPOINT is set. Default: $MLPSTORAGE_RENDER or auto"
-)
+from .options import (add_dlio_options, add_global_options, add_params, add_run_options, positive_float,
+                      positive_int)
 
 EPILOG = """\
 render modes:
@@ -40,33 +35,53 @@ exit codes: 0 ok, 1 the benchmark failed (exec: the exit code of PROGRAM, 128+N 
 """
 
 
-# Sampling and heartbeats faster than this flood the log and measure mostly themselves.
-MIN_INTERVAL_S = 0.1
-
-
 class _Parser(argparse.ArgumentParser):
     """Bad usage is one line and exit code 2, never a usage dump or a traceback. A command's
     parser (one with a handler) reads the --config-file's options first, so that the command
     line's own options, which come after them, win. Every parser of one tree shares the config
-    file it was built with: its subparsers are made with the same."""
+    file it was built with: its subparsers are made with the same.
 
-    def __init__(self, *args, config: ConfigFile | None = None, **kwargs):
+    build(parser), when given, adds the parser's arguments the first time it parses or shows
+    its help: a command line builds only the commands it names."""
+
+    def __init__(self, *args, config: ConfigFile | None = None, build=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.config = config or ConfigFile()
         self.is_command = False
+        self._build = build
+
+    def built(self) -> _Parser:
+        build, self._build = self._build, None
+        if build is not None:
+            build(self)
+        return self
 
     def error(self, message: str):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
     def add_subparsers(self, **kwargs):
         kwargs.setdefault("parser_class", functools.partial(_Parser, config=self.config))
+        # argparse would format a usage line to find the prog; no parser here has a positional
+        # before its subcommands, so it is this parser's own prog
+        kwargs.setdefault("prog", self.prog)
         return super().add_subparsers(**kwargs)
 
     def set_defaults(self, **kwargs) -> None:
         self.is_command = self.is_command or "handler" in kwargs
         super().set_defaults(**kwargs)
 
+    def format_usage(self) -> str:
+        return super(_Parser, self.built()).format_usage()
+
+    def format_help(self) -> str:
+        return super(_Parser, self.built()).format_help()
+
+    def _get_formatter(self):
+        # shutil.get_terminal_size's answer without importing shutil (and its compression modules)
+        return self.formatter_class(prog=self.prog, width=_terminal_columns() - 2)
+
     def parse_known_args(self, args=None, namespace=None):
+        self.built()
         tokens = self.config.tokens
         if not (self.is_command and tokens):
             return super().parse_known_args(args, namespace)
@@ -78,12 +93,28 @@ class _Parser(argparse.ArgumentParser):
         return namespace, extras
 
 
-@dataclass(frozen=True)
+def _terminal_columns() -> int:
+    """The terminal's width as argparse would take it: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 class ConfigFile:
     """The --config-file named on a command line, and its options as command-line tokens."""
 
-    path: Path | None = None
-    tokens: tuple[str, ...] = ()
+    __slots__ = ("path", "tokens")
+
+    def __init__(self, path: Path | None = None, tokens: tuple[str, ...] = ()):
+        self.path = path
+        self.tokens = tokens
 
 
 def read_config_file(argv: list[str]) -> ConfigFile:
@@ -96,7 +127,7 @@ def _config_tokens(argv: list[str]) -> tuple[Path | None, list[str]]:
     'hosts: [a, b]' -> --hosts a b; 'skip-timeseries: true' -> --skip-timeseries;
     'params: {reader.batch_size: 2}' -> --params reader.batch_size=2."""
     head = argv[: argv.index("--")] if "--" in argv else argv
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = _Parser(prog="mlpstorage", add_help=False)
     pre.add_argument("--config-file", type=Path)
     path = pre.parse_known_args(head)[0].config_file
     if path is None:
@@ -129,164 +160,10 @@ def _config_tokens(argv: list[str]) -> tuple[Path | None, list[str]]:
     return path, tokens
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number greater than 0")
-    return value
-
-
-def _interval(text: str) -> float:
-    value = _positive_float(text)
-    if value < MIN_INTERVAL_S:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least {MIN_INTERVAL_S} seconds")
-    return value
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
-    return int(text)
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
-    return int(text)
-
-
-LOG_LEVELS = ("debug", "info", "status", "warning", "error")
-
-
-def _global_options(top: bool) -> argparse.ArgumentParser:
-    """Options every command takes, before or after the command's name. The top-level parser
-    holds the defaults; a command's own copy has none (SUPPRESS), so it only overrides what
-    is given after the command."""
-
-    def default(value):
-        return value if top else argparse.SUPPRESS
-
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("global options (before or after the command)")
-    group.add_argument("--render", metavar="R", default=default(os.environ.get("MLPSTORAGE_RENDER", "auto")),
-                       help=RENDER_HELP)
-    group.add_argument("--results-dir", "-rd", metavar="DIR", type=Path,
-                       default=default(Path(os.environ.get("MLPERF_RESULTS_DIR") or "results")),
-                       help="where runs are kept: DIR/<benchmark>/<model>/<command>/<YYYYMMDD_HHMMSS>/ "
-                       "(default: $MLPERF_RESULTS_DIR, else ./results)")
-    group.add_argument("--events-file", metavar="PATH", type=Path, default=default(None),
-                       help="also write the JSON lines event stream to PATH")
-    group.add_argument("--heartbeat", metavar="SECONDS", type=_interval, default=default(30.0),
-                       help="plain mode: print a 'still running' line at this interval while a stage runs (default 30)")
-    group.add_argument("--verbose", "-v", action="store_true", default=default(False),
-                       help="also show debug messages (the exact commands run, for example)")
-    group.add_argument("--debug", action="store_true", default=default(False),
-                       help="--verbose, plus the debug logging of the libraries mlpstorage runs in-process")
-    group.add_argument("--stream-log-level", metavar="LEVEL", choices=LOG_LEVELS, default=default(None),
-                       help=f"the least level of message shown on the terminal: {', '.join(LOG_LEVELS)} (default info, "
-                       "debug with --verbose/--debug); stage lines, errors and results always show")
-    group.add_argument("--config-file", metavar="FILE", type=Path, default=default(None),
-                       help="a YAML file of option defaults (e.g. 'hosts: [node1, node2]', 'results-dir: /data/r'); "
-                       "options on the command line win")
-    return parent
-
-
-def _add_params(parser) -> None:
-    parser.add_argument("--params", "-p", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                        help="DLIO workload overrides, e.g. -p reader.batch_size=2 train.epochs=1 "
-                        "(keys DLIO 2.0.0 reads; values reach DLIO as given, ${...} included)")
-    parser.add_argument("--allow-invalid-params", action="store_true",
-                        help="pass a --params key DLIO 2.0.0 does not read anyway, with a warning")
-
-
-def _dlio_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("DLIO and MPI")
-    _add_params(group)
-    group.add_argument("--what-if", action="store_true",
-                       help="print the exact command and the resolved configuration, run nothing")
-    preflight = group.add_mutually_exclusive_group()
-    preflight.add_argument("--preflight-only", action="store_true",
-                           help="validate and check every host of --hosts (its interpreter, MPI, data, room, slots, "
-                           "clock), say what is wrong, run nothing (exit code 4 when a host fails; docs/clusters.md)")
-    preflight.add_argument("--ignore-preflight", action="store_true",
-                           help="run even when a host fails the preflight (its problems become warnings)")
-    group.add_argument("--mpi-bin", choices=["mpirun", "mpiexec", "srun"], default="mpirun",
-                       help="MPI launcher (default mpirun; srun --mpi=pmix inside a Slurm allocation)")
-    group.add_argument("--oversubscribe", action="store_true", default=None,
-                       help="allow more ranks than cores (default: when the ranks outnumber this machine's cores)")
-    group.add_argument("--allow-run-as-root", action="store_true", default=None,
-                       help="let mpirun run as root (default: when running as root)")
-    group.add_argument("--map-by", choices=["node", "socket"], default="socket", help="rank placement (default socket)")
-    group.add_argument("--io-trace", action="store_true",
-                       help="trace every rank's I/O with DLIO's DFTracer (off by default: it slows the ranks down): "
-                       "per operation, host and rank the latency percentiles (RESULT lines, io_trace.json, the run's "
-                       "page), the slowest calls as spans, I/O and compute per epoch (see docs/iotrace.md)")
-    division = group.add_mutually_exclusive_group()
-    division.add_argument("--closed", dest="division", action="store_const", const="closed", default=None,
-                          help="stop before anything runs unless the run would be CLOSED (MLPerf Storage's rules; "
-                          "the reasons in one line, exit code 2)")
-    division.add_argument("--open", dest="division", action="store_const", const="open",
-                          help="stop before anything runs if the run would be INVALID (unless --allow-invalid-params). "
-                          "Without --closed or --open the verdict is a warning")
-    return parent
-
-
-def _run_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("run")
-    group.add_argument("--hosts", "-s", metavar="HOST[:SLOTS]", nargs="+", default=None,
-                       help="client hosts (default: inside a Slurm job, the allocation's nodes with their task "
-                       "counts; else localhost)")
-    group.add_argument("--cluster-collection", choices=["auto", "local", "ssh", "mpi", "none"], default="auto",
-                       help="how host information is collected (default auto: local when the only host is this one, "
-                       "else mpi for DLIO workloads and ssh for exec)")
-    ssh = parent.add_argument_group("SSH (cluster information and time series from other hosts)")
-    ssh.add_argument("--ssh-user", metavar="USER", help="remote user (default: ssh's own default)")
-    ssh.add_argument("--ssh-port", metavar="PORT", type=_port, help="remote port")
-    ssh.add_argument("--ssh-identity", metavar="FILE", type=Path, help="private key file (ssh -i)")
-    ssh.add_argument("--ssh-config", metavar="FILE", type=Path, help="an ssh_config file (ssh -F)")
-    ssh.add_argument("--ssh-timeout", metavar="SECONDS", type=_interval, default=10.0,
-                     help="per host: connect and collect within this time (default 10)")
-    group.add_argument("--skip-timeseries", action="store_true", help="do not sample /proc counters during the run")
-    group.add_argument("--metrics-port", metavar="PORT", type=_port, default=None,
-                       help="serve the time series as Prometheus metrics on this port while the run lasts "
-                       "(on $OTEL_EXPORTER_PROMETHEUS_HOST, default localhost)")
-    group.add_argument("--metrics-push", metavar="URL", default=None,
-                       help="push each run's final metrics to this Prometheus Pushgateway as it ends "
-                       "(default $MLPSTORAGE_METRICS_PUSH; docs/clusters.md)")
-    group.add_argument("--timeseries-interval", metavar="SECONDS", type=_interval, default=10.0,
-                       help="seconds between time-series samples (default 10)")
-    group.add_argument("--max-timeseries-samples", metavar="N", type=_positive_int, default=3600,
-                       help="stop sampling after N samples (default 3600)")
-    stalls = parent.add_argument_group("stalls (see docs/stalls.md)")
-    stalls.add_argument("--stall-timeout", metavar="SECONDS", type=_stall_timeout, default=None,
-                        help="flag a rank with no step, or the whole job with no step, output or I/O, for this long "
-                        "(default: 20 steps' computation time or a tenth of an epoch, within 60-600 s; 300 for "
-                        "checkpointing, 120 for exec; 0: off)")
-    stalls.add_argument("--on-stall", choices=["warn", "dump", "abort"], default="warn",
-                        help="on a stall: warn (a warning line and a highlighted row), dump (also record the stalled "
-                        "processes' Python stacks and /proc state into stalls/ in the run's directory), abort (dump, "
-                        "then stop the job: exit code 3) (default warn)")
-    return parent
-
-
-def _stall_timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value != 0 and not 1 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 (off) or at least 1 second")
-    return value
-
-
 def build_parser(config: ConfigFile | None = None) -> argparse.ArgumentParser:
     """The whole command tree; config: the --config-file read from the command line (see
-    read_config_file), whose options every command's parser reads first."""
+    read_config_file), whose options every command's parser reads first. A command's parser
+    gets its options when it is first used (see _Parser)."""
     parser = _Parser(
         config=config,
         prog="mlpstorage",
@@ -294,15 +171,18 @@ def build_parser(config: ConfigFile | None = None) -> argparse.ArgumentParser:
         "a live display, plain log lines, JSON lines and OpenTelemetry traces from one event stream.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[_global_options(top=True)],
     )
+    add_global_options(parser, top=True)
     parser.add_argument("--version", action="version", version=f"mlpstorage {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    exec_parser = commands.add_parser(
-        "exec",
-        parents=[_run_options(), _global_options(top=False)],
+    def exec_arguments(parser):
+        parser.add_argument("program", metavar="PROGRAM", help="the program to run (after --)")
+        parser.add_argument("program_args", metavar="ARGS", nargs=argparse.REMAINDER, help="its arguments")
+
+    _command(
+        commands, "exec", "cmd_exec", shared=(add_run_options,), own=exec_arguments,
         help="run any program under the benchmark lifecycle",
         description="Run PROGRAM under the full lifecycle (validation, cluster info, run, results), "
         "with its output passed through unchanged and kept in the results directory.",
@@ -310,80 +190,110 @@ def build_parser(config: ConfigFile | None = None) -> argparse.ArgumentParser:
         "example: mlpstorage exec --render plain -- dd if=/dev/zero of=/tmp/x bs=1M count=100",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    exec_parser.add_argument("program", metavar="PROGRAM", help="the program to run (after --)")
-    exec_parser.add_argument("program_args", metavar="ARGS", nargs=argparse.REMAINDER, help="its arguments")
-    exec_parser.set_defaults(handler=handlers.cmd_exec)
-
-    check = commands.add_parser(
-        "check", parents=[_global_options(top=False)], help="can this machine run the benchmark? (what is missing)",
+    _command(
+        commands, "check", "cmd_check", help="can this machine run the benchmark? (what is missing)",
         description="Look for what the benchmark needs on this machine without running it: mpirun and its MPI, "
         "mpi4py loading that same MPI, DLIO 2.0.0 and every module it imports at run time. Each problem is one "
         "line saying what is missing and how to fix it (see docs/install.md).",
         epilog="exit codes: 0 nothing missing, 2 something is missing")
-    check.set_defaults(handler=handlers.cmd_check)
 
-    _add_training(commands)
-    _add_checkpointing(commands)
-    _add_reports(commands)
+    _command_group(commands, "training", "action", _add_training, help="MLPerf Storage training workloads (DLIO)",
+                   description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
+                   "(tensorflow). Typical order: datasize, datagen, run.")
+    _command_group(commands, "checkpointing", "action", _add_checkpointing,
+                   help="MLPerf Storage checkpointing workloads (DLIO)",
+                   description="Checkpointing workloads: llama3 checkpoints written by DLIO "
+                   "2.0.0. Typical order: datasize, run.")
+    _command_group(commands, "reports", "report_action", _add_reports,
+                   help="verdicts and reports over a results directory",
+                   description="Reports over the runs in a results directory (mlpstorage's own and "
+                   "the existing launcher's v2.0 layout).")
+    _command_group(commands, "events", "events_command", _add_events, help="work with recorded event streams")
+    return parser
 
-    events_commands = _command_group(commands, "events", "events_command", help="work with recorded event streams")
-    replay = events_commands.add_parser(
-        "replay",
-        parents=[_global_options(top=False)],
+
+def _command(actions, name: str, handler: str, *, shared=(), own=None, **kwargs) -> None:
+    """`NAME` on `actions`, run by commands.HANDLER. Its options, added on first use: the
+    shared groups (each shared(parser)), the global options, then its own (own(parser)), in
+    that order (the order of its usage line and its help)."""
+
+    def build(parser) -> None:
+        for add in shared:
+            add(parser)
+        add_global_options(parser, top=False)
+        if own is not None:
+            own(parser)
+        parser.set_defaults(handler=handler)
+
+    actions.add_parser(name, build=build, **kwargs)
+
+
+def _command_group(commands, name: str, dest: str, add_actions, **kwargs) -> None:
+    """`mlpstorage NAME ACTION ...`: the group's actions, its subcommands, are added by
+    add_actions(actions) on first use."""
+
+    def build(group) -> None:
+        actions = group.add_subparsers(dest=dest, metavar="ACTION")
+        actions.required = True
+        add_actions(actions)
+
+    commands.add_parser(name, build=build, **kwargs)
+
+
+def _add_events(actions) -> None:
+    def replay_arguments(parser):
+        parser.add_argument("file", metavar="FILE", type=Path, help="an events.jsonl file")
+
+    _command(
+        actions, "replay", "cmd_replay", own=replay_arguments,
         help="feed a recorded events.jsonl through any renderer",
         description="Render a recorded events.jsonl again: as plain lines, JSON lines, a rich summary, or "
         "exported over OTLP with its original timestamps and trace ids (for batch jobs that had no "
         "network to the tracing backend).",
     )
-    replay.add_argument("file", metavar="FILE", type=Path, help="an events.jsonl file")
-    replay.set_defaults(handler=handlers.cmd_replay)
-
-    return parser
 
 
-def _command_group(commands, name: str, dest: str, **kwargs):
-    """`mlpstorage NAME ACTION ...`: the group's parser, whose actions (returned) are its subcommands."""
-    group = commands.add_parser(name, **kwargs)
-    actions = group.add_subparsers(dest=dest, metavar="ACTION")
-    actions.required = True
-    return actions
+RUN_HELP = "a run's results folder, or a recording (events.jsonl) alone"
 
 
 def _add_report_pages(actions) -> None:
     """`reports html`, `reports show` and `reports compare`, on the reports group's subparsers."""
-    run_help = "a run's results folder, or a recording (events.jsonl) alone"
-    page = actions.add_parser(
-        "html", parents=[_global_options(top=False)], help="write a run's page (report.html)",
+
+    def html_arguments(parser):
+        parser.add_argument("run", metavar="RUN", type=Path, help=RUN_HELP)
+        parser.add_argument("--output", "-o", metavar="FILE", type=Path,
+                            help="where to write it (default: RUN/report.html; for a recording, NAME.report.html "
+                            "beside it)")
+
+    _command(
+        actions, "html", "cmd_reports_html", own=html_arguments, help="write a run's page (report.html)",
         description="Write a run's page: one self-contained HTML file that opens offline (what ran, the verdict, "
         "the metrics against their targets, the timeline, the time series, the cluster, the files). Every run "
         "writes its own once the run is over; this makes one for any earlier run or recording.")
-    page.add_argument("run", metavar="RUN", type=Path, help=run_help)
-    page.add_argument("--output", "-o", metavar="FILE", type=Path,
-                      help="where to write it (default: RUN/report.html; for a recording, NAME.report.html beside it)")
-    page.set_defaults(handler=handlers.cmd_reports_html)
 
-    show = actions.add_parser(
-        "show", parents=[_global_options(top=False)], help="a run's essentials in the terminal",
+    _command(
+        actions, "show", "cmd_reports_show", own=lambda parser: parser.add_argument("run", metavar="RUN", type=Path,
+                                                                                    help=RUN_HELP),
+        help="a run's essentials in the terminal",
         description="What ran, the verdict, the stages, epochs and checkpoints as bars with their durations, the "
         "metrics against their targets, and read/write sparklines per host. Plain text when piped.")
-    show.add_argument("run", metavar="RUN", type=Path, help=run_help)
-    show.set_defaults(handler=handlers.cmd_reports_show)
 
-    compare = actions.add_parser(
-        "compare", parents=[_global_options(top=False)], help="runs side by side, with the change from the first",
+    def compare_arguments(parser):
+        parser.add_argument("runs", metavar="RUN", type=Path, nargs="+", help=RUN_HELP + " (two or more)")
+        parser.add_argument("--html", metavar="FILE", type=Path, help="also write a page with the time series overlaid")
+
+    _command(
+        actions, "compare", "cmd_reports_compare", own=compare_arguments,
+        help="runs side by side, with the change from the first",
         description="Metrics, stage durations, epochs and time-series means of two or more runs side by side, "
         "with each run's change from the first (A); --html also writes a page with their time series overlaid.")
-    compare.add_argument("runs", metavar="RUN", type=Path, nargs="+", help=run_help + " (two or more)")
-    compare.add_argument("--html", metavar="FILE", type=Path, help="also write a page with the time series overlaid")
-    compare.set_defaults(handler=handlers.cmd_reports_compare)
 
 
-def _add_training(commands) -> None:
+DLIO_RUN = (add_run_options, add_dlio_options)
+
+
+def _add_training(actions) -> None:
     from ..models import ACCELERATORS, TRAINING_MODELS
-
-    actions = _command_group(commands, "training", "action", help="MLPerf Storage training workloads (DLIO)",
-                             description="Training workloads: unet3d (pytorch), resnet50 and cosmoflow "
-                             "(tensorflow). Typical order: datasize, datagen, run.")
 
     def model_args(parser, *, accelerator=True):
         parser.add_argument("--model", "-m", required=True, choices=TRAINING_MODELS, help="the workload")
@@ -391,97 +301,105 @@ def _add_training(commands) -> None:
             parser.add_argument("--accelerator-type", "-g", choices=ACCELERATORS, default="h100",
                                 help="simulated accelerator (default h100)")
 
-    datasize = actions.add_parser("datasize", parents=[_global_options(top=False)],
-                                  help="how many files a run needs, and the datagen command to make them",
-                                  description="Apply MLPerf Storage's data size rule: the data set must be 5x the "
-                                  "client memory and cover 500 steps of every accelerator.")
-    model_args(datasize)
-    datasize.add_argument("--max-accelerators", "-ma", type=_positive_int, required=True,
-                          help="the most accelerators you will simulate")
-    datasize.add_argument("--client-host-memory-in-gb", "-cm", type=_positive_float, required=True,
-                          help="memory per client host, GiB")
-    datasize.add_argument("--num-client-hosts", "-nc", type=_positive_int, default=1, help="client hosts (default 1)")
-    datasize.add_argument("--data-dir", "-dd", type=Path, default=Path("data"), help="for the datagen command shown")
-    _add_params(datasize)
-    datasize.set_defaults(handler=handlers.cmd_datasize)
+    def datasize_arguments(parser):
+        model_args(parser)
+        parser.add_argument("--max-accelerators", "-ma", type=positive_int, required=True,
+                            help="the most accelerators you will simulate")
+        parser.add_argument("--client-host-memory-in-gb", "-cm", type=positive_float, required=True,
+                            help="memory per client host, GiB")
+        parser.add_argument("--num-client-hosts", "-nc", type=positive_int, default=1,
+                            help="client hosts (default 1)")
+        parser.add_argument("--data-dir", "-dd", type=Path, default=Path("data"), help="for the datagen command shown")
+        add_params(parser)
 
-    datagen = actions.add_parser("datagen", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
-                                 help="generate the data set with DLIO")
-    model_args(datagen, accelerator=False)
-    datagen.add_argument("--data-dir", "-dd", type=Path, required=True, help="where the data set goes")
-    datagen.add_argument("--num-processes", "-np", type=_positive_int, default=1, help="MPI ranks (default 1)")
-    datagen.set_defaults(handler=handlers.cmd_training, processes_flag="num_processes")
+    _command(actions, "datasize", "cmd_datasize", own=datasize_arguments,
+             help="how many files a run needs, and the datagen command to make them",
+             description="Apply MLPerf Storage's data size rule: the data set must be 5x the "
+             "client memory and cover 500 steps of every accelerator.")
 
-    run = actions.add_parser("run", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
-                             help="run the training benchmark with DLIO")
-    model_args(run)
-    run.add_argument("--data-dir", "-dd", type=Path, required=True, help="the generated data set")
-    run.add_argument("--num-accelerators", "-na", type=_positive_int, default=1,
-                     help="simulated accelerators = MPI ranks (default 1)")
-    run.add_argument("--loops", type=_positive_int, default=1, help="run the benchmark this many times (default 1)")
-    run.set_defaults(handler=handlers.cmd_training, processes_flag="num_accelerators")
+    def datagen_arguments(parser):
+        model_args(parser, accelerator=False)
+        parser.add_argument("--data-dir", "-dd", type=Path, required=True, help="where the data set goes")
+        parser.add_argument("--num-processes", "-np", type=positive_int, default=1, help="MPI ranks (default 1)")
+        parser.set_defaults(processes_flag="num_processes")
 
-    configview = actions.add_parser("configview", parents=[_global_options(top=False)],
-                                    help="print the workload configuration DLIO would get")
-    model_args(configview)
-    _add_params(configview)
-    configview.add_argument("--datagen", action="store_true", help="the datagen workload instead of the run workload")
-    configview.set_defaults(handler=handlers.cmd_configview)
+    _command(actions, "datagen", "cmd_training", shared=DLIO_RUN, own=datagen_arguments,
+             help="generate the data set with DLIO")
+
+    def run_arguments(parser):
+        model_args(parser)
+        parser.add_argument("--data-dir", "-dd", type=Path, required=True, help="the generated data set")
+        parser.add_argument("--num-accelerators", "-na", type=positive_int, default=1,
+                            help="simulated accelerators = MPI ranks (default 1)")
+        parser.add_argument("--loops", type=positive_int, default=1,
+                            help="run the benchmark this many times (default 1)")
+        parser.set_defaults(processes_flag="num_accelerators")
+
+    _command(actions, "run", "cmd_training", shared=DLIO_RUN, own=run_arguments,
+             help="run the training benchmark with DLIO")
+
+    def configview_arguments(parser):
+        model_args(parser)
+        add_params(parser)
+        parser.add_argument("--datagen", action="store_true", help="the datagen workload instead of the run workload")
+
+    _command(actions, "configview", "cmd_configview", own=configview_arguments,
+             help="print the workload configuration DLIO would get")
 
 
-def _add_checkpointing(commands) -> None:
+def _add_checkpointing(actions) -> None:
     from ..models import LLAMA3
-
-    actions = _command_group(commands, "checkpointing", "action", help="MLPerf Storage checkpointing workloads (DLIO)",
-                             description="Checkpointing workloads: llama3 checkpoints written by DLIO "
-                             "2.0.0. Typical order: datasize, run.")
 
     def model_args(parser, *, folder_help: str, folder_required: bool = False):
         parser.add_argument("--model", "-m", required=True, choices=list(LLAMA3),
                             help="the model whose checkpoints are written")
-        parser.add_argument("--num-processes", "-np", type=_positive_int, default=None,
+        parser.add_argument("--num-processes", "-np", type=positive_int, default=None,
                             help="MPI ranks (default: the model's closed-division count)")
-        parser.add_argument("--num-checkpoints", type=_positive_int, default=10, help="checkpoints to write (default 10)")
+        parser.add_argument("--num-checkpoints", type=positive_int, default=10, help="checkpoints to write (default 10)")
         parser.add_argument("--checkpoint-folder", "-cf", type=Path, required=folder_required,
                             default=None if folder_required else Path("checkpoints"), help=folder_help)
 
-    run = actions.add_parser(
-        "run", parents=[_run_options(), _dlio_options(), _global_options(top=False)],
+    _command(
+        actions, "run", "cmd_checkpointing", shared=DLIO_RUN,
+        own=functools.partial(model_args, folder_required=True, folder_help="where checkpoints are written: the "
+                              "storage under test (they are kept; llama3-8b writes 105 GiB per checkpoint)"),
         help="write llama3 checkpoints with DLIO 2.0.0",
         description="Write llama3 checkpoints (fp16 model + fp32 optimizer, ZeRO stage 3: every rank writes its "
         "shard) at the end of each epoch of a minimal DLIO 2.0.0 training loop. Closed-division process counts: "
         + ", ".join(f"{name} {arch.closed_processes}" for name, arch in LLAMA3.items()) + ".",
     )
-    model_args(run, folder_required=True, folder_help="where checkpoints are written: the storage under test "
-               "(they are kept; llama3-8b writes 105 GiB per checkpoint)")
-    run.set_defaults(handler=handlers.cmd_checkpointing)
 
-    datasize = actions.add_parser(
-        "datasize", parents=[_global_options(top=False)],
+    def datasize_arguments(parser):
+        model_args(parser, folder_help="for the run command shown (default ./checkpoints)")
+        parser.add_argument("--client-host-memory-in-gb", "-cm", type=positive_float, required=True,
+                            help="memory per client host, GiB")
+        parser.add_argument("--num-client-hosts", "-nc", type=positive_int, default=1,
+                            help="client hosts (default 1)")
+
+    _command(
+        actions, "datasize", "cmd_checkpointing_datasize", own=datasize_arguments,
         help="how much a run writes, and whether it beats the client memory",
         description="The size of a checkpoint (parameters x 14 bytes) per rank and in total, the disk space "
         "the checkpoints take, and MLPerf Storage's rule that the part of a checkpoint each client host "
         "writes must exceed the host's memory (so the page cache cannot hold it).")
-    model_args(datasize, folder_help="for the run command shown (default ./checkpoints)")
-    datasize.add_argument("--client-host-memory-in-gb", "-cm", type=_positive_float, required=True,
-                          help="memory per client host, GiB")
-    datasize.add_argument("--num-client-hosts", "-nc", type=_positive_int, default=1, help="client hosts (default 1)")
-    datasize.set_defaults(handler=handlers.cmd_checkpointing_datasize)
 
-    configview = actions.add_parser("configview", parents=[_global_options(top=False)],
-                                    help="print the workload configuration DLIO would get")
-    model_args(configview, folder_help="the checkpoint folder it names (default ./checkpoints)")
-    _add_params(configview)
-    configview.set_defaults(handler=handlers.cmd_checkpointing_configview)
+    def configview_arguments(parser):
+        model_args(parser, folder_help="the checkpoint folder it names (default ./checkpoints)")
+        add_params(parser)
+
+    _command(actions, "configview", "cmd_checkpointing_configview", own=configview_arguments,
+             help="print the workload configuration DLIO would get")
 
 
-def _add_reports(commands) -> None:
+def _add_reports(actions) -> None:
     """`mlpstorage reports ACTION`: each kind of report adds its actions to `actions`."""
-    actions = _command_group(commands, "reports", "report_action", help="verdicts and reports over a results directory",
-                             description="Reports over the runs in a results directory (mlpstorage's own and "
-                             "the existing launcher's v2.0 layout).")
-    reportgen = actions.add_parser(
-        "reportgen", parents=[_global_options(top=False)],
+
+    def reportgen_arguments(parser):
+        parser.add_argument("--output-dir", "-od", metavar="DIR", type=Path, default=None,
+                            help="where results.json, results.csv and index.html go (default: the results directory)")
+
+    _command(
+        actions, "reportgen", "cmd_reportgen", own=reportgen_arguments,
         help="every run's verdict and metrics: results.json, results.csv, index.html and a table",
         description="Walk --results-dir and judge every run (CLOSED, OPEN or INVALID, with reasons); group the runs "
         "into submission candidates and check the submission guidelines no launcher checks; write results.json "
@@ -489,7 +407,4 @@ def _add_reports(commands) -> None:
         "--output-dir; print a table (Rich on a terminal, plain text when piped).",
         epilog="A datasize/ folder, or a run folder without DLIO's summary.json, is skipped with one warning line.",
     )
-    reportgen.add_argument("--output-dir", "-od", metavar="DIR", type=Path, default=None,
-                           help="where results.json, results.csv and index.html go (default: the results directory)")
-    reportgen.set_defaults(handler=handlers.cmd_reportgen)
     _add_report_pages(actions)  # html, show, compare
