@@ -15,13 +15,14 @@ move with the machine).
     with the standard library and with isal. Events per second of CPU on one core.
 (b) The tracer's cost. A real DLIO training run (the quickstart's unet3d: 1 MiB files, 2
     ranks, 3 epochs, batch 2, read_threads 1) with 16 files and with 160, run through
-    `mlpstorage training run` traced (DFTRACER_ENABLE=1 DFTRACER_INC_METADATA=1, or
-    --io-trace when the launcher has it) and untraced (DFTRACER_ENABLE=0), alternating,
+    `mlpstorage training run` traced (--io-trace: DFTRACER_ENABLE=1 DFTRACER_INC_METADATA=1)
+    and untraced (DFTRACER_ENABLE=0), alternating,
     after one unmeasured warm-up; AU and throughput from DLIO's summary.json, the launcher's
     'Running benchmark' and 'Processing results' from its recording; medians and the ratio
     traced / untraced. These runs wait on computation (0.323 s a step), which hides a cost per
     call: `--loads 160-no-compute` is the 160-file run with train.computation_time=0. CPU is
-    the whole process tree's (wait4), the tracer's per event the difference over the events.
+    the whole process tree's (wait4) and the launcher's own (`own`, from inside it); the
+    tracer's in the ranks is the difference of the rest, also per traced event.
 (c) 'Processing results' for a one-hour run: the traced runs' events per second of run x
     3600 s / the reading rate of (a), as a share of the hour (the share does not depend on
     the run's length: it is the run's event rate over the reading rate).
@@ -30,6 +31,7 @@ move with the machine).
 from __future__ import annotations
 
 import argparse
+import atexit
 import gzip
 import importlib
 import json
@@ -157,14 +159,6 @@ def _gunzip(opener, path: Path) -> int:
     return size
 
 
-def case_gzip_stdlib(path: Path) -> int:
-    return _gunzip(gzip.open, path)
-
-
-def case_gzip_isal(path: Path) -> int:
-    return _gunzip(igzip.open, path)
-
-
 CASES = {
     "json (stdlib), per line": case_stdlib_json,
     "orjson, per line": case_orjson,
@@ -172,8 +166,8 @@ CASES = {
     "msgspec typed, per line": case_msgspec_typed_line,
     "msgspec typed, per block (read_calls)": case_msgspec_typed_block,
     "summarise()": case_summarise,
-    "gunzip, stdlib gzip": case_gzip_stdlib,
-    "gunzip, isal": case_gzip_isal,
+    "gunzip, stdlib gzip": lambda path: _gunzip(gzip.open, path),
+    "gunzip, isal": lambda path: _gunzip(igzip.open, path),
 }
 
 
@@ -286,9 +280,24 @@ def tracer_per_call(work: Path) -> None:
 
 
 # ----- (b) DLIO traced and untraced -------------------------------------------------------
-def launcher() -> list[str]:
-    script = Path(sys.executable).with_name("mlpstorage")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "mlpstorage"]
+LAUNCHER_CPU = "MLPSTORAGE_PERF_LAUNCHER_CPU"  # where the launcher's own CPU seconds go
+LAUNCH = [sys.executable, __file__, "--launcher"]  # the launcher, in a process that can say its own CPU
+
+
+def run_launcher(argv: list[str]) -> None:
+    """In the child: the launcher itself (what the mlpstorage script runs), its own CPU time
+    (without mpirun's and the ranks') written to $MLPSTORAGE_PERF_LAUNCHER_CPU as it exits."""
+    target = os.environ.pop(LAUNCHER_CPU, None)
+
+    def report():
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        Path(target).write_text(str(usage.ru_utime + usage.ru_stime))
+
+    if target:
+        atexit.register(report)
+    sys.argv = ["mlpstorage", *argv]
+    from mlpstorage.cli.main import main
+    sys.exit(main())
 
 
 def base_env() -> dict[str, str]:
@@ -296,16 +305,11 @@ def base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in drop}
 
 
-def has_io_trace_flag() -> bool:
-    done = subprocess.run([*launcher(), "training", "run", "--help"], capture_output=True, text=True, env=base_env())
-    return "--io-trace" in done.stdout
-
-
 def ensure_data(data_dir: Path, files: int, work: Path) -> str:
     train = data_dir / "train"
     if train.is_dir() and len(list(train.glob("*.npz"))) >= files:
         return f"reused {data_dir}"
-    argv = [*launcher(), "training", "datagen", "--model", MODEL, "--data-dir", str(data_dir), "--num-processes",
+    argv = [*LAUNCH, "training", "datagen", "--model", MODEL, "--data-dir", str(data_dir), "--num-processes",
             str(RANKS), "--results-dir", str(work / "datagen"), "--render", "plain", "--skip-timeseries",
             "--params", f"dataset.num_files_train={files}", *TINY]
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=base_env(), cwd=work)
@@ -319,6 +323,7 @@ class DlioRun:
     traced: bool
     wall_s: float
     cpu_s: float  # the whole process tree's user + system time
+    launcher_cpu_s: float  # the launcher's own
     au: float
     throughput: float
     benchmark_s: float  # the launcher's 'Running benchmark' stage (mpirun, start-up to exit)
@@ -334,12 +339,12 @@ class Workload:
     params: tuple[str, ...] = ()  # beyond the quickstart's
 
 
-def dlio_run(data_dir: Path, load: Workload, results: Path, traced: bool, flag: bool, work: Path) -> DlioRun:
-    argv = [*launcher(), "training", "run", "--model", MODEL, "--data-dir", str(data_dir), "--num-accelerators",
-            str(RANKS), "--results-dir", str(results), "--render", "plain", "--skip-timeseries",
-            *(["--io-trace"] if traced and flag else []),
+def dlio_run(data_dir: Path, load: Workload, results: Path, traced: bool, work: Path) -> DlioRun:
+    argv = [*LAUNCH, "training", "run", "--model", MODEL, "--data-dir", str(data_dir), "--num-accelerators", str(RANKS),
+            "--results-dir", str(results), "--render", "plain", "--skip-timeseries",
+            *(["--io-trace"] if traced else []),
             "--params", f"dataset.num_files_train={load.files}", *TINY, *RUN_PARAMS, *load.params]
-    env = {**base_env(), **(TRACED if traced and not flag else {} if traced else UNTRACED)}
+    env = {**base_env(), **({} if traced else UNTRACED), LAUNCHER_CPU: str(results.with_suffix(".cpu"))}
     log = results.with_suffix(".log")
     results.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
@@ -363,7 +368,8 @@ def dlio_run(data_dir: Path, load: Workload, results: Path, traced: bool, flag: 
     elif traces:
         raise SystemExit(f"untraced run wrote trace files in {summary.parent}")
     stages = stage_seconds(summary.parent / "events.jsonl")
-    return DlioRun(traced, wall, usage.ru_utime + usage.ru_stime, metric["train_au_mean_percentage"],
+    launcher_cpu = float(results.with_suffix(".cpu").read_text())
+    return DlioRun(traced, wall, usage.ru_utime + usage.ru_stime, launcher_cpu, metric["train_au_mean_percentage"],
                    metric["train_throughput_mean_samples_per_second"], stages.get("Running benchmark", 0.0),
                    stages.get("Processing results", 0.0), events, run_s)
 
@@ -379,23 +385,23 @@ def stage_seconds(recording: Path) -> dict[str, float]:
 
 
 def tracer_cost(work: Path, data_root: Path, loads: list[Workload], repeat: int) -> dict[str, list[DlioRun]]:
-    flag = has_io_trace_flag()
-    print(f"    traced with {'--io-trace' if flag else ' '.join(f'{k}={v}' for k, v in TRACED.items())}; "
+    print("    traced with --io-trace; "
           f"untraced with DFTRACER_ENABLE=0; {repeat} pairs per size, alternating, after one warm-up")
     runs: dict[str, list[DlioRun]] = {}
     for number, load in enumerate(loads):
         data_dir = data_root / f"{MODEL}-{load.files}"
         print(f"    {load.label}: data {ensure_data(data_dir, load.files, work)}", flush=True)
         folder = work / f"runs-{number}"
-        dlio_run(data_dir, load, folder / "warm-up", False, flag, work)
+        dlio_run(data_dir, load, folder / "warm-up", False, work)
         mine = runs[load.label] = []
-        print(f"      {'pair':<5} {'kind':<9} {'wall s':>7} {'CPU s':>7} {'bench s':>8} {'results s':>9} {'AU %':>8} "
-              f"{'samples/s':>10} {'events':>8}")
+        print(f"      {'pair':<5} {'kind':<9} {'wall s':>7} {'CPU s':>7} {'own s':>6} {'bench s':>8} {'results s':>9} "
+              f"{'AU %':>8} {'samples/s':>10} {'events':>8}")
         for i in range(1, repeat + 1):
             for traced in (i % 2 == 1, i % 2 == 0):  # traced first in odd pairs, second in even ones
-                run = dlio_run(data_dir, load, folder / f"{i}-{'traced' if traced else 'untraced'}", traced, flag, work)
+                run = dlio_run(data_dir, load, folder / f"{i}-{'traced' if traced else 'untraced'}", traced, work)
                 mine.append(run)
                 print(f"      {i:<5} {'traced' if traced else 'untraced':<9} {run.wall_s:>7.2f} {run.cpu_s:>7.2f} "
+                      f"{run.launcher_cpu_s:>6.2f} "
                       f"{run.benchmark_s:>8.2f} {run.processing_s:>9.3f} {run.au:>8.3f} {run.throughput:>10.3f} "
                       f"{run.events:>8}", flush=True)
         medians = {kind: {attr: statistics.median(getattr(r, attr) for r in mine if r.traced == kind)
@@ -404,16 +410,18 @@ def tracer_cost(work: Path, data_root: Path, loads: list[Workload], repeat: int)
             t, u = medians[True][attr], medians[False][attr]
             ratio = f"{t / u:.4f}" if u else "-"
             print(f"      median {label:<20} traced {t:9.3f}  untraced {u:9.3f}  ratio {ratio}")
-        cpu = {kind: statistics.median(r.cpu_s for r in mine if r.traced == kind) for kind in (True, False)}
+        ranks = {kind: statistics.median(r.cpu_s - r.launcher_cpu_s for r in mine if r.traced == kind)
+                 for kind in (True, False)}
         events = statistics.median(r.events for r in mine if r.traced)
-        print(f"      the tracer's CPU per traced event (whole tree, medians): "
-              f"{(cpu[True] - cpu[False]) / events * 1e6:.0f} us")
+        print(f"      CPU of mpirun and the ranks, traced - untraced (medians): {ranks[True] - ranks[False]:+.2f} s, "
+              f"{(ranks[True] - ranks[False]) / events * 1e6:.0f} us per traced event")
     return runs
 
 
 LOADS = {"16": Workload("16 files (the quickstart's)", 16), "160": Workload("160 files", 160),
          "160-no-compute": Workload("160 files, no computation", 160, ("train.computation_time=0",))}
 COMPARED = {"au": "AU %", "throughput": "samples/s", "wall_s": "wall s", "cpu_s": "CPU s",
+            "launcher_cpu_s": "launcher's CPU s",
             "benchmark_s": "Running benchmark s", "processing_s": "Processing results s"}
 
 
@@ -441,12 +449,14 @@ def main() -> None:
                         help="DLIO runs, of " + ", ".join(LOADS) + " (default 16,160; 160-no-compute: "
                              "train.computation_time=0, the tracer's cost where waiting does not hide it)")
     parser.add_argument("--skip-reading", action="store_true")
-    parser.add_argument("--skip-dlio", action="store_true")
+    parser.add_argument("--skip-dlio", action="store_true")  # the tracer's cost and the DLIO runs
     parser.add_argument("--data-dir", type=Path, default=None, help="where the data sets are (made if missing)")
     parser.add_argument("--work-dir", type=Path, default=None, help="where traces and runs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--case", nargs=2, metavar=("NAME", "PATH"), help=argparse.SUPPRESS)
     parser.add_argument("--tracer-case", metavar="DIR", help=argparse.SUPPRESS)
+    if sys.argv[1:2] == ["--launcher"]:
+        return run_launcher(sys.argv[2:])
     args = parser.parse_args()
     if args.case:
         return run_case(args.case[0], Path(args.case[1]))
