@@ -358,6 +358,40 @@ def test_top_level_help_lists_auto_and_the_global_options():
     assert "  auto " in result.stdout and "--config-file" in result.stdout and "--stream-log-level" in result.stdout
 
 
+HEAVY = ("mlpstorage.cli.commands", "mlpstorage.benchmarks", "mlpstorage.emitter.core", "mlpstorage.models",
+         "opentelemetry", "structlog", "rich", "yaml", "psutil", "dataclasses", "shutil")
+
+
+# a command's help reads the models for its choices (plain data); nothing else of HEAVY
+@pytest.mark.parametrize("argv, built", [(["--help"], []),
+                                         (["training", "run", "--help"], ["dataclasses", "mlpstorage.models"])])
+def test_help_imports_no_handler_benchmark_or_telemetry(argv, built):
+    probe = ("import sys\nfrom mlpstorage.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m.startswith({HEAVY!r})))")
+    result = subprocess.run([PYTHON, "-c", probe, *argv], capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == repr(built)
+
+
+def test_a_command_help_has_every_option_of_the_command():
+    text = mlpstorage("training", "run", "--help").stdout
+    for option in ("--model", "--data-dir", "--num-accelerators", "--hosts", "--ssh-user", "--stall-timeout",
+                   "--params", "--what-if", "--closed", "--render", "--config-file", "--skip-page"):
+        assert option in text, option
+    assert text.startswith("usage: mlpstorage training run [-h] [--hosts HOST[:SLOTS] [HOST[:SLOTS] ...]]")
+
+
+def test_skip_page_leaves_no_page_and_says_none(tmp_path):
+    result = mlpstorage("exec", "--render", "plain", "--results-dir", str(tmp_path), "--skip-timeseries", "--skip-page",
+                        "--", "true")
+    assert result.returncode == 0, result.stderr
+    [run_dir] = run_dirs(tmp_path)
+    assert not (run_dir / "report.html").exists() and "Report:" not in result.stderr
+    assert list(run_dir.glob("exec_*_metadata.json")) and (run_dir / "events.jsonl").exists()
+    page = mlpstorage("reports", "html", str(run_dir))  # written later, on demand
+    assert page.returncode == 0 and (run_dir / "report.html").exists()
+
+
 def test_events_file_creates_nothing_before_validation_passes(tmp_path):
     events = tmp_path / "deep" / "er" / "events.jsonl"
     result = mlpstorage("training", "run", "--model", "unet3d", "--data-dir", str(tmp_path / "none"),

@@ -193,3 +193,15 @@ def test_runs_started_together_get_directories_of_their_own(mlpstorage_capture, 
     assert sorted(p.name for p in benches[0].run_dir.parent.iterdir())[1:] == [
         f"{benches[0].run_dir.name}_2", f"{benches[0].run_dir.name}_3"]
 
+
+
+@pytest.mark.parametrize("skip_page", [False, True])
+def test_the_page_is_written_unless_skipped_and_the_results_are_processed_either_way(mlpstorage_capture, tmp_path,
+                                                                                      skip_page):
+    bench = SleepyBenchmark(options(tmp_path, skip_page=skip_page))
+    bench.run()
+    assert (bench.run_dir / "report.html").exists() is not skip_page
+    announced = [e["message"] for e in mlpstorage_capture.of_type("log") if e["message"].startswith("Report:")]
+    assert announced == ([] if skip_page else [f"Report: {bench.run_dir / 'report.html'}"])
+    assert list(bench.run_dir.glob("test_*_metadata.json"))
+    assert mlpstorage_capture.of_type("stage.finished")[-1]["status"] == "ok"

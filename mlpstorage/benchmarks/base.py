@@ -40,6 +40,7 @@ class RunOptions:
     hosts: list[str] = field(default_factory=lambda: ["localhost"])
     cluster_collection: str = "auto"  # auto | local | ssh | mpi | none
     skip_timeseries: bool = False
+    skip_page: bool = False  # --skip-page: no report.html (reports html writes it later)
     timeseries_interval: float = 10.0
     max_timeseries_samples: int = 3600
     data_dir: str | None = None
@@ -71,7 +72,7 @@ class Benchmark:
         self.job: WatchedJob | None = None  # while "Running benchmark" runs
         self.sampling = RunTimeseries(options, self.emitter, self.ssh_connections, self._on_sample)
         self.failure: BaseException | None = None  # what ended "Running benchmark", if it failed
-        self.results_processed = False  # "Processing results" ran: the run has a page to write
+        self.page_due = False  # "Processing results" ran and --skip-page was not given
 
     @property
     def collectors(self) -> dict:
@@ -114,7 +115,7 @@ class Benchmark:
             finally:
                 # The page shows the finished run, so it is written once the run span has
                 # ended (the recording holds its end) and whatever way the run ended.
-                if self.results_processed:
+                if self.page_due:
                     self._write_report()
 
     def _lifecycle(self) -> None:
@@ -227,7 +228,9 @@ class Benchmark:
     def _announce_report(self) -> None:
         """The run will have a page: said while "Processing results" runs, so the line is part
         of the recording and stands above the summary the live display leaves."""
-        self.results_processed = True
+        if self.options.skip_page:
+            return
+        self.page_due = True
         page = self.run_dir / REPORT_FILE
         self.emitter.info(f"Report: {page}", report=str(page))
 

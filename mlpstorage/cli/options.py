@@ -136,6 +136,9 @@ def add_run_options(parser) -> None:
     ssh.add_argument("--ssh-timeout", metavar="SECONDS", type=interval, default=10.0,
                      help="per host: connect and collect within this time (default 10)")
     group.add_argument("--skip-timeseries", action="store_true", help="do not sample /proc counters during the run")
+    group.add_argument("--skip-page", action="store_true",
+                       help="do not write the run's page (report.html) when it ends: about half a second, most of the "
+                       "cost of a short run ('mlpstorage reports html RUN' writes it later)")
     group.add_argument("--metrics-port", metavar="PORT", type=port, default=None,
                        help="serve the time series as Prometheus metrics on this port while the run lasts "
                        "(on $OTEL_EXPORTER_PROMETHEUS_HOST, default localhost)")

@@ -111,6 +111,7 @@ def run_options_from(args):
         hosts=[str(h) for h in parse_hosts(args.hosts or default_hosts())],
         cluster_collection=args.cluster_collection,
         skip_timeseries=args.skip_timeseries,
+        skip_page=args.skip_page,
         timeseries_interval=args.timeseries_interval,
         max_timeseries_samples=args.max_timeseries_samples,
         stall_timeout_s=args.stall_timeout,
