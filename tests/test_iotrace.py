@@ -165,3 +165,36 @@ def test_written_file_and_event(tmp_path, document):
     with pytest.raises(NotAnIoTrace):
         load_summary(tmp_path)
     assert load_summary(tmp_path / "elsewhere") is None
+
+
+def test_epochs_read_live_as_the_files_grow(tmp_path, document):
+    """EpochIo, as DLIO says each epoch ended: the ranks' files written up to that epoch's span
+    (DFTracer writes a line as its call returns), the launcher seeing the epoch start 5 ms late.
+    Each epoch's compute and wait are the recorded ones, its system calls those inside its span."""
+    from mlpstorage.iotrace.aggregate import EPOCH, SYSTEM
+    from mlpstorage.iotrace.live import EpochIo
+
+    files = sorted(RECORDED.glob("trace-*.pfw"))
+    pieces = []  # per file: the text up to and with each epoch's span line, then the rest
+    for trace in files:
+        lines = trace.read_bytes().splitlines(keepends=True)
+        cuts = [i + 1 for i, line in enumerate(lines) if f'"name":"{EPOCH}"'.encode() in line]
+        pieces.append([b"".join(lines[a:b]) for a, b in zip([0, *cuts], [*cuts, len(lines)])])
+    calls = {t.name: [c for block in read_calls(t) for c in block] for t in files}
+    live = EpochIo(tmp_path)
+    for epoch in (1, 2):
+        for trace, parts in zip(files, pieces):
+            with open(tmp_path / trace.name, "ab") as out:
+                out.write(parts[epoch - 1])
+        spans = [sorted((c for c in calls[t.name] if c.name == EPOCH), key=lambda c: c.ts)[epoch - 1] for t in files]
+        start_ns = (min(s.ts for s in spans) + 5000) * 1000
+        attributes = live(start_ns, max(s.ts + s.dur for s in spans) * 1000)
+        rows = [e for e in document["epochs"] if e["epoch"] == epoch]
+        assert attributes["mlpstorage.io.ranks"] == 2
+        assert attributes["mlpstorage.compute.time_s"] == pytest.approx(sum(e["compute_s"] for e in rows))
+        assert attributes["mlpstorage.io.wait_s"] == pytest.approx(sum(e["wait_s"] for e in rows))
+        inside = [c for t, span in zip(files, spans) for c in calls[t.name]
+                  if c.cat in SYSTEM and span.ts <= c.ts < span.ts + span.dur]
+        assert attributes["mlpstorage.io.calls"] == len(inside)
+        assert attributes["mlpstorage.io.time_s"] == pytest.approx(sum(c.dur for c in inside) / 1e6)
+        assert attributes["mlpstorage.io.read_bytes"] > 0

@@ -13,16 +13,14 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import msgspec
-
 from ..emitter import Emitter
 from ..emitter import events
 from ..emitter.rank_process import read_rank_processes
 from ..engines.process import CHILDREN
 from ..hosts import is_local_host
 from ..iotrace import IO_TRACE_FILE, event_payload, write_summary
-from ..iotrace.aggregate import COMPUTE, EPOCH, READS, SYSTEM, WAIT, WRITES, operation_name
-from ..iotrace.reader import Call, trace_files
+from ..iotrace.live import EpochIo
+from ..iotrace.reader import trace_files
 
 TRACER_ON = {"DFTRACER_ENABLE": "1", "DFTRACER_INC_METADATA": "1"}  # without the second: no file names, no bytes
 SLOWEST_SPANS = 10  # the slowest system calls exported as spans
@@ -43,102 +41,6 @@ def tracer_environment(on: bool) -> dict[str, str]:
     if on:
         return {**TRACER_ON, **({"DFTRACER_INC_METADATA": v} if (v := os.environ.get("DFTRACER_INC_METADATA")) else {})}
     return {"DFTRACER_ENABLE": "0"}
-
-
-# ----- during the run: each epoch's figures ------------------------------------------------
-_lines = msgspec.json.Decoder(list[Call], strict=False)
-_line = msgspec.json.Decoder(Call, strict=False)
-
-
-class EpochIo:
-    """Reads what the ranks' tracers wrote since the last epoch ended (a file offset per
-    rank) and sums, for the calls within the epoch: time in system I/O calls, bytes read and
-    written, compute and waiting for data (all of a rank's threads and loader processes,
-    summed over ranks).
-
-    A rank's epoch is its own `DLIOBenchmark._train` span, written as its epoch ends; calls
-    that started after it wait for the next epoch. A rank still in its epoch when rank 0 says
-    the epoch ended (its span not written yet) has every call written so far counted, and its
-    next epoch starts with its next span."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self._offsets: dict[Path, int] = {}
-        self._pending: dict[Path, list[Call]] = {}  # calls read that started after the rank's last epoch
-        self._counted: dict[Path, int] = {}  # the time (us) up to which the rank's calls are counted
-
-    def __call__(self, start_ns: int, end_ns: int) -> dict:
-        io_by_rank: dict[int, float] = {}
-        total = {"calls": 0, "io_us": 0, "read": 0, "written": 0, "compute_us": 0, "wait_us": 0}
-        for trace in trace_files(self.folder):
-            if trace.path.name.endswith(".gz"):
-                continue  # compressed once the run is over, never during it
-            io_by_rank[trace.rank] = _add(total, self._epoch_calls(trace.path, start_ns // 1000)) / 1e6
-        if not io_by_rank:
-            return {}
-        return {"mlpstorage.io.ranks": len(io_by_rank), "mlpstorage.io.calls": total["calls"],
-                "mlpstorage.io.time_s": total["io_us"] / 1e6,
-                "mlpstorage.io.time_s_by_rank": [round(io_by_rank[r], 6) for r in sorted(io_by_rank)],
-                "mlpstorage.io.read_bytes": total["read"], "mlpstorage.io.written_bytes": total["written"],
-                "mlpstorage.compute.time_s": total["compute_us"] / 1e6, "mlpstorage.io.wait_s": total["wait_us"] / 1e6}
-
-    def _epoch_calls(self, path: Path, launcher_start_us: int) -> list[Call]:
-        """The rank's calls in the epoch that just ended (as far as its tracer has written them)."""
-        calls = self._pending.pop(path, []) + self._new_calls(path)
-        counted = self._counted.get(path)
-        # a span that started before the last count is an epoch already closed (a lagging rank's)
-        spans = [c for c in calls if c.name == EPOCH and (counted is None or c.ts >= counted)]
-        if spans:
-            start, end = spans[-1].ts, spans[-1].ts + spans[-1].dur
-            self._counted[path] = end
-        else:  # the rank's epoch has not ended: everything so far is its
-            start, end = (launcher_start_us if counted is None else 0), 1 << 62
-            self._counted[path] = max((c.ts for c in calls), default=counted or launcher_start_us)
-        self._pending[path] = [c for c in calls if c.ts >= end and c.name != EPOCH]
-        return [c for c in calls if start <= c.ts < end]
-
-    def _new_calls(self, path: Path) -> list[Call]:
-        """The whole lines written since the last look (a line still being written waits)."""
-        offset = self._offsets.get(path, 0)
-        with open(path, "rb") as stream:
-            stream.seek(offset)
-            data = stream.read()
-        cut = data.rfind(b"\n") + 1
-        self._offsets[path] = offset + cut
-        lines = [s for s in (line.strip().rstrip(b",") for line in data[:cut].split(b"\n")) if s.startswith(b"{")]
-        if not lines:
-            return []
-        try:
-            return _lines.decode(b"[" + b",".join(lines) + b"]")
-        except msgspec.DecodeError:  # a bad line: the others still count
-            calls = []
-            for line in lines:
-                try:
-                    calls.append(_line.decode(line))
-                except msgspec.DecodeError:
-                    continue
-            return calls
-
-
-def _add(total: dict, calls) -> int:
-    """Adds calls to the epoch's totals; the microseconds its system I/O calls took."""
-    io_us = 0
-    for call in calls:
-        if call.cat in SYSTEM:
-            total["calls"] += 1
-            io_us += call.dur
-            name = operation_name(call)
-            moved = call.args.ret if call.args is not None and call.args.ret else 0
-            if moved > 0 and name in READS:
-                total["read"] += moved
-            elif moved > 0 and name in WRITES:
-                total["written"] += moved
-        elif call.name == COMPUTE or call.name.endswith("Framework.compute"):
-            total["compute_us"] += call.dur
-        elif call.name == WAIT:
-            total["wait_us"] += call.dur
-    total["io_us"] += io_us
-    return io_us
 
 
 # ----- at the end: io_trace.json, the event, the spans, the RESULT lines -----------------

@@ -115,6 +115,33 @@ def read_calls(path: Path, count: ReadCount | None = None, block_bytes: int = BL
             yield calls
 
 
+def read_new_calls(path: Path, offset: int, count: ReadCount | None = None,
+                   block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[list[Call], int]]:
+    """What a trace file still being written holds after offset, a block at a time: (calls,
+    the offset after the block's last whole line). A line still being written waits for the
+    next call; memory stays one block whatever the file has grown by."""
+    count = count if count is not None else ReadCount()
+    buf = bytearray(block_bytes)
+    held = 0
+    with open(path, "rb") as stream:
+        stream.seek(offset)
+        while True:
+            if held == len(buf):  # a line longer than the buffer
+                buf.extend(bytes(len(buf)))
+            end = held + _fill(stream, buf, held, count)
+            if end == held:
+                return
+            cut = buf.rfind(b"\n", 0, end) + 1
+            if not cut:
+                held = end
+                continue
+            offset += cut
+            calls = _decode_block(buf, _opening(buf, cut), cut, count)
+            buf[:end - cut] = buf[cut:end]
+            held = end - cut
+            yield calls, offset
+
+
 def _fill(stream, buf: bytearray, start: int, count: ReadCount) -> int:
     """Reads into buf from start until it is full or the file ends; the bytes read."""
     got = 0
