@@ -233,10 +233,14 @@ def _files(ranks: list[RankTrace]) -> dict:
     opened_in: dict[int, set] = {n: set() for n in range(1, len(epochs) + 1)}
     starts, ends = np.array([w[0] for w in epochs]), np.array([w[1] for w in epochs])
     for rank in ranks:
-        for fname, ts in rank.open_times():
-            number = int(np.searchsorted(starts, ts, side="right"))  # the last epoch started by ts
-            if number and ts < ends[number - 1]:
-                opened_in[number].add(fname)
+        opens = rank.open_times()
+        if not opens or not epochs:
+            continue
+        times = np.array([ts for _, ts in opens])
+        numbers = np.searchsorted(starts, times, side="right")  # the last epoch started by each open
+        inside = (numbers > 0) & (times < ends[np.maximum(numbers - 1, 0)])
+        for i, number in zip(np.flatnonzero(inside).tolist(), numbers[inside].tolist()):
+            opened_in[number].add(opens[i][0])
     read_files = set().union(*opened_in.values()) if opened_in else set()
     unread = []
     for number, opened in opened_in.items():
