@@ -84,35 +84,17 @@ def read_calls(path: Path, count: ReadCount | None = None, block_bytes: int = BL
     """The file's events, a block at a time (a list of Call per block)."""
     count = count if count is not None else ReadCount()
     opener = igzip.open if path.name.endswith(".gz") else open
-    buf = bytearray(block_bytes)  # read into, decoded from, reused: no copy of a block
-    held = 0  # the start of buf holds the previous block's unfinished line
-    first = True
+    lines = _WholeLines(block_bytes, count)
     try:
         with opener(path, "rb") as stream:
-            while True:
-                if held == len(buf):  # a line longer than the buffer
-                    buf.extend(bytes(len(buf)))
-                end = held + _fill(stream, buf, held, count)
-                if end == held:
-                    break
-                cut = buf.rfind(b"\n", 0, end) + 1
-                if not cut:
-                    held = end
-                    continue
-                start = _opening(buf, cut) if first else 0
-                first = False
-                calls = _decode_block(buf, start, cut, count)
-                buf[:end - cut] = buf[cut:end]
-                held = end - cut
+            for calls, _ in lines.blocks(stream):
                 if calls:
                     yield calls
     except OSError as exc:
         _bad(count, f"{type(exc).__name__}: {exc}")
-    rest = bytes(buf[_opening(buf, held) if first else 0:held])
-    if rest.strip():
-        calls = _decode([rest], count)
-        if calls:
-            yield calls
+    calls = lines.rest()  # a last line without its newline
+    if calls:
+        yield calls
 
 
 def read_new_calls(path: Path, offset: int, count: ReadCount | None = None,
@@ -120,26 +102,44 @@ def read_new_calls(path: Path, offset: int, count: ReadCount | None = None,
     """What a trace file still being written holds after offset, a block at a time: (calls,
     the offset after the block's last whole line). A line still being written waits for the
     next call; memory stays one block whatever the file has grown by."""
-    count = count if count is not None else ReadCount()
-    buf = bytearray(block_bytes)
-    held = 0
+    lines = _WholeLines(block_bytes, count if count is not None else ReadCount())
     with open(path, "rb") as stream:
         stream.seek(offset)
+        for calls, length in lines.blocks(stream):
+            offset += length
+            yield calls, offset
+
+
+class _WholeLines:
+    """A stream read into one reused buffer (no copy of a block) and decoded a block of whole
+    lines at a time; a line cut by the block's end waits at the buffer's start for the next."""
+
+    def __init__(self, block_bytes: int, count: ReadCount):
+        self.buf = bytearray(block_bytes)
+        self.held = 0
+        self.count = count
+
+    def blocks(self, stream) -> Iterator[tuple[list[Call], int]]:
+        """(calls, the length of the whole lines they came from) per block."""
+        buf, count = self.buf, self.count
         while True:
-            if held == len(buf):  # a line longer than the buffer
+            if self.held == len(buf):  # a line longer than the buffer
                 buf.extend(bytes(len(buf)))
-            end = held + _fill(stream, buf, held, count)
-            if end == held:
+            end = self.held + _fill(stream, buf, self.held, count)
+            if end == self.held:
                 return
             cut = buf.rfind(b"\n", 0, end) + 1
             if not cut:
-                held = end
+                self.held = end
                 continue
-            offset += cut
             calls = _decode_block(buf, _opening(buf, cut), cut, count)
             buf[:end - cut] = buf[cut:end]
-            held = end - cut
-            yield calls, offset
+            self.held = end - cut
+            yield calls, cut
+
+    def rest(self) -> list[Call]:
+        rest = bytes(self.buf[_opening(self.buf, self.held):self.held])
+        return _decode([rest], self.count) if rest.strip() else []
 
 
 def _fill(stream, buf: bytearray, start: int, count: ReadCount) -> int:
