@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from support.otlp_sink import base_env, by_name, exporter_env, only, silent_endpoint, start_sink
+from support.otlp_sink import base_env, by_name, exporter_env, only, silent_endpoint, sink, start_sink  # noqa: F401 (sink: a fixture)
 from support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,15 +51,6 @@ def events_file(results_dir: Path) -> Path:
 
 def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-@pytest.fixture(params=["http", "grpc"])
-def sink(request):
-    server, info = start_sink(request.param)
-    try:
-        yield info
-    finally:
-        server.stop()
 
 
 def warning_lines(stderr: str) -> list[str]:

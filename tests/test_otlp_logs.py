@@ -19,7 +19,7 @@ import pytest
 
 from mlpstorage.emitter.events import LEVELS, ns_from_iso
 from support.otlp_log_records import received_logs, traces_only_backend, traces_only_grpc_backend
-from support.otlp_sink import base_env, exporter_env, silent_endpoint, start_sink
+from support.otlp_sink import base_env, exporter_env, silent_endpoint, sink, start_sink  # noqa: F401 (sink: a fixture)
 from support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,15 +44,6 @@ def recorded_events(results_dir: Path) -> list[dict]:
 
 def otlp_warnings(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("mlpstorage: warning:")]
-
-
-@pytest.fixture(params=["http", "grpc"])
-def sink(request):
-    server, info = start_sink(request.param)
-    try:
-        yield info
-    finally:
-        server.stop()
 
 
 # ----- the pieces ------------------------------------------------------------------------------

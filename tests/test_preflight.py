@@ -28,6 +28,7 @@ from mlpstorage.engines.mpi import MpiOptions
 from mlpstorage.hosts import Host
 from support.host_tweaks import FAKETIME_LIBRARY, HostTweak, clock_off
 from support.otlp_sink import base_env
+from support.slurm import slurm  # noqa: F401 (a fixture: a real Slurm on this machine)
 
 VENV = sys.executable
 OPEN_MPI = "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4, May 26, 2022"
@@ -387,19 +388,6 @@ def test_through_local_mpirun_an_interpreter_without_dlio(mlpstorage_capture, tm
     assert texts[0].startswith(f"{bare} cannot import dlio_benchmark (ModuleNotFoundError")
     assert any(t.startswith(f"{bare} cannot import mpi4py") for t in texts)
     assert abs(result.offsets["localhost"]) < 0.5  # measured from when its report arrived
-
-
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    from support import slurm as slurm_testing
-
-    absent = slurm_testing.missing()
-    if absent:
-        if os.environ.get("CI"):
-            pytest.fail(f"{', '.join(absent)} not installed (scripts/setup.sh installs slurm-wlm and munge)")
-        pytest.skip(f"{', '.join(absent)} not installed: run scripts/setup.sh")
-    with slurm_testing.slurm_on_this_machine(tmp_path_factory.mktemp("slurm")) as cluster:
-        yield cluster
 
 
 @pytest.mark.slow

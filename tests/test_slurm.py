@@ -15,6 +15,7 @@ import pytest
 
 from mlpstorage.slurm import tasks_per_node
 from support import slurm as slurm_testing
+from support.slurm import slurm  # noqa: F401 (a fixture: a real Slurm on this machine)
 
 TINY = ["--params", "dataset.num_files_train=8", "dataset.record_length=65536", "dataset.record_length_stdev=0",
         "dataset.record_length_resize=65536", "checkpoint.model_size=65536"]
@@ -24,17 +25,6 @@ TINY_RUN = TINY + ["reader.batch_size=2", "reader.read_threads=1", "train.epochs
 def test_task_counts_in_slurms_format():
     assert tasks_per_node("2(x3),1") == [2, 2, 2, 1]
     assert tasks_per_node("4") == [4]
-
-
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    absent = slurm_testing.missing()
-    if absent:
-        if os.environ.get("CI"):
-            pytest.fail(f"{', '.join(absent)} not installed (scripts/setup.sh installs slurm-wlm and munge)")
-        pytest.skip(f"{', '.join(absent)} not installed: run scripts/setup.sh")
-    with slurm_testing.slurm_on_this_machine(tmp_path_factory.mktemp("slurm")) as cluster:
-        yield cluster
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+import pytest
 from oteltest.sink import GrpcSink, HttpSink
 from oteltest.sink.handler import AccumulatingHandler
 
@@ -167,3 +168,13 @@ def only(spans: list[Exported], name: str) -> Exported:
     matches = [s for s in spans if s.name == name]
     assert len(matches) == 1, f"{name!r}: {[s.name for s in spans]}"
     return matches[0]
+
+
+@pytest.fixture(params=["http", "grpc"])
+def sink(request):
+    """A real OTLP receiver, once over HTTP and once over gRPC."""
+    server, info = start_sink(request.param)
+    try:
+        yield info
+    finally:
+        server.stop()

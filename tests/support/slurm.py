@@ -19,6 +19,8 @@ import socket
 import subprocess
 import tempfile
 import time
+
+import pytest
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +147,16 @@ def slurm_on_this_machine(folder: Path):
             except (ValueError, ProcessLookupError):
                 pass
         shutil.rmtree(run, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A real Slurm on this machine for a test module (skipped when it is not installed; a
+    failure under CI, where scripts/setup.sh installs it)."""
+    absent = missing()
+    if absent:
+        if os.environ.get("CI"):
+            pytest.fail(f"{', '.join(absent)} not installed (scripts/setup.sh installs slurm-wlm and munge)")
+        pytest.skip(f"{', '.join(absent)} not installed: run scripts/setup.sh")
+    with slurm_on_this_machine(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
