@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +22,7 @@ from renderers.metrics import AU, DISK_IO, DISK_RATE, LOAD, MEMORY_AVAILABLE, TH
 
 from support.otlp_sink import base_env, start_sink
 from support.ports import free_port
+from support.prometheus import running_prometheus
 
 SAMPLE = {"schema": 2, "type": "sample", "timestamp": "2026-11-27T10:00:00.000000Z", "level": "info", "host": "node1",
           "values": {"read_bytes": 4096, "write_bytes": 0, "rx_bytes": 10, "tx_bytes": 20, "read_Bps": 512.0,
@@ -136,23 +135,11 @@ scrape_configs:
 
 @pytest.fixture
 def prometheus(tmp_path):
-    """A real Prometheus (Debian's package) on loopback, scraping 127.0.0.1:<metrics port> every second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is not installed (scripts/setup.sh installs it)")
-        pytest.skip("prometheus is not installed: run scripts/setup.sh")
-    metrics_port, web_port = free_port(), free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(PROMETHEUS_CONFIG.format(port=metrics_port))
-    proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{web_port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield metrics_port, f"http://127.0.0.1:{web_port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    """A real Prometheus (Debian's package) on loopback, scraping 127.0.0.1:<metrics port> every
+    second: (metrics port, API URL)."""
+    metrics_port = free_port()
+    with running_prometheus(tmp_path, PROMETHEUS_CONFIG.format(port=metrics_port)) as api:
+        yield metrics_port, api
 
 
 def query(api: str, promql: str) -> list:

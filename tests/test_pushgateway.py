@@ -3,8 +3,6 @@
 real Prometheus; the URL checks, and a gateway that is down or silent."""
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +18,7 @@ from mlpstorage.errors import UsageError
 from renderers.pushgateway import PushgatewayRenderer, PushTarget, without_credentials
 from support.otlp_sink import base_env
 from support.ports import free_port
+from support.prometheus import installed, running_prometheus
 from support.silent_server import SilentServer
 from support.waiting import wait_for
 from test_dlio import TINY_RUN, dataset, mlpstorage, only_run_dir  # noqa: F401 (dataset: the fixture)
@@ -29,20 +28,11 @@ THROUGHPUT = "mlpstorage_dlio_throughput_per_second"  # the unit {sample}/s: the
 IO_THROUGHPUT = "mlpstorage_dlio_io_throughput_megabytes_per_second"
 
 
-def binary(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed (scripts/setup.sh --tests installs it)")
-        pytest.skip(f"{name} is not installed: run scripts/setup.sh --tests")
-    return found
-
-
 @pytest.fixture
 def pushgateway():
     """Debian's prometheus-pushgateway on loopback, with no persistence: its URL."""
     port = free_port()
-    proc = subprocess.Popen([binary("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}"],
+    proc = subprocess.Popen([installed("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -68,17 +58,8 @@ scrape_configs:
 def prometheus(tmp_path, pushgateway):
     """A real Prometheus scraping the Pushgateway every second (honor_labels: the pushed job
     and instance are kept, as the Pushgateway's documentation says): (gateway URL, API URL)."""
-    web_port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(PROMETHEUS_CONFIG.format(target=pushgateway.removeprefix("http://")))
-    proc = subprocess.Popen([binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{web_port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield pushgateway, f"http://127.0.0.1:{web_port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    with running_prometheus(tmp_path, PROMETHEUS_CONFIG.format(target=pushgateway.removeprefix("http://"))) as api:
+        yield pushgateway, api
 
 
 def gateway_text(url: str) -> str | None:
