@@ -141,14 +141,17 @@ def lines(title: str, unit: str, series: list[Series], colors: dict[str, str], m
     _legend(fig, renderer, [line.name for line in series])
     fig.add_tools(HoverTool(tooltips=[("", "@name"), ("at", "$snap_x{0.0} s"), (unit or "value", "$snap_y{0,0.00}")],
                             line_policy="nearest"))
-    # From just below 0 (a line of zeros stays visible above the axis) to just above the top.
-    values = [v for line in series for v in line.values]
-    low, top = min(values + [0.0]), max(values + [0.0])
-    span = (top - low) or 1.0
-    fig.y_range = Range1d(low - 0.03 * span, top + 0.08 * span)
+    fig.y_range = _padded_range([v for line in series for v in line.values])
     stage_rules(fig, marks)
     fig.name = name
     return fig
+
+
+def _padded_range(values: list[float]) -> Range1d:
+    """From just below 0 (a line of zeros stays visible above the axis) to just above the top."""
+    low, top = min(values + [0.0]), max(values + [0.0])
+    span = (top - low) or 1.0
+    return Range1d(low - 0.03 * span, top + 0.08 * span)
 
 
 SPREAD_COLOR = "#1f77b4"
@@ -178,10 +181,7 @@ def envelope(title: str, unit: str, spread: Envelope, marks: list[StageMark], x_
     items += [LegendItem(label=line.name, renderers=[slowest], index=i) for i, line in enumerate(spread.slowest)]
     fig.add_layout(Legend(items=items, label_text_font_size="9pt", spacing=0, padding=4, glyph_height=12,
                           label_height=12), "right")
-    values = [v for v in spread.figures["min"] + spread.figures["max"] if v == v]
-    low, top = min(values + [0.0]), max(values + [0.0])
-    span = (top - low) or 1.0
-    fig.y_range = Range1d(low - 0.03 * span, top + 0.08 * span)
+    fig.y_range = _padded_range([v for v in spread.figures["min"] + spread.figures["max"] if v == v])
     stage_rules(fig, marks)
     fig.name = name
     return fig
