@@ -25,7 +25,7 @@ OnSample = Callable[[str, dict], None]
 def compact(sample: dict) -> dict:
     """sample with its rates rounded to whole bytes a second, in place. The counters they come
     from are whole bytes, so the digits after the point are only the timing's noise; the
-    recording keeps one sample per host and interval, and they made up a tenth of its bytes
+    recording keeps one sample per host and interval, and those digits were 7 % of its bytes
     (docs/performance.md, A thousand hosts)."""
     for rate in hostinfo.RATES.values():
         value = sample.get(rate)
