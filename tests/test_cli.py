@@ -373,6 +373,17 @@ def test_help_imports_no_handler_benchmark_or_telemetry(argv, built):
     assert result.stdout.splitlines()[-1] == repr(built)
 
 
+def test_a_plain_run_imports_no_rich(tmp_path):
+    # structlog would import Rich for a console renderer the launcher never uses
+    probe = ("import sys\nfrom mlpstorage.cli import main\nrc = main(sys.argv[1:])\n"
+             "print(rc, sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))")
+    result = subprocess.run([PYTHON, "-c", probe, "exec", "--render", "plain", "--results-dir", str(tmp_path),
+                             "--skip-timeseries", "--", "true"], capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert result.stdout.splitlines()[-1] == "0 []", result.stderr
+    [run_dir] = run_dirs(tmp_path)
+    assert (run_dir / "report.html").exists()
+
+
 def test_a_command_help_has_every_option_of_the_command():
     text = mlpstorage("training", "run", "--help").stdout
     for option in ("--model", "--data-dir", "--num-accelerators", "--hosts", "--ssh-user", "--stall-timeout",

@@ -3,13 +3,26 @@ Heavy imports happen inside them, so `mlpstorage --help` imports none of it."""
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from ..errors import UsageError
-from .wiring import (dlio_options_from, make_renderers, params_from, read_runs, run_benchmarks, run_options_from,
-                     stdout_console, telemetry)
+from .wiring import (dlio_options_from, import_structlog_without_rich, make_renderers, params_from, read_runs,
+                     run_benchmarks, run_options_from, stdout_console, telemetry)
 
 
+def _emitting(handler):
+    """A handler whose command runs under the emitter: structlog is imported first, without Rich."""
+
+    @functools.wraps(handler)
+    def run(args) -> int:
+        import_structlog_without_rich()
+        return handler(args)
+
+    return run
+
+
+@_emitting
 def cmd_exec(args) -> int:
     from ..benchmarks.exec import ExecBenchmark
 
@@ -42,6 +55,7 @@ def cmd_check(args) -> int:
     return 0
 
 
+@_emitting
 def cmd_training(args) -> int:
     from ..benchmarks.training import TrainingBenchmark
 
@@ -69,6 +83,7 @@ def _checkpointing(args, options):
                                                   args.num_checkpoints, emitter=emitter)
 
 
+@_emitting
 def cmd_checkpointing(args) -> int:
     return run_benchmarks(args, _checkpointing(args, _preflight_options(run_options_from(args), args)))
 
@@ -108,6 +123,7 @@ def cmd_checkpointing_configview(args) -> int:
     return _print_config(benchmark.workload, benchmark.config)
 
 
+@_emitting
 def cmd_checkpointing_datasize(args) -> int:
     from ..benchmarks.datasize import checkpointing_datasize
 
@@ -121,6 +137,7 @@ def cmd_checkpointing_datasize(args) -> int:
     return 0
 
 
+@_emitting
 def cmd_datasize(args) -> int:
     from ..benchmarks.datasize import training_datasize
     from ..workloads import required_data_size, workload_config, workload_name
@@ -144,6 +161,7 @@ def cmd_reportgen(args) -> int:
     return reportgen(args.results_dir, args.output_dir, style=style)
 
 
+@_emitting
 def cmd_replay(args) -> int:
     from ..replay import Recording, replay
     from ..terminal import harmless

@@ -4,11 +4,26 @@ knows), the emitter they hang on, and the options objects each benchmark takes."
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from pathlib import Path
 
 from ..errors import Terminated, UsageError
+
+
+def import_structlog_without_rich() -> None:
+    """structlog imports Rich when it can, for its console renderer's tracebacks: about 50 ms,
+    twice an interpreter's start. The launcher's structlog pipeline ends in the emitter and
+    never uses that renderer, so structlog is imported with Rich hidden from it; Rich stays
+    importable for the rich renderer and the reports, which import it themselves."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        return
+    sys.modules["rich"] = None  # an import of rich raises ImportError while this lasts
+    try:
+        importlib.import_module("structlog")
+    finally:
+        del sys.modules["rich"]
 
 
 def stream_level(args) -> str:
