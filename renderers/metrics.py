@@ -37,6 +37,7 @@ from opentelemetry.sdk.metrics.export import (
     ScopeMetrics,
     Sum,
 )
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
@@ -91,6 +92,7 @@ RUN_VALUES = {
 KINDS = (DISK_IO, NETWORK_IO, MEMORY_AVAILABLE, LOAD, DISK_RATE, NETWORK_RATE, AU, THROUGHPUT, IO_THROUGHPUT,
          TRACE_EVENTS)
 SCOPE = InstrumentationScope("mlpstorage", __version__)
+SERIES_LIMIT = 1_000_000  # per metric: hosts x attributes, never folded (see LiveMetrics)
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,11 @@ class LiveMetrics:
         self._latest: dict[tuple, Point] = {}
         self._histograms = histograms
         self._lock = threading.Lock()
-        self.provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
+        # The SDK folds every series past 2,000 per metric into one `otel.metric.overflow` series:
+        # 1,024 hosts x two directions is 2,048. A series per host is what these metrics are.
+        every_series = View(instrument_name="*", aggregation_cardinality_limit=SERIES_LIMIT)
+        self.provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False,
+                                      views=[every_series])
         meter = self.provider.get_meter(SCOPE.name, SCOPE.version)
         for kind in KINDS:
             create = meter.create_observable_counter if kind.monotonic else meter.create_observable_gauge

@@ -204,3 +204,23 @@ def test_a_real_prometheus_reads_the_io_histogram_per_rank(prometheus):
     for row in (r for r in payload["operations"] if r["operation"] == "read"):
         bucket = bisect.bisect_left(bounds, row["p99_us"] / 1e6)
         assert bisect.bisect_left(bounds, p99[(str(row["rank"]), row["host"])]) == bucket, (p99, row["p99_us"])
+
+
+def test_a_thousand_hosts_keep_a_series_each():
+    """The SDK folds every series past 2,000 per metric into `otel.metric.overflow`: 1,024 hosts
+    with two directions each must all come through."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    from mlpstorage.emitter import events as ev
+    from renderers.metrics import LiveMetrics
+
+    reader = InMemoryMetricReader()
+    live = LiveMetrics(Resource.create({}), [reader])
+    for host in range(1024):
+        live.handle(ev.sample(f"node{host}", {"read_bytes": 1, "write_bytes": 2}, "2026-12-06T00:00:00.000000Z"))
+    [disk] = [m for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+              if m.name == "system.disk.io"]
+    points = disk.data.data_points
+    assert len(points) == 2048
+    assert not [p for p in points if "otel.metric.overflow" in p.attributes]
