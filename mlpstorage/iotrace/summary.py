@@ -25,7 +25,7 @@ from .aggregate import (
 )
 from .reader import ReadCount, read_calls, trace_files
 
-IO_TRACE_FILE = "io_trace.json"
+from . import IO_TRACE_FILE
 FORMAT = "mlpstorage.io_trace"
 VERSION = 1
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}

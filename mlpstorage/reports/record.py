@@ -27,7 +27,6 @@ from ..terminal import harmless
 from ..results import write_json
 from . import dlio_facts as dlio
 from .headline import Headline, headlines, number, short_texts
-from .io_trace import load_io_trace
 from .launcher_layout import launcher_fields
 from .recording import Span, read_recording
 from .samples import HostSamples, read_timeseries_file, time_bounds
@@ -152,6 +151,8 @@ class RunRecord:
     @cached_property
     def io(self):
         """The run's io_trace.json as an io_trace.IoTrace, read once asked; None untraced (or unread: see problems)."""
+        from .io_trace import load_io_trace  # numpy: only for a run whose trace is asked for
+
         return load_io_trace(self.run_dir, self.problems)
 
     # ----- when ----------------------------------------------------------------------------

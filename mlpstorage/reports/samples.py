@@ -14,10 +14,12 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import msgspec
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The figures of a sample the reports show (timeline.METRICS); a sample's others are left out.
 KEYS = ("read_Bps", "write_Bps", "rx_Bps", "tx_Bps", "mem_available_bytes", "load1")
@@ -38,6 +40,8 @@ class HostSamples:
 def from_dicts(samples: list[dict]) -> HostSamples:
     """A host's samples ({timestamp_ns, figure: number...}, any order; untrusted: a value that
     is not a finite number counts as missing)."""
+    import numpy as np  # here: a page needs it, a run's record does not
+
     rows = sorted((s for s in samples if type(s.get("timestamp_ns")) is int and _in_range(s["timestamp_ns"])),
                   key=lambda s: s["timestamp_ns"])
     return HostSamples(np.array([s["timestamp_ns"] for s in rows], dtype=np.int64),
@@ -100,6 +104,8 @@ def read_timeseries_file(path: Path, problems: list[str]) -> tuple[dict[str, Hos
 
 
 def _columns(series: list[_Sample]) -> HostSamples:
+    import numpy as np  # here: a page needs it, a run's record does not
+
     series = sorted((s for s in series if _in_range(s.timestamp_ns)), key=lambda s: s.timestamp_ns)
     values = {key: np.array([getattr(s, key) for s in series], dtype=np.float64) for key in KEYS}  # None -> NaN
     for column in values.values():
@@ -120,6 +126,8 @@ def _read_forgiving(data: bytes):
 
 def typical_interval(samples: dict[str, HostSamples]) -> float | None:
     """The median gap between a host's consecutive samples, in seconds."""
+    import numpy as np  # here: a page needs it, a run's record does not
+
     gaps = [np.diff(s.times_ns) for s in samples.values() if len(s) > 1]
     if not gaps:
         return None
