@@ -103,7 +103,7 @@ class RankTrace:
 
     def __init__(self, rank: int, origin_us: int | None = None):
         self.rank = rank
-        self.host: str | None = None
+        self.host: str | None = None  # set by whoever reads the file (reader.trace_host)
         self.origin_us = origin_us  # time bin 0 (the first event seen, unless given)
         self.ops: dict[str, _Op] = {}
         self.busy = _Grow()  # microseconds in system I/O calls per bin
@@ -151,8 +151,6 @@ class RankTrace:
         n = len(calls)
         if not n:
             return
-        if self.host is None:
-            self.host = next((c.args.hostname for c in calls if c.args is not None and c.args.hostname), None)
         code = np.fromiter(map(self._names.__getitem__, map(_NAME, calls)), np.int64, n)
         if len(self._names) > len(self._table):
             self._learn(calls, code)

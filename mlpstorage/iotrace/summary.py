@@ -23,7 +23,7 @@ from .aggregate import (
     merge_ops,
     percentile,
 )
-from .reader import ReadCount, read_calls, trace_files
+from .reader import ReadCount, read_calls, trace_files, trace_host
 
 from . import IO_TRACE_FILE
 FORMAT = "mlpstorage.io_trace"
@@ -49,6 +49,7 @@ def summarise(folder: Path, warn: Callable[[str], None] | None = None) -> dict |
     for trace in files:
         count = ReadCount()
         rank = RankTrace(trace.rank, origin)
+        rank.host = trace_host(trace.path)
         for calls in read_calls(trace.path, count):
             rank.add(calls)
         origin = rank.origin_us if origin is None else origin
