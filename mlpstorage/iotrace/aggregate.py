@@ -284,8 +284,7 @@ def _fname(call: Call) -> str | None:
 
 
 def _moved(calls: Sequence[Call]) -> np.ndarray:
-    """The bytes each read or write moved: its return value (its request when that is
-    missing; 0 for an error)."""
+    """The bytes each read or write moved: its return value (0 when it has none, or failed)."""
     try:
         moved = np.fromiter(map(_ARGS_RET, calls), np.int64, len(calls))
     except (AttributeError, TypeError):  # some call without args or without ret
@@ -297,7 +296,7 @@ def _one_moved(call: Call) -> int:
     args = call.args
     if args is None:
         return 0
-    return (args.ret if args.ret is not None else args.count) or 0
+    return args.ret or 0
 
 
 def merge_ops(ranks: list[RankTrace], by) -> dict[tuple, _Op]:
