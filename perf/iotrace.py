@@ -49,12 +49,12 @@ from pathlib import Path
 
 from isal import igzip
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # `support`: tests/support
+
+from support.dlio_data import MODEL, RANKS, TINY, ensure_dataset  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "tests" / "data" / "iotrace"
-MODEL = "unet3d"
-RANKS = 2
-TINY = ["dataset.record_length=1048576", "dataset.record_length_stdev=0", "dataset.record_length_resize=1048576",
-        "checkpoint.model_size=1048576"]
 RUN_PARAMS = ["reader.batch_size=2", "reader.read_threads=1", "train.epochs=3"]
 TRACED = {"DFTRACER_ENABLE": "1", "DFTRACER_INC_METADATA": "1"}
 UNTRACED = {"DFTRACER_ENABLE": "0"}
@@ -305,19 +305,6 @@ def base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in drop}
 
 
-def ensure_data(data_dir: Path, files: int, work: Path) -> str:
-    train = data_dir / "train"
-    if train.is_dir() and len(list(train.glob("*.npz"))) >= files:
-        return f"reused {data_dir}"
-    argv = [*LAUNCH, "training", "datagen", "--model", MODEL, "--data-dir", str(data_dir), "--num-processes",
-            str(RANKS), "--results-dir", str(work / "datagen"), "--render", "plain", "--skip-timeseries",
-            "--params", f"dataset.num_files_train={files}", *TINY]
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=base_env(), cwd=work)
-    if done.returncode != 0:
-        raise SystemExit(f"datagen failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return f"generated {len(list(train.glob('*.npz')))} files in {data_dir}"
-
-
 @dataclass
 class DlioRun:
     traced: bool
@@ -390,7 +377,7 @@ def tracer_cost(work: Path, data_root: Path, loads: list[Workload], repeat: int)
     runs: dict[str, list[DlioRun]] = {}
     for number, load in enumerate(loads):
         data_dir = data_root / f"{MODEL}-{load.files}"
-        print(f"    {load.label}: data {ensure_data(data_dir, load.files, work)}", flush=True)
+        print(f"    {load.label}: data {ensure_dataset(LAUNCH, data_dir, load.files, work, base_env())}", flush=True)
         folder = work / f"runs-{number}"
         dlio_run(data_dir, load, folder / "warm-up", False, work)
         mine = runs[load.label] = []

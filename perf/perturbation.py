@@ -45,13 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # `suppo
 
 from support.otlp_sink import Sink, quiet_http_log, start_sink  # noqa: E402
 from support.pty_reader import open_pty, pty_chunks  # noqa: E402
+from support.dlio_data import MODEL, RANKS, TINY, ensure_dataset  # noqa: E402
 
 
-MODEL = "unet3d"
-RANKS = 2
 FILES = 16
-TINY = [f"dataset.num_files_train={FILES}", "dataset.record_length=1048576", "dataset.record_length_stdev=0",
-        "dataset.record_length_resize=1048576", "checkpoint.model_size=1048576"]
 RUN_PARAMS = ["reader.batch_size=2", "reader.read_threads=1", "train.epochs=3"]
 # What the launcher forwards to the ranks with -x (mlpstorage.benchmarks.dlio.RANK_ENV).
 RANK_ENV = {"TRACEPARENT": "", "TRACESTATE": "", "MLPSTORAGE_RANK_EVENTS": "", "DFTRACER_ENABLE": "0"}
@@ -106,23 +103,10 @@ def count_samples(timeseries: dict) -> int:
     return len(timeseries.get("samples", []))
 
 
-def ensure_data(data_dir: Path, work: Path) -> str:
-    train = data_dir / "train"
-    if train.is_dir() and len(list(train.glob("*.npz"))) >= FILES and (data_dir / "valid").is_dir():
-        return f"reused {data_dir}"
-    argv = [*launcher(), "training", "datagen", "--model", MODEL, "--data-dir", str(data_dir),
-            "--num-processes", str(RANKS), "--results-dir", str(work / "datagen"), "--render", "plain",
-            "--skip-timeseries", "--params", *TINY]
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=base_env(), cwd=work)
-    if done.returncode != 0:
-        raise SystemExit(f"datagen failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return f"generated {len(list(train.glob('*.npz')))} files in {data_dir}"
-
-
 def observed_argv(data_dir: Path, results_dir: Path) -> list[str]:
     return [*launcher(), "training", "run", "--model", MODEL, "--data-dir", str(data_dir),
             "--num-accelerators", str(RANKS), "--results-dir", str(results_dir),
-            "--params", *TINY, *RUN_PARAMS]
+            "--params", f"dataset.num_files_train={FILES}", *TINY, *RUN_PARAMS]
 
 
 def bare_command(data_dir: Path, work: Path) -> tuple[list[str], str]:
@@ -212,7 +196,7 @@ def main() -> None:
     server = None
     try:
         data_dir = (args.data_dir or work / "data").absolute()
-        print(f"data: {ensure_data(data_dir, work)}")
+        print(f"data: {ensure_dataset(launcher(), data_dir, FILES, work, base_env())}")
         command, what_if_dir = bare_command(data_dir, work)
         print(f"bare command: {shlex.join(command)}")
         quiet_http_log()
