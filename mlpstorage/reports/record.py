@@ -23,6 +23,8 @@ from ..errors import UsageError
 from ..iotrace import IO_TRACE_FILE
 from ..redaction import redact, redact_argv
 from ..emitter.events import UNFINISHED
+from ..emitter.reading import find_recording
+from ..emitter.recording import COMPRESSED_NAME, FILE_NAME as RECORDING
 from ..terminal import harmless
 from ..results import write_json
 from . import dlio_facts as dlio
@@ -31,8 +33,6 @@ from .launcher_layout import launcher_fields
 from .recording import Span, read_recording
 from .samples import HostSamples, read_timeseries_file, time_bounds
 
-RECORDING = "events.jsonl"
-RECORDINGS = (RECORDING, RECORDING + ".gz")  # plain while the run lasts; a large one gzip once it ended
 REPORT = "report.html"
 METADATA_SUFFIX = "_metadata.json"
 SUMMARY = "summary.json"
@@ -210,7 +210,7 @@ def read_run(path: Path, results_dir: Path | None = None, recording: bool = True
             raise NotARun(f"{path}: no such run folder or recording")
         record = RunRecord(run_dir=None, run_id=path.name, layout=None, benchmark=None, model=None, command=None)
         return _with_recording(record, path)
-    found = next((path / name for name in RECORDINGS if (path / name).is_file()), None) if recording else None
+    found = find_recording(path) if recording else None
     if found is not None:
         record = _record_beside_recording(path, results_dir)
         return _with_recording(record, found, samples_wanted=not record.samples)
@@ -321,7 +321,7 @@ def _record_beside_recording(folder: Path, results_dir: Path | None) -> RunRecor
 def _with_recording(record: RunRecord, path: Path, samples_wanted: bool = True) -> RunRecord:
     """record with what its recording holds; what the run record lacks comes from the run span."""
     found = read_recording(path, samples_wanted)
-    record.source = path.parent if path.name in RECORDINGS and record.run_dir is not None else path
+    record.source = path.parent if path.name in (RECORDING, COMPRESSED_NAME) and record.run_dir is not None else path
     record.spans, record.messages = found.spans, found.messages
     record.problems.extend(found.problems)
     record.command_line = record.command_line or found.command_line
