@@ -136,6 +136,7 @@ class Preflight:
         self.connections = connections
         self.hosts = host_names(options.hosts)
         self.timeout_s = options.ssh.timeout_s + remote.PROBE_TIMEOUT_S
+        self.here_data: dict | None = None  # this host's data set, described from the listing _request() made
 
     def run(self) -> PreflightResult:
         started = time.perf_counter()
@@ -188,8 +189,11 @@ class Preflight:
                    "markers": [[path, token] for path in dict.fromkeys(
                        p for p in (markers.results, markers.data, markers.checkpoint) if p)]}
         if needs.data_dir:
-            names, _ = remote.list_files(needs.data_dir)
-            request["data"] = {"path": needs.data_dir, "sample": remote.sample_names(names)}
+            # the one walk of the data set here: it picks the sample and is this host's description
+            listing = remote.list_files(needs.data_dir)
+            sample = remote.sample_names(listing[0])
+            request["data"] = {"path": needs.data_dir, "sample": sample}
+            self.here_data = remote.describe_data(needs.data_dir, sample, listing)
         return request
 
     # ----- the channels ----------------------------------------------------------------
@@ -217,13 +221,18 @@ class Preflight:
         return f"Checking {LABELS[self.channel]}... {done}/{len(self.hosts)} hosts"
 
     def _here(self, request: dict) -> tuple[dict, float | None]:
-        """This host's report, from the same script in a child of its own."""
-        source = script_with_args(SOURCE, "preflight", [json.dumps(request)])
+        """This host's report, from the same script in a child of its own; its data set is
+        the one _request() listed, not walked a second time."""
+        here_request = {key: value for key, value in request.items() if key != "data"}
+        source = script_with_args(SOURCE, "preflight", [json.dumps(here_request)])
         try:
             code, stdout, stderr = run_collecting([sys.executable, "-"], self.timeout_s, source)
         except Exception as exc:  # TimeoutExpired, OSError
             return {"error": f"{type(exc).__name__}: {exc}"}, None
-        return _one_report(code, stdout, stderr, time.time_ns())
+        report, offset = _one_report(code, stdout, stderr, time.time_ns())
+        if self.here_data is not None and "error" not in report:
+            report["data"] = self.here_data
+        return report, offset
 
     def _via_ssh(self, request: dict, handle) -> tuple[dict, dict[str, dict], dict[str, float | None]]:
         remote_hosts = [h for h in self.hosts if not is_local_host(h)]

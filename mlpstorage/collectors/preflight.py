@@ -126,12 +126,13 @@ def sample_names(names: list[str], count: int = SAMPLE_NAMES) -> list[str]:
     return [names[round(i * step)] for i in range(count)]
 
 
-def describe_data(path: str, sample: list[str]) -> dict:
+def describe_data(path: str, sample: list[str], listing: tuple[list[str], int] | None = None) -> dict:
     """The data set at path as the launcher compares it: file count, total bytes, and the size
-    of each sampled name (None for a name that is not there)."""
+    of each sampled name (None for a name that is not there). listing: list_files(path) when
+    the caller has it already."""
     if not os.path.isdir(path):
         return {"path": path, "exists": False}
-    names, total = list_files(path)
+    names, total = listing or list_files(path)
     sizes = {}
     for name in sample:
         try:
