@@ -73,11 +73,6 @@ class PreflightResult:
     def passed(self) -> int:
         return len(self.hosts) - len(self.failed_hosts)
 
-    def memory_total(self) -> int | None:
-        """The hosts' memory together, when every host reported its own."""
-        totals = [(self.reports.get(h) or {}).get("memory", {}).get("total_bytes") for h in self.hosts]
-        return sum(totals) if all(totals) else None
-
     def metadata(self) -> dict:
         """The run metadata's "preflight": the outcome, then one entry per host."""
         return {
