@@ -210,13 +210,18 @@ def _writable(report: dict, path: str) -> dict:
     return (report.get("writable") or {}).get(path) or {}
 
 
+def _unwritable(what: str, path: str, found: dict, fix: str) -> tuple[str, str]:
+    """A folder the run writes that the host cannot: where it was tried, why, and fix."""
+    return ERROR, (f"the {what} {path} cannot be written there ({found.get('checked')}: "
+                   f"{found.get('error', 'not checked')}): {fix}")
+
+
 def _generated(host, report, reference, needs, markers):
     if needs.generate_into is None:
         return
     found = _writable(report, needs.generate_into)
     if not found.get("ok"):
-        yield ERROR, (f"the data directory {needs.generate_into} cannot be written there ({found.get('checked')}: "
-                      f"{found.get('error', 'not checked')}): make it writable for this user on every host")
+        yield _unwritable("data directory", needs.generate_into, found, "make it writable for this user on every host")
     elif markers.data and not report.get("markers", {}).get(markers.data):
         yield WARNING, (f"{needs.generate_into} there is not the folder it is here: the files generated there stay on "
                         "that host; mount the same shared file system on every host")
@@ -227,8 +232,7 @@ def _checkpoint(host, report, reference, needs, markers):
         return
     found = _writable(report, needs.checkpoint_folder)
     if not found.get("ok"):
-        yield ERROR, (f"the checkpoint folder {needs.checkpoint_folder} cannot be written there "
-                      f"({found.get('checked')}: {found.get('error', 'not checked')}): make it writable on every host")
+        yield _unwritable("checkpoint folder", needs.checkpoint_folder, found, "make it writable on every host")
         return
     shared = bool(markers.checkpoint and report.get("markers", {}).get(markers.checkpoint))
     ranks = sum(needs.ranks.values()) if shared else needs.ranks.get(host, 0)
