@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 from itertools import accumulate
 from pathlib import Path
@@ -30,7 +28,7 @@ from renderers.prometheus import PrometheusRenderer
 from renderers.rich import RichRenderer
 
 from support.otlp_histograms import by_rank, latest, received_histograms
-from support.otlp_sink import start_sink
+from support.otlp_sink import replay_into, start_sink
 from support.ports import free_port
 
 TRACES = Path(__file__).parent / "data" / "iotrace"
@@ -286,12 +284,7 @@ def test_replay_exports_the_histogram_with_its_original_time(payload, tmp_path):
                                 parent_span_id=None, attributes={ev.KIND: "run"}, start_unix_nano=RUN_START_NS,
                                 end_unix_nano=ev.ns_from_iso(SUMMARY_TIME) + 1000)
     recording.write_text("".join(ev.to_json_line(e) for e in (run_started(), summary_event(payload), finished)))
-    server, sink = start_sink("http")
-    try:
-        proc = subprocess.run([sys.executable, "-m", "mlpstorage", "events", "replay", str(recording), "--render", "otlp"],
-                              env=sink.env(), capture_output=True, text=True, timeout=60)
-    finally:
-        server.stop()
+    proc, sink = replay_into(recording)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     points = received_histograms(sink)
     assert len(points) == len(payload["operations"])  # one export: each series once

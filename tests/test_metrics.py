@@ -20,7 +20,7 @@ from mlpstorage.emitter.core import default_resource
 from mlpstorage.emitter.events import ns_from_iso
 from renderers.metrics import AU, DISK_IO, DISK_RATE, LOAD, MEMORY_AVAILABLE, THROUGHPUT, metrics_data, points_from_event
 
-from support.otlp_sink import base_env, start_sink
+from support.otlp_sink import base_env, replay_into, start_sink
 from support.ports import free_port
 from support.prometheus import running_prometheus
 
@@ -112,12 +112,7 @@ def test_a_live_run_exports_its_samples_as_metrics(tmp_path, protocol):
 def test_replay_exports_the_recorded_samples_with_their_original_times(tmp_path):
     recording = run_exec(tmp_path, base_env(), render="plain")  # nothing exported while it ran
     samples = samples_of(recording)
-    server, sink = start_sink("http")
-    try:
-        proc = subprocess.run([sys.executable, "-m", "mlpstorage", "events", "replay", str(recording), "--render", "otlp"],
-                              env=sink.env(), capture_output=True, text=True, timeout=60)
-    finally:
-        server.stop()
+    proc, sink = replay_into(recording)
     assert proc.returncode == 0, proc.stderr
     loads = sorted((t, v) for name, _, _, v, t in received_metrics(sink) if name == "system.cpu.load_average.1m")
     assert loads == sorted((ns_from_iso(s["timestamp"]), s["values"]["load1"]) for s in samples)

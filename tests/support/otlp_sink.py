@@ -8,8 +8,11 @@ import http.server
 import logging
 import os
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from oteltest.sink import GrpcSink, HttpSink
@@ -156,6 +159,17 @@ def start_sink(protocol: str):
             return server, Sink(protocol, port, handler)
     raise RuntimeError(f"could not start an OTLP {protocol} sink")
 
+
+def replay_into(recording: Path, protocol: str = "http") -> tuple[subprocess.CompletedProcess, Sink]:
+    """`mlpstorage events replay <recording> --render otlp` into a sink started for it (and
+    stopped once the replay has exited): the finished process and what the sink received."""
+    server, sink = start_sink(protocol)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mlpstorage", "events", "replay", str(recording), "--render", "otlp"],
+                              env=sink.env(), capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
+    return proc, sink
 
 def by_name(spans: list[Exported]) -> dict[str, list[Exported]]:
     names: dict[str, list[Exported]] = {}
