@@ -89,6 +89,14 @@ def add_params(parser) -> None:
                         help="pass a --params key DLIO 2.0.0 does not read anyway, with a warning")
 
 
+def add_client_hosts(parser) -> None:
+    """The client hosts' memory and count, which the datasize commands judge the sizes with."""
+    parser.add_argument("--client-host-memory-in-gb", "-cm", type=positive_float, required=True,
+                        help="memory per client host, GiB")
+    parser.add_argument("--num-client-hosts", "-nc", type=positive_int, default=1,
+                        help="client hosts (default 1)")
+
+
 def add_dlio_options(parser) -> None:
     group = parser.add_argument_group("DLIO and MPI")
     add_params(group)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import UsageError
-from .options import (add_dlio_options, add_global_options, add_params, add_run_options, positive_float,
+from .options import (add_client_hosts, add_dlio_options, add_global_options, add_params, add_run_options,
                       positive_int)
 
 EPILOG = """\
@@ -305,10 +305,7 @@ def _add_training(actions) -> None:
         model_args(parser)
         parser.add_argument("--max-accelerators", "-ma", type=positive_int, required=True,
                             help="the most accelerators you will simulate")
-        parser.add_argument("--client-host-memory-in-gb", "-cm", type=positive_float, required=True,
-                            help="memory per client host, GiB")
-        parser.add_argument("--num-client-hosts", "-nc", type=positive_int, default=1,
-                            help="client hosts (default 1)")
+        add_client_hosts(parser)
         parser.add_argument("--data-dir", "-dd", type=Path, default=Path("data"), help="for the datagen command shown")
         add_params(parser)
 
@@ -371,10 +368,7 @@ def _add_checkpointing(actions) -> None:
 
     def datasize_arguments(parser):
         model_args(parser, folder_help="for the run command shown (default ./checkpoints)")
-        parser.add_argument("--client-host-memory-in-gb", "-cm", type=positive_float, required=True,
-                            help="memory per client host, GiB")
-        parser.add_argument("--num-client-hosts", "-nc", type=positive_int, default=1,
-                            help="client hosts (default 1)")
+        add_client_hosts(parser)
 
     _command(
         actions, "datasize", "cmd_checkpointing_datasize", own=datasize_arguments,
