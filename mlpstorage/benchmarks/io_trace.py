@@ -12,15 +12,18 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..emitter import Emitter
 from ..emitter import events
 from ..emitter.rank_process import read_rank_processes
 from ..engines.process import CHILDREN
 from ..hosts import is_local_host
-from ..iotrace import IO_TRACE_FILE, event_payload, write_summary
-from ..iotrace.live import EpochIo
+from ..iotrace import IO_TRACE_FILE
 from ..iotrace.reader import trace_files
+
+if TYPE_CHECKING:
+    from ..iotrace.live import EpochIo
 
 TRACER_ON = {"DFTRACER_ENABLE": "1", "DFTRACER_INC_METADATA": "1"}  # without the second: no file names, no bytes
 SLOWEST_SPANS = 10  # the slowest system calls exported as spans
@@ -61,7 +64,11 @@ class RunIoTrace:
         return ", DFTracer I/O trace on in every rank (--io-trace)" if self.requested else ""
 
     def epoch_reader(self) -> EpochIo | None:
-        return EpochIo(self.run_dir) if self.requested else None
+        if not self.requested:
+            return None
+        from ..iotrace.live import EpochIo  # numpy: only in a traced run (not in every DLIO command)
+
+        return EpochIo(self.run_dir)
 
     def process(self, rank_spans: dict[int, str], fetch=None) -> None:
         """Reads every rank's trace (fetch(missing) may bring absent ones back first), writes
@@ -69,6 +76,8 @@ class RunIoTrace:
         their rank's span."""
         if not self.requested and not trace_files(self.run_dir):
             return
+        from ..iotrace import event_payload, write_summary  # numpy: only for a run with traces
+
         if fetch is not None:
             fetch(self._absent())
         self.missing = self._where_absent()
