@@ -4,9 +4,9 @@ gathers every host's information and prints it as one JSON list.
     launcher side: collect_via_mpi(...)
     rank side:     python -m mlpstorage.collectors.mpi [DATA_DIR]
 
-run_on_each_host() starts any program once per host the same way (mpirun, or srun inside a
-Slurm allocation) and hands back its output lines with the time each arrived: the preflight
-(mlpstorage/collectors/preflight.py) runs so, with no mpi4py needed on the hosts.
+run_on_each_host() starts any program once per host (mpirun, or srun inside a Slurm
+allocation) and hands back its output lines with the time each arrived: the collection runs
+so, and the preflight (mlpstorage/collectors/preflight.py), with no mpi4py needed on the hosts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 import time
 
 from ..engines.mpi import MpiOptions, mpi_command
-from ..engines.process import CHILDREN, run_collecting
+from ..engines.process import CHILDREN
 from ..hosts import Host
 
 
@@ -29,19 +29,10 @@ class MpiCollectionError(Exception):
 
 def collect_via_mpi(hosts: list[Host], data_dir: str | None, options: MpiOptions, timeout_s: float) -> dict[str, dict]:
     unique = list(dict.fromkeys(h.name for h in hosts))
-    mpi = dataclasses.replace(options, map_by="node", export_env=[])
     program = [sys.executable, "-m", __name__] + ([data_dir] if data_dir else [])
-    argv = mpi_command(mpi, [Host(name, 1) for name in unique], len(unique), program)
+    printed = [line for _, line in run_on_each_host(unique, program, options, timeout_s) if line.strip()]
     try:
-        returncode, stdout, stderr = run_collecting(argv, timeout_s)
-    except subprocess.TimeoutExpired:
-        raise MpiCollectionError(f"no answer within {timeout_s:g}s") from None
-    except OSError as exc:
-        raise MpiCollectionError(f"cannot run {argv[0]}: {exc.strerror}") from None
-    if returncode != 0:
-        raise MpiCollectionError(launcher_error(stderr) or f"{argv[0]} exited with code {returncode}")
-    try:
-        infos = json.loads(stdout.strip().splitlines()[-1])
+        infos = json.loads(printed[-1])
     except (json.JSONDecodeError, IndexError):
         raise MpiCollectionError("rank 0 printed no JSON") from None
     if len(infos) != len(unique):
