@@ -55,9 +55,15 @@ def sdk_disabled() -> bool:
     return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
+def exporters(signal: str) -> set[str]:
+    """OTEL_{signal}_EXPORTER (TRACES, METRICS or LOGS) as a set of lower-case names, otlp
+    when unset. The one reading of these variables; what a name means is the caller's."""
+    return {e.strip().lower() for e in os.environ.get(f"OTEL_{signal}_EXPORTER", "otlp").split(",") if e.strip()}
+
+
 def metrics_exporters() -> set[str]:
     """OTEL_METRICS_EXPORTER as a set of names (otlp when unset; none means none)."""
-    return {e.strip().lower() for e in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",") if e.strip()}
+    return exporters("METRICS")
 
 
 def otlp_endpoint_configured() -> bool:

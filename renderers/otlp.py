@@ -34,7 +34,7 @@ from mlpstorage.emitter.events import KINDS
 from mlpstorage.emitter.rebuild import span_from_event
 from mlpstorage.errors import UsageError
 
-from . import metrics_exporters, sdk_disabled
+from . import exporters, metrics_exporters, sdk_disabled
 from .otlp_delivery import Closing, Delivery, close_all, http_session, watch_grpc
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -149,7 +149,7 @@ def exporter_names(signal: str) -> set[str]:
     otlp and console are supported (others are a usage error); for traces anything but none
     means otlp."""
     variable = f"OTEL_{signal}_EXPORTER"
-    names = {n.strip().lower() for n in os.environ.get(variable, "otlp").split(",") if n.strip()} or {"otlp"}
+    names = exporters(signal) or {"otlp"}
     if signal != "LOGS":  # as before logs were exported: anything but none means otlp
         return set() if "none" in names else {"otlp"}
     supported = {"otlp", "console", "none"}
