@@ -40,7 +40,7 @@ READS = {"read", "pread", "readv", "preadv", "fread"}
 WRITES = {"write", "pwrite", "writev", "pwritev", "fwrite"}
 OPENS = {"open", "openat", "fopen"}
 EPOCH = "DLIOBenchmark._train"  # one span per epoch, in order
-COMPUTE = "TorchFramework.compute"  # a step's simulated computation (TFFramework.compute with tensorflow)
+COMPUTE = "Framework.compute"  # how a step's simulated computation ends: TorchFramework.compute, TFFramework.compute
 WAIT = "<module>.iter"  # a step waiting for its batch from the loader
 
 
@@ -139,7 +139,7 @@ class RankTrace:
             row[IS_SYSTEM] = system
             row[IS_SIZED] = system and (op in READS or op in WRITES)
             row[IS_OPEN], row[IS_READ], row[IS_WRITE] = system and op in OPENS, system and op in READS, system and op in WRITES
-            row[IS_COMPUTE] = call.name == COMPUTE or call.name.endswith("Framework.compute")
+            row[IS_COMPUTE] = call.name.endswith(COMPUTE)
             row[IS_WAIT] = call.name == WAIT
             row[IS_EPOCH] = call.name == EPOCH
             self._ops.append(op)
@@ -288,11 +288,12 @@ def _moved(calls: Sequence[Call]) -> np.ndarray:
     try:
         moved = np.fromiter(map(_ARGS_RET, calls), np.int64, len(calls))
     except (AttributeError, TypeError):  # some call without args or without ret
-        moved = np.fromiter((_one_moved(c) for c in calls), np.int64, len(calls))
+        moved = np.fromiter(map(returned, calls), np.int64, len(calls))
     return np.maximum(moved, 0)
 
 
-def _one_moved(call: Call) -> int:
+def returned(call: Call) -> int:
+    """The call's return value (the bytes a read or write moved, or -1); 0 when it has none."""
     args = call.args
     if args is None:
         return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .aggregate import COMPUTE, EPOCH, READS, SYSTEM, WAIT, WRITES, operation_name
+from .aggregate import COMPUTE, EPOCH, READS, SYSTEM, WAIT, WRITES, operation_name, returned
 from .reader import Call, read_new_calls, trace_files
 
 
@@ -29,12 +29,12 @@ class EpochTotals:
             self.calls += 1
             self.io_us += call.dur
             name = operation_name(call)
-            moved = call.args.ret if call.args is not None and call.args.ret else 0
+            moved = returned(call)
             if moved > 0 and name in READS:
                 self.read += moved
             elif moved > 0 and name in WRITES:
                 self.written += moved
-        elif call.name == COMPUTE or call.name.endswith("Framework.compute"):
+        elif call.name.endswith(COMPUTE):
             self.compute_us += call.dur
         elif call.name == WAIT:
             self.wait_us += call.dur
