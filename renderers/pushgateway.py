@@ -23,7 +23,6 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Callable
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.semconv._incubating.attributes.host_attributes import HOST_NAME
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
@@ -33,7 +32,8 @@ from mlpstorage.emitter.events import RUN_FINISHED, RUN_STARTED
 from mlpstorage.errors import UsageError
 from mlpstorage.terminal import harmless
 
-from .metrics import LiveMetrics, RecordedHistograms, WithRecordedHistograms
+from .metrics import LiveMetrics, RecordedHistograms
+from .prometheus import HistogramPrometheusReader
 
 ENVIRONMENT = "MLPSTORAGE_METRICS_PUSH"
 JOB = "mlpstorage"
@@ -75,12 +75,6 @@ class PushTarget:
         return with_auth
 
 
-class PushReader(WithRecordedHistograms, PrometheusMetricReader):
-    """The OpenTelemetry Prometheus reader (its collector makes the same families a scrape
-    gets), on a registry of its own rather than prometheus_client's global one, which the
-    scrape endpoint may be serving in the same process."""
-
-
 class RunInfo:
     """mlpstorage_run_info{benchmark,model,command,run_id,status} 1: which run the pushed values are of."""
 
@@ -115,7 +109,10 @@ class RunMetrics:
         histograms = RecordedHistograms()
         info = RunInfo()
         registry.register(info)
-        return cls(LiveMetrics(resource, [PushReader(histograms, registry=registry)], histograms), registry, info)
+        # The scrape endpoint's reader (the same families a scrape gets), on a registry of its
+        # own rather than prometheus_client's global one, which that endpoint may be serving.
+        reader = HistogramPrometheusReader(histograms, registry=registry)
+        return cls(LiveMetrics(resource, [reader], histograms), registry, info)
 
 
 class PushgatewayRenderer:
