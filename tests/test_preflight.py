@@ -234,6 +234,24 @@ def test_the_script_runs_with_the_standard_library_alone(tmp_path):
     assert report["markers"] == {str(tmp_path / "m"): True} and not list(tmp_path.glob(".mlpstorage-check-*"))
 
 
+
+def test_without_mpirun_the_preflight_checks_here_and_says_so(mlpstorage_capture, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.npz").write_bytes(b"x" * 10)
+    options = RunOptions(results_dir=tmp_path, hosts=["localhost"], mpi=MpiOptions(mpi_bin="no-such-mpirun"))
+    needs = Needs(interpreter=None, launcher=None, data_dir=str(tmp_path / "d"))
+    with SshConnections(options.ssh) as connections:
+        result = Preflight(mlpstorage_capture.emitter, options, needs, "mpi", connections).run()
+    [warning] = mlpstorage_capture.messages("warning")
+    assert warning.startswith("Preflight via MPI failed (cannot run no-such-mpirun") and "checking locally" in warning
+    assert result.channel == "local" and result.failed_hosts == [] and result.offsets == {"localhost": 0.0}
+    # this host's data set, described from the one listing that also picked the sample
+    assert result.reference["data"] == {"path": str(tmp_path / "d"), "exists": True, "files": 1, "bytes": 10,
+                                        "sample": {"a.npz": 10}}
+    assert result.reports["localhost"] is result.reference
+    descriptions = [u["description"] for u in mlpstorage_capture.of_type("spinner.updated")]
+    assert descriptions[-1] == "Checking locally... 1/1 hosts"
+
 # ----- real hosts ----------------------------------------------------------------------------
 def fake_data(folder: Path, files: int) -> Path:
     """A data folder that passes this host's validation (it counts names; nothing reads them)."""

@@ -195,9 +195,7 @@ class Preflight:
     def _gather(self, request: dict, handle) -> tuple[dict, dict[str, dict], dict[str, float | None]]:
         """(this host's report, {host: report or {"error": ...}}, {host: clock offset s})."""
         if self.channel == "local":
-            reference, _ = self._here(request)
-            handle.update(completed=len(self.hosts), description=self._counted(len(self.hosts)))
-            return reference, {h: reference for h in self.hosts}, {h: 0.0 for h in self.hosts}
+            return self._locally(request, handle)
         if self.channel == "ssh":
             return self._via_ssh(request, handle)
         try:
@@ -207,10 +205,13 @@ class Preflight:
             self.emitter.warning(f"Preflight {LABELS[self.channel]} failed ({exc}); checking {LABELS[fallback]} instead")
             self.channel = fallback
             handle.set_description(f"Checking {LABELS[fallback]}...")
-            if fallback == "ssh":
-                return self._via_ssh(request, handle)
-            reference, _ = self._here(request)
-            return reference, {h: reference for h in self.hosts}, {h: 0.0 for h in self.hosts}
+            return self._via_ssh(request, handle) if fallback == "ssh" else self._locally(request, handle)
+
+    def _locally(self, request: dict, handle) -> tuple[dict, dict[str, dict], dict[str, float | None]]:
+        """Every host is this one: its report stands for each."""
+        reference, _ = self._here(request)
+        handle.update(completed=len(self.hosts), description=self._counted(len(self.hosts)))
+        return reference, {h: reference for h in self.hosts}, {h: 0.0 for h in self.hosts}
 
     def _counted(self, done: int) -> str:
         return f"Checking {LABELS[self.channel]}... {done}/{len(self.hosts)} hosts"
