@@ -1,7 +1,7 @@
 """The I/O trace of a run as one small, versioned JSON file: `io_trace.json` in the run folder
-(its fields: docs/iotrace.md). Readable without mlpstorage; the run page, `reports show`,
-`reports compare`, reportgen, the metrics and the stall evidence all read this, never the
-trace files again.
+(its fields: docs/iotrace.md). Readable without mlpstorage; once the run is over the run page,
+`reports show`, `reports compare`, reportgen and the metrics read this, never the trace files
+again (during the run, live.py and a stall's evidence read the files as they grow).
 """
 
 from __future__ import annotations
