@@ -21,9 +21,8 @@ import logging
 import os
 import re
 import sys
-import threading
 import urllib.parse
-from typing import Callable, Sequence
+from typing import Callable
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -35,7 +34,7 @@ from mlpstorage.emitter.rebuild import span_from_event
 from mlpstorage.errors import UsageError
 
 from . import exporters, metrics_exporters, sdk_disabled
-from .otlp_delivery import Closing, Delivery, close_all, http_session, watch_grpc
+from .otlp_delivery import Closing, CountingExporter, Delivery, close_all, http_session, watch_grpc
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -176,28 +175,10 @@ def export_timeout_s(signal: str = "TRACES") -> float:
     return value
 
 
-class _CountingExporter(SpanExporter):
+class _CountingExporter(CountingExporter, SpanExporter):
     """Counts what each export carried into the traces' Delivery."""
 
-    def __init__(self, inner: SpanExporter, delivery: Delivery):
-        self._inner = inner
-        self._delivery = delivery
-        self._lock = threading.Lock()
-        self._shut_down = False
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ok = self._delivery.send(lambda: self._inner.export(spans) is SpanExportResult.SUCCESS, len(spans))
-        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        with self._lock:  # once: close() may stop the exporter before the processor's shutdown does
-            if self._shut_down:
-                return
-            self._shut_down = True
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
+    SUCCESS, FAILURE = SpanExportResult.SUCCESS, SpanExportResult.FAILURE
 
 
 class _CountingProcessor(BatchSpanProcessor):

@@ -151,6 +151,36 @@ def watch_grpc(signal_name: str, delivery: Delivery) -> None:
     _GRPC_OUTCOMES.deliveries[signal_name] = delivery
 
 
+class CountingExporter:
+    """An exporter of spans or log records wrapped: each export's items counted into the
+    signal's Delivery, and the inner exporter shut down once (close() may abandon it before
+    the processor stops it). A signal's class puts this first and its SDK exporter base after,
+    and names that base's result type as SUCCESS and FAILURE."""
+
+    SUCCESS: object
+    FAILURE: object
+
+    def __init__(self, inner, delivery: Delivery):
+        self._inner = inner
+        self._delivery = delivery
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    def export(self, batch):
+        ok = self._delivery.send(lambda: self._inner.export(batch) is self.SUCCESS, len(batch))
+        return self.SUCCESS if ok else self.FAILURE
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
 @dataclass
 class Closing:
     """One signal's last exports at close."""

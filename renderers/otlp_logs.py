@@ -32,7 +32,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from mlpstorage import __version__
 from mlpstorage.emitter.events import LIFTED, LOG, OUTPUT, ns_from_iso, output_lines
 
-from .otlp_delivery import Closing, Delivery
+from .otlp_delivery import Closing, CountingExporter, Delivery
 
 # The schema's levels -> (OpenTelemetry severity number, severity text). status and result are
 # kinds of info: a stage's own status line, and a headline figure of the run.
@@ -104,25 +104,10 @@ def span_context(event: dict):
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
-class _CountingLogExporter(LogRecordExporter):
+class _CountingLogExporter(CountingExporter, LogRecordExporter):
     """Counts what each export carried into the signal's Delivery."""
 
-    def __init__(self, inner: LogRecordExporter, delivery: Delivery):
-        self._inner = inner
-        self._delivery = delivery
-        self._shut_down = False
-
-    def export(self, batch):
-        ok = self._delivery.send(lambda: self._inner.export(batch) is LogRecordExportResult.SUCCESS, len(batch))
-        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
-
-    def shutdown(self):
-        if not self._shut_down:  # once: close() may abandon the exporter before the processor stops it
-            self._shut_down = True
-            self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
+    SUCCESS, FAILURE = LogRecordExportResult.SUCCESS, LogRecordExportResult.FAILURE
 
 
 class OtlpLogs:
