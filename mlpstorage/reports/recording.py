@@ -8,7 +8,6 @@ with one error, bad lines after the first skipped with a warning). A recording c
 
 from __future__ import annotations
 
-import math
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +71,8 @@ def read_recording(path: Path, samples_wanted: bool = True) -> Recorded:
             elif type_ == ev.RUN_STARTED:
                 runs.append(event["trace_id"])
             elif type_ == ev.SAMPLE and samples_wanted:
-                sample = {**numbers(event["values"]), "timestamp_ns": ev.ns_from_iso(event["timestamp"])}
+                # from_dicts keeps its figures and takes what is not a finite number as missing
+                sample = {**event["values"], "timestamp_ns": ev.ns_from_iso(event["timestamp"])}
                 samples.append((event.get("trace_id"), event["host"], sample))
             elif type_ == ev.STALL:  # with the warnings: "stalled: ...", "resumed: ..."
                 found.messages.append({**event, "message": ev.stall_text(event)})
@@ -120,8 +120,3 @@ def job_command_line(spans: list[Span]) -> str | None:
             return shlex.join(redact_argv(args))
     return None
 
-
-def numbers(values: dict) -> dict:
-    """The finite numbers of a sample's values."""
-    return {k: v for k, v in values.items()
-            if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
