@@ -236,8 +236,9 @@ def render_plain(report: Report) -> str:
         for record, verdict in runs:
             lines.append(f"  {record.run_id}  {record.describe()}")
             lines.append(f"    {', '.join(record.headline()) or 'no metrics'}")
-            if read_text(record.io):
-                lines.append(f"    {read_text(record.io)}")
+            latency = read_text(record.io)
+            if latency:
+                lines.append(f"    {latency}")
             lines += [f"    - {reason}" for reason in verdict.reasons] or ["    No issues found"]
             lines += [f"    note: {note}" for note in verdict.notes]
     if report.candidates:
@@ -263,17 +264,18 @@ def render_rich(report: Report, console) -> None:
         table.add_column("Run", overflow="fold", min_width=min(widest, RUN_ID_WIDTH))
         table.add_column("What", overflow="fold", ratio=2)
         table.add_column("Metrics", no_wrap=True)
-        traced = any(read_text(record.io) for record, _ in runs)
+        latencies = [read_text(record.io) for record, _ in runs]  # each merges the run's read histograms
+        traced = any(latencies)
         if traced:  # (only then: a table of untraced runs stays as it was)
             table.add_column("Read latency", no_wrap=True)
         table.add_column("Issues", overflow="fold", ratio=3)
-        for record, verdict in runs:
+        for (record, verdict), latency in zip(runs, latencies):
             issues = Text("\n".join(f"• {reason}" for reason in verdict.reasons)) if verdict.reasons else \
                 Text("No issues found", style="dim")
             for note in verdict.notes:
                 issues.append(f"\nnote: {note}", style="yellow")
-            latency = [(read_text(record.io) or "—").replace(", ", "\n")] if traced else []
-            table.add_row(record.run_id, record.describe(), "\n".join(record.headline()) or "—", *latency, issues)
+            latency_cell = [(latency or "—").replace(", ", "\n")] if traced else []
+            table.add_row(record.run_id, record.describe(), "\n".join(record.headline()) or "—", *latency_cell, issues)
         console.print(table)
     if report.candidates:
         table = Table(title=f"Submission candidates: {len(report.candidates)}", title_style="bold",
