@@ -39,9 +39,11 @@ def start_run(data: Path, results: Path, on_stall: str) -> subprocess.Popen:
 
 
 def recorded(run_dir: Path) -> list[dict]:
-    """The run's events so far (the last line may be half written)."""
+    """The run's events so far: none before the recording is opened, and the last line may be
+    half written."""
     events = []
-    for line in (run_dir / "events.jsonl").read_text().splitlines():
+    path = run_dir / "events.jsonl"
+    for line in (path.read_text() if path.exists() else "").splitlines():
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError:
@@ -53,7 +55,7 @@ def freeze_ranks_in_epoch_2(results: Path, ranks: list[int]) -> tuple[Path, dict
     """Waits for epoch 2 of the run, then SIGSTOPs the given ranks: (run dir, pids, when)."""
     run_dir = wait_for(lambda: next(iter(results.glob("training/unet3d/run/*")), None), "the run directory", 60)
     wait_for(lambda: any(e["type"] == "task.started" and e["name"].startswith("epoch 2")
-                         for e in recorded(run_dir) if (run_dir / "events.jsonl").exists()),
+                         for e in recorded(run_dir)),
              "epoch 2", 60)
     pids = {rank: json.loads((run_dir / "ranks" / f"process-{rank}.json").read_text())["pid"] for rank in (0, 1)}
     for rank in ranks:
