@@ -1,6 +1,15 @@
+import signal
+
 import pytest
 
 from support import ssh_fixtures
+
+# A shell without job control starts a background job (`.ci/run &`) with SIGINT ignored, and
+# every process it starts inherits that: the launcher under test would keep ignoring SIGINT as
+# POSIX asks, and the tests that send it one would wait in vain. A handler of our own is reset
+# to the default in each child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # pytest's own plugin for running pytest on generated test files (the `pytester` fixture)
 pytest_plugins = ["pytester"]

@@ -14,15 +14,18 @@ import json
 
 import pytest
 from test_dlio import STAGES, TINY, mlpstorage
-from test_report_page import EVIL_HOST, EVIL_NAME, make_evil_run
+from test_report_page import EVIL_HOST, EVIL_NAME, make_evil_run, rewrite_events, without_time_series
 
+from mlpstorage.reports import timeline as tl
 from mlpstorage.reports.page import write_run_page
+from mlpstorage.reports.record import read_run
 from support.browser import FIGURES, LoadedPage, load_page, start_chromium, time_to_drawn_ms
 from support.otlp_sink import base_env
 from support.synthetic_run import SyntheticRun, host_names, write_synthetic_run
 from test_iotrace_reports import SMALL, align, mark_traced, traced
 
 pytestmark = pytest.mark.slow
+SVG_RUN = SyntheticRun(hosts=3, duration_s=120, interval_s=10, ranks_per_host=2, epochs=2)
 
 @pytest.fixture(scope="module")
 def browser():
@@ -170,6 +173,27 @@ def test_hovering_a_bar_shows_its_duration_and_a_script_in_a_name_stays_text(bro
     browser.save_screenshot(str(tmp_path / "evil-hover.png"))
     assert browser.execute_script("return window.__pwned === undefined")
     assert load_page(browser, page_path, tmp_path / "evil-again.png").errors == []
+
+
+def test_a_page_with_nothing_to_plot_draws_its_svg_timeline_and_a_script_in_a_name_stays_text(browser, tmp_path):
+    run_dir = without_time_series(write_synthetic_run(tmp_path / "run", SVG_RUN))
+    rewrite_events(run_dir, lambda e: {**e, "name": EVIL_NAME} if e.get("name") == "checkpoint 1" else e)
+    page = load_page(browser, write_run_page(run_dir), tmp_path / "svg.png")
+    assert_drawn_offline(page)
+    assert page.figures == {} and browser.execute_script("return window.Bokeh === undefined")
+    drawn = browser.execute_script("""
+        const bars = [...document.querySelectorAll("svg.timeline g.bars rect")];
+        const evil = bars.find((r) => r.parentNode.querySelector("title").textContent.startsWith(arguments[0]));
+        evil.scrollIntoView();
+        const box = evil.getBoundingClientRect();
+        const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+        return {bars: bars.length, drawn: bars.filter((r) => r.getBBox().width > 0).length,
+                hovered: hit.parentNode.querySelector("title").textContent,
+                width: document.querySelector("svg.timeline").getBoundingClientRect().width};""", EVIL_NAME)
+    bars = sum(len(lane.bars) for lane in tl.lanes(read_run(run_dir)))
+    assert drawn["bars"] == drawn["drawn"] == bars and drawn["width"] == 1150
+    assert drawn["hovered"].startswith(EVIL_NAME + "\nstart +") and "\nduration " in drawn["hovered"]
+    assert browser.execute_script("return window.__pwned === undefined")
 
 
 def hover_bar(driver, name: str) -> str:

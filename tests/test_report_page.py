@@ -7,9 +7,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from mlpstorage.emitter import events as ev
 from mlpstorage.errors import UsageError
@@ -98,6 +101,41 @@ def test_the_timeline_has_a_lane_per_kind_and_stacks_overlapping_ranks(tmp_path)
     assert lanes["host node03"].failed  # its end-of-run collection timed out
     assert [m.name for m in tl.stage_marks(record)] == ["Validating environment", "Collecting cluster info",
                                                         "Running benchmark", "Processing results"]
+
+
+def without_time_series(run_dir: Path) -> Path:
+    """The run as --skip-timeseries leaves it: no samples in its recording, no time-series file."""
+    path = run_dir / "events.jsonl"
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines()
+                            if json.loads(line)["type"] != ev.SAMPLE))
+    for series in run_dir.glob("*_timeseries.json"):
+        series.unlink()
+    return run_dir
+
+
+def test_a_run_with_nothing_to_plot_draws_its_timeline_as_svg_with_neither_bokeh_nor_numpy(tmp_path):
+    run_dir = without_time_series(small_run(tmp_path))
+    rewrite_events(run_dir, lambda e: {**e, "name": EVIL_NAME} if e.get("name") == "checkpoint 1" else e)
+    record = read_run(run_dir)
+    assert not record.samples and record.io is None
+    text = write_run_page(run_dir).read_text()
+    assert "Bokeh" not in text and len(text) < 100_000  # no BokehJS: 1.3 MB less
+    [svg] = re.findall(r'<svg class="timeline".*?</svg>', text, re.S)
+    lanes = tl.lanes(record)
+    assert svg.count("<rect ") == sum(len(lane.bars) for lane in lanes)
+    for lane in lanes:
+        assert f"<title>{escape(lane.label)}</title>" in svg
+    assert EVIL_NAME not in text and f"<title>{escape(EVIL_NAME)}&#10;start +" in svg  # shown as text
+    run = lanes[0].bars[0]
+    assert (f"<title>{run.span.name}&#10;start +{tl.format_duration(run.start_s)}&#10;"
+            f"duration {tl.format_duration(run.span.duration_s)}&#10;ok</title>") in svg
+    assert svg.count("stroke-dasharray") == 5  # where each of the 4 stages starts, and where the last ends
+    # the writer of such a page imports neither Bokeh nor numpy (about 0.5 s of the launcher's fixed cost)
+    code = ("import sys; from pathlib import Path; from mlpstorage.reports.page import write_run_page; "
+            f"write_run_page(Path({str(run_dir)!r})); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'bokeh', 'numpy'}))")
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert imported.strip() == "[]"
 
 
 def test_totals_add_hosts_up_per_interval_and_average_the_load(tmp_path):

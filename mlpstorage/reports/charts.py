@@ -26,24 +26,19 @@ from bokeh.palettes import Blues256
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
+from .chart_style import FAILED, FRAME_WIDTH, KIND_COLORS, LANE_PX, LEFT, time_bounds
 from .timeline import Envelope, Lane, Series, StageMark
 
-FRAME_WIDTH = 900
-LEFT = 240  # room for the timeline's lane labels, on every figure so the time axes line up
-LANE_PX = 20
 PLOT_PX = 190
 MAX_LEGEND = 32  # lines
 TOOLS = "xpan,xwheel_zoom,xbox_zoom,reset,save"
-FAILED = "#d00000"
-KIND_COLORS = {"run": "#7f7f7f", "stage": "#1f77b4", "spinner": "#17becf", "host": "#17becf", "epoch": "#2ca02c",
-               "checkpoint": "#bcbd22", "rank": "#9467bd", "task": "#8c564b"}
 # 20 distinguishable colours (Category20's dark then light halves): a host keeps its colour in every plot.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
            "#dbdb8d", "#9edae5")
 TOTAL_COLOR = "#000000"  # a line with no colour of its own
 
-# Ticks as h:mm:ss past a minute, seconds below.
+# Ticks as h:mm:ss past a minute, seconds below (as chart_style.clock).
 _CLOCK = """
 const t = tick;
 if (Math.abs(t) < 60) return (Math.round(t * 100) / 100) + "s";
@@ -63,8 +58,8 @@ def _clock_ticker() -> CompositeTicker:
 
 def time_range(end_s: float) -> Range1d:
     """The one x range every figure of a page shares."""
-    pad = max(end_s, 1e-3) * 0.01
-    return Range1d(-pad, end_s + pad, bounds=(-pad * 5, end_s + pad * 5))
+    start, end = time_bounds(end_s)
+    return Range1d(start, end, bounds=(start * 5, end - start * 4))
 
 
 def _figure(x_range: Range1d, height: int, title: str | None = None):

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from . import timeline as tl
-from .io_page import io_section
+from .chart_style import FAILED, KIND_COLORS
 from .record import REPORT, RunRecord, read_run, shown
 from .templating import Markup, render_page, write_html
 from .verdict import verdict_of
@@ -43,14 +43,42 @@ LEGEND = (("stage", "stages"), ("spinner", "collection"), ("epoch", "epochs"), (
 def build_page(record: RunRecord, page_path: Path | None = None) -> str:
     """The page's HTML. page_path: where it will be written (links to the run's files are
     relative to it)."""
-    from . import charts  # Bokeh: only pages need it
-
     duration_s = ((record.end_ns or 0) - (record.start_ns or 0)) / 1e9
-    x_range = charts.time_range(duration_s)  # one for every figure: they pan and zoom together
     marks = tl.stage_marks(record)
     lanes = tl.gathered(tl.lanes(record), MAX_HOSTS_DRAWN)
     for lane in lanes:
         lane.label = shown(lane.label)
+    many = len(record.samples) > MAX_HOSTS_DRAWN
+    if record.samples or record.io is not None:
+        charted = _charts(record, lanes, marks, duration_s, many)
+    else:  # nothing to plot: the timeline alone, as SVG, with neither Bokeh nor BokehJS
+        from .svg_timeline import place
+
+        charted = {"bokeh_js": "", "bokeh_script": "", "timeline": None, "series": [], "io": None, "io_divs": {},
+                   "svg_timeline": place(lanes, marks, duration_s, _bar_text) if lanes else None}
+    verdict, verdict_problem = verdict_of(record)
+    legend = [(KIND_COLORS[kind], label) for kind, label in LEGEND] + [(FAILED, "failed")]
+    return render_page(
+        "run.html", record=record, verdict=verdict, headlines=record.headline_figures(),
+        title=f"{record.title} {record.run_dir.name if record.run_dir else ''}".strip(),
+        run_label=record.run_name or record.source, started=tl.utc(record.start_ns),
+        duration=tl.format_duration(duration_s), legend=legend, **charted,
+        interval=f"every {record.interval_s:g} s, " if record.interval_s else "",
+        hosts=_host_table(record) if many else None,
+        what=_what_ran(record), resolved=_resolved(record), cluster=_cluster(record),
+        messages=_messages(record), more=len(record.messages) - MAX_MESSAGES,
+        files=_files(record, page_path) if record.run_dir is not None else None,
+        problems=record.problems + ([verdict_problem] if verdict_problem else []), version=__version__)
+
+
+def _charts(record: RunRecord, lanes: list[tl.Lane], marks: list[tl.StageMark], duration_s: float,
+            many: bool) -> dict:
+    """The Bokeh figures of a page with something to plot, in one document (one shared x range:
+    the timeline and every plot pan and zoom together), as the template's context."""
+    from . import charts  # Bokeh: only pages with plots need it
+    from .io_page import io_section
+
+    x_range = charts.time_range(duration_s)
     figures = [charts.timeline(lanes, marks, x_range, _bar_text)] if lanes else []
     for title, unit, keys in TOTALS:
         lines = [_named(tl.total_series(record, metric), metric.title) for metric in tl.METRICS if metric.key in keys]
@@ -58,28 +86,15 @@ def build_page(record: RunRecord, page_path: Path | None = None) -> str:
         if lines:
             figures.append(charts.lines(title, unit, lines, charts.colors_for([line.name for line in lines]), marks,
                                         x_range, "total " + "+".join(keys)))
-    many = len(record.samples) > MAX_HOSTS_DRAWN
     figures += _spreads(record, marks, x_range) if many else _per_host(record, marks, x_range)
     io = io_section(record, x_range)
     io_figures = io.figures if io is not None else {}
     bokeh_js, script, divs = charts.embed(figures + list(io_figures.values()))
     divs, io_divs = divs[:len(figures)], dict(zip(io_figures, map(Markup, divs[len(figures):])))
     timeline_div, series_divs = (divs[0], divs[1:]) if lanes else (None, divs)
-    verdict, verdict_problem = verdict_of(record)
-    legend = [(charts.KIND_COLORS[kind], label) for kind, label in LEGEND] + [(charts.FAILED, "failed")]
-    return render_page(
-        "run.html", record=record, verdict=verdict, headlines=record.headline_figures(),
-        title=f"{record.title} {record.run_dir.name if record.run_dir else ''}".strip(),
-        run_label=record.run_name or record.source, started=tl.utc(record.start_ns),
-        duration=tl.format_duration(duration_s), bokeh_js=Markup(bokeh_js), bokeh_script=Markup(script),
-        timeline=Markup(timeline_div) if timeline_div else None, legend=legend,
-        series=[Markup(div) for div in series_divs], io=io, io_divs=io_divs,
-        interval=f"every {record.interval_s:g} s, " if record.interval_s else "",
-        hosts=_host_table(record) if many else None,
-        what=_what_ran(record), resolved=_resolved(record), cluster=_cluster(record),
-        messages=_messages(record), more=len(record.messages) - MAX_MESSAGES,
-        files=_files(record, page_path) if record.run_dir is not None else None,
-        problems=record.problems + ([verdict_problem] if verdict_problem else []), version=__version__)
+    return {"bokeh_js": Markup(bokeh_js), "bokeh_script": Markup(script), "svg_timeline": None,
+            "timeline": Markup(timeline_div) if timeline_div else None,
+            "series": [Markup(div) for div in series_divs], "io": io, "io_divs": io_divs}
 
 
 def default_output(source: Path) -> Path:

@@ -151,7 +151,9 @@ class RunRecord:
     @cached_property
     def io(self):
         """The run's io_trace.json as an io_trace.IoTrace, read once asked; None untraced (or unread: see problems)."""
-        from .io_trace import load_io_trace  # numpy: only for a run whose trace is asked for
+        if self.run_dir is None or not (self.run_dir / IO_TRACE_FILE).exists():
+            return None  # without importing numpy: an untraced run's page needs none
+        from .io_trace import load_io_trace
 
         return load_io_trace(self.run_dir, self.problems)
 

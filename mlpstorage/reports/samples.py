@@ -126,11 +126,11 @@ def _read_forgiving(data: bytes):
 
 def typical_interval(samples: dict[str, HostSamples]) -> float | None:
     """The median gap between a host's consecutive samples, in seconds."""
+    if not any(len(s) > 1 for s in samples.values()):
+        return None  # without numpy: a run without time series needs none
     import numpy as np  # here: a page needs it, a run's record does not
 
     gaps = [np.diff(s.times_ns) for s in samples.values() if len(s) > 1]
-    if not gaps:
-        return None
     middle = float(np.sort(np.concatenate(gaps))[sum(map(len, gaps)) // 2])
     return middle / 1e9 if middle > 0 else None
 

@@ -16,10 +16,13 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .record import RunRecord
 from .recording import Span
+
+if TYPE_CHECKING:  # numpy only for a run with time series (its samples are numpy arrays already)
+    import numpy as np
 
 _EPOCH = re.compile(r"epoch \d+(/\d+)?$")
 _CHECKPOINT = re.compile(r"checkpoint \d+$")
@@ -161,6 +164,8 @@ class Series:
 
 def _points(record: RunRecord, host: str, metric: Metric) -> tuple[np.ndarray, np.ndarray]:
     """(seconds since the run started, shown values) of a host's samples that hold the metric."""
+    import numpy as np
+
     samples = record.samples[host]
     column = samples.values.get(metric.key)
     if column is None:
@@ -171,6 +176,8 @@ def _points(record: RunRecord, host: str, metric: Metric) -> tuple[np.ndarray, n
 
 def host_series(record: RunRecord, metric: Metric, hosts: list[str] | None = None) -> list[Series]:
     """A line per host (in host order; of the hosts given, else all) of one metric."""
+    import numpy as np
+
     lines = []
     for host in sorted(record.samples) if hosts is None else hosts:
         times, values = _points(record, host, metric)
@@ -190,6 +197,8 @@ class Binned:
 
 
 def binned(record: RunRecord, metric: Metric) -> Binned | None:
+    import numpy as np
+
     points = {host: _points(record, host, metric) for host in sorted(record.samples)}
     points = {host: tv for host, tv in points.items() if len(tv[0])}
     if not points:
@@ -211,6 +220,8 @@ def binned(record: RunRecord, metric: Metric) -> Binned | None:
 def total_series(record: RunRecord, metric: Metric) -> Series | None:
     """All hosts together: samples put in interval-wide buckets, then added up (or averaged,
     for the load). A bucket a host missed counts without it."""
+    import numpy as np
+
     found = binned(record, metric)
     if found is None:
         return None
@@ -236,6 +247,8 @@ class Envelope:
 
 
 def envelope(record: RunRecord, metric: Metric, slowest: int = SLOWEST_DRAWN) -> Envelope | None:
+    import numpy as np
+
     found = binned(record, metric)
     if found is None:
         return None
