@@ -98,6 +98,8 @@ def test_run_shows_four_stages_epochs_as_child_spans_and_metrics(tiny_run):
     assert "[METRIC] Training Accelerator Utilization [AU] (%)" in stderr_log
     outputs = [line for e in events if e["type"] == "output" for line in e["lines"]]
     assert outputs == stderr_log.splitlines()
+    # untraced, DFTracer says nothing (it warned of DFTRACER_INC_METADATA unset in every run)
+    assert "DFTRACER" not in (run_dir / "stdout.log").read_text() + stderr_log
 
 
 def test_run_writes_results_and_metadata(tiny_run):

@@ -62,7 +62,7 @@ def test_the_flag_reaches_the_ranks_environment_on_the_three_dlio_commands(comma
     assert dlio_options_from(args, 2).io_trace is True
     # what the ranks get, each forwarded by name with mpirun -x
     assert tracer_environment(True) == {"DFTRACER_ENABLE": "1", "DFTRACER_INC_METADATA": "1"}
-    assert tracer_environment(False) == {"DFTRACER_ENABLE": "0"}
+    assert tracer_environment(False) == {"DFTRACER_ENABLE": "0", "DFTRACER_INC_METADATA": "0"}
     assert {"DFTRACER_ENABLE", "DFTRACER_INC_METADATA"} <= set(RANK_ENV)
 
 

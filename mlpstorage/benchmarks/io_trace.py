@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..iotrace.live import EpochIo
 
 TRACER_ON = {"DFTRACER_ENABLE": "1", "DFTRACER_INC_METADATA": "1"}  # without the second: no file names, no bytes
+TRACER_OFF = {"DFTRACER_ENABLE": "0", "DFTRACER_INC_METADATA": "0"}
 SLOWEST_SPANS = 10  # the slowest system calls exported as spans
 MAIN_OPERATIONS = ("read", "open", "write", "fsync")  # the RESULT lines' operations, in this order
 RANK_ROWS = 8  # more ranks than this: RESULT lines per host, plus the slowest rank
@@ -40,10 +41,12 @@ def environment_requested() -> bool:
 
 def tracer_environment(on: bool) -> dict[str, str]:
     """What the ranks get (forwarded with -x): DFTracer on, with file names and byte counts;
-    or off (DLIO 2.0.0 turns it on by default: it prints, and installs signal handlers)."""
+    or off (DLIO 2.0.0 turns it on by default: it prints, and installs signal handlers), with
+    DFTRACER_INC_METADATA said too: unset, the tracer prints 'Warning: could not find
+    environment variable "DFTRACER_INC_METADATA"' at the top of every untraced run's output."""
     if on:
         return {**TRACER_ON, **({"DFTRACER_INC_METADATA": v} if (v := os.environ.get("DFTRACER_INC_METADATA")) else {})}
-    return {"DFTRACER_ENABLE": "0"}
+    return TRACER_OFF
 
 
 # ----- at the end: io_trace.json, the event, the spans, the RESULT lines -----------------
