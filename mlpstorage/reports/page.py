@@ -1,5 +1,7 @@
 """A run's page: report.html, one self-contained file that opens offline (BokehJS and the
-stylesheet inlined, no network, no CDN: an HPC login node has no internet).
+stylesheet inlined, no network, no CDN: an HPC login node has no internet). A run with
+nothing to plot (no time series, no I/O trace) gets its timeline as SVG (svg_timeline.py)
+and no BokehJS: its writer imports neither Bokeh nor numpy.
 
 First what a reader opens it for: the verdict with its reasons and notes and the headline
 metrics against their targets; then the timeline of the run's spans and the time series per
