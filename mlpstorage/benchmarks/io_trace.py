@@ -170,16 +170,19 @@ def result_lines(document: dict) -> list[str]:
     width, count_width = max(map(len, who)), max(len(f"{r['count']:,}") for r in picked)
     for row, name in zip(picked, who):
         lines.append(f"  {row['operation']:<5} {name:<{width}}  {row['count']:>{count_width},} calls  "
-                     f"p50 {_ms(row['p50_us'])}  p99 {_ms(row['p99_us'])}  max {_ms(row['max_us'])}")
+                     f"p50 {_latency(row['p50_us'])}  p99 {_latency(row['p99_us'])}  max {_latency(row['max_us'])}")
     slow = slowest_rank(document)
     if slow is not None:
         lines.append(f"  slowest rank: rank {slow['rank']} on {slow['host']}, {slow['operation']} p99 "
-                     f"{_ms(slow['p99_us']).strip()} (the other ranks: {_ms(slow['others_p99_us']).strip()})")
+                     f"{_latency(slow['p99_us']).strip()} (the other ranks: {_latency(slow['others_p99_us']).strip()})")
     return lines
 
 
-def _ms(us: float) -> str:
-    return f"{us / 1000:8.3f} ms"
+def _latency(us: float) -> str:
+    """A latency as every report shows it (850 µs, 1.25 ms), right-aligned for the columns."""
+    from ..reports.io_trace import format_latency  # numpy, loaded already in a traced run
+
+    return f"{format_latency(us):>8}"
 
 
 def adopt_slowest_calls(emitter: Emitter, document: dict, rank_spans: dict[int, str], count: int = SLOWEST_SPANS) -> int:
