@@ -130,6 +130,10 @@ def test_a_run_with_nothing_to_plot_draws_its_timeline_as_svg_with_neither_bokeh
     assert (f"<title>{run.span.name}&#10;start +{tl.format_duration(run.start_s)}&#10;"
             f"duration {tl.format_duration(run.span.duration_s)}&#10;ok</title>") in svg
     assert svg.count("stroke-dasharray") == 5  # where each of the 4 stages starts, and where the last ends
+    # the legend names what the timeline holds: no checkpoints here (the one was renamed), and red for node03
+    legend = re.search(r'<p class="legend note">(.*?)</p>', text).group(1)
+    assert re.findall(r"</span>([^<]+)", legend) == ["stages", "collection", "epochs", "MPI ranks", "other tasks",
+                                                     "failed"]
     # the writer of such a page imports neither Bokeh nor numpy (about 0.5 s of the launcher's fixed cost)
     code = ("import sys; from pathlib import Path; from mlpstorage.reports.page import write_run_page; "
             f"write_run_page(Path({str(run_dir)!r})); "

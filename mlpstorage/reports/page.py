@@ -39,7 +39,7 @@ TOTALS = (("Storage, all hosts", "MB/s", ("read_Bps", "write_Bps")),
           ("Memory available, all hosts", "GB", ("mem_available_bytes",)),
           ("Load (1 min), mean of all hosts", "", ("load1",)))
 LEGEND = (("stage", "stages"), ("spinner", "collection"), ("epoch", "epochs"), ("checkpoint", "checkpoints"),
-          ("rank", "MPI ranks"))
+          ("rank", "MPI ranks"), ("task", "other tasks"))
 
 
 def build_page(record: RunRecord, page_path: Path | None = None) -> str:
@@ -59,7 +59,7 @@ def build_page(record: RunRecord, page_path: Path | None = None) -> str:
         charted = {"bokeh_js": "", "bokeh_script": "", "timeline": None, "series": [], "io": None, "io_divs": {},
                    "svg_timeline": place(lanes, marks, duration_s, _bar_text) if lanes else None}
     verdict, verdict_problem = verdict_of(record)
-    legend = [(KIND_COLORS[kind], label) for kind, label in LEGEND] + [(FAILED, "failed")]
+    legend = _legend(lanes)
     return render_page(
         "run.html", record=record, verdict=verdict, headlines=record.headline_figures(),
         title=f"{record.title} {record.run_dir.name if record.run_dir else ''}".strip(),
@@ -97,6 +97,14 @@ def _charts(record: RunRecord, lanes: list[tl.Lane], marks: list[tl.StageMark], 
     return {"bokeh_js": Markup(bokeh_js), "bokeh_script": Markup(script), "svg_timeline": None,
             "timeline": Markup(timeline_div) if timeline_div else None,
             "series": [Markup(div) for div in series_divs], "io": io, "io_divs": io_divs}
+
+
+def _legend(lanes: list[tl.Lane]) -> list[tuple[str, str]]:
+    """The colour of each kind of span the timeline shows (a host's collection has its
+    spinner's), and red when a span failed: nothing the timeline does not hold."""
+    kinds = {"spinner" if lane.kind == "host" else lane.kind for lane in lanes}
+    shown_kinds = [(KIND_COLORS[kind], label) for kind, label in LEGEND if kind in kinds]
+    return shown_kinds + ([(FAILED, "failed")] if any(lane.failed for lane in lanes) else [])
 
 
 def default_output(source: Path) -> Path:
