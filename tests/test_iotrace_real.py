@@ -20,6 +20,8 @@ import pytest
 from mlpstorage.cli.parser import build_parser
 from mlpstorage.cli.wiring import dlio_options_from
 from mlpstorage.errors import UsageError
+from mlpstorage.reports import timeline as tl
+from mlpstorage.reports.record import read_run
 from test_dlio import TINY, TINY_RUN, dataset, events_of, mlpstorage, only_run_dir  # noqa: F401 (dataset: a fixture)
 
 from support.otlp_sink import base_env
@@ -146,6 +148,10 @@ def test_epoch_spans_carry_their_io_and_the_slowest_calls_hang_under_their_ranks
     assert all(e["parent_span_id"] == ranks[e["attributes"]["mlpstorage.io.rank"]] for e in slowest)
     durations = [e["attributes"]["mlpstorage.io.duration_us"] for e in slowest]
     assert durations == sorted(durations, reverse=True) == [c["duration_us"] for c in document["slowest"][:10]]
+    # on the page's timeline they share one lane (not a lane each)
+    lanes = {lane.label: lane for lane in tl.lanes(read_run(run_dir))}
+    assert len(lanes["slowest I/O calls"].bars) == 10 and lanes["slowest I/O calls"].kind == "io"
+    assert not [label for label in lanes if "(slowest " in label]
 
 
 # ----- slow storage made real -------------------------------------------------------------

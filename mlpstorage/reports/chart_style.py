@@ -9,7 +9,7 @@ LEFT = 240  # room for the timeline's lane labels, on every figure so the time a
 LANE_PX = 20
 FAILED = "#d00000"
 KIND_COLORS = {"run": "#7f7f7f", "stage": "#1f77b4", "spinner": "#17becf", "host": "#17becf", "epoch": "#2ca02c",
-               "checkpoint": "#bcbd22", "rank": "#9467bd", "task": "#8c564b"}
+               "checkpoint": "#bcbd22", "rank": "#9467bd", "task": "#8c564b", "io": "#e377c2"}
 
 
 def time_bounds(end_s: float) -> tuple[float, float]:

@@ -39,7 +39,7 @@ TOTALS = (("Storage, all hosts", "MB/s", ("read_Bps", "write_Bps")),
           ("Memory available, all hosts", "GB", ("mem_available_bytes",)),
           ("Load (1 min), mean of all hosts", "", ("load1",)))
 LEGEND = (("stage", "stages"), ("spinner", "collection"), ("epoch", "epochs"), ("checkpoint", "checkpoints"),
-          ("rank", "MPI ranks"), ("task", "other tasks"))
+          ("rank", "MPI ranks"), ("io", "slowest I/O calls"), ("task", "other tasks"))
 
 
 def build_page(record: RunRecord, page_path: Path | None = None) -> str:

@@ -43,7 +43,7 @@ class Bar:
 @dataclass
 class Lane:
     label: str
-    kind: str  # run | stage | spinner | task | epoch | checkpoint | rank | host
+    kind: str  # run | stage | spinner | task | epoch | checkpoint | rank | host | io
     depth: int
     bars: list[Bar] = field(default_factory=list)
     rows: int = 1
@@ -62,6 +62,8 @@ def lane_of(span: Span) -> tuple[str, str]:
         return "epochs", "epoch"
     if _CHECKPOINT.match(name):
         return "checkpoints", "checkpoint"
+    if "mlpstorage.io.slowest" in span.attributes:  # --io-trace: the run's slowest calls, on one lane
+        return "slowest I/O calls", "io"
     if "mlpstorage.rank" in span.attributes:
         host = span.attributes.get("host.name")
         return (f"dlio ranks on {host}" if host else "dlio ranks"), "rank"
