@@ -282,6 +282,23 @@ def test_the_page_has_an_io_section_with_its_figures_and_tables(traced_run):
         assert f"<h3>{heading}</h3>" in section
     assert "/tmp/t16/data/u/train/img_08_of_16.npz" in section  # the hottest file of the recorded run
     assert "A bar per epoch and rank." in section
+    # the recorded run's epochs each read every file: one line, not a table of zeros
+    assert "None: every epoch opened every file the run read." in section and "io-unread" not in section
+
+
+@pytest.mark.slow
+def test_only_the_epochs_that_left_files_unread_are_listed(traced_run):
+    from mlpstorage.reports.page import build_page
+
+    document = json.loads((traced_run / "io_trace.json").read_text())
+    assert [row["count"] for row in document["files"]["unread_per_epoch"]] == [0, 0]
+    document["files"]["unread_per_epoch"][1].update(count=3, examples=["/data/a.npz", "/data/b.npz"])
+    (traced_run / "io_trace.json").write_text(json.dumps(document))
+    text = build_page(read_run(traced_run))
+    table = text[text.index('<table class="grid io-unread">'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr><td") == 1 and '<td class="num">2</td><td class="num">3</td>' in table
+    assert "/data/a.npz<br>/data/b.npz" in table and "every epoch opened every file" not in text
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ class IoSection:
     hottest: list[dict]
     unread: list[dict]
     bars_per: str  # "rank" or "host"
+    all_read: bool = False  # every epoch opened every file the run read (said in a line, not a table of zeros)
     figures: dict = field(default_factory=dict)  # select, latency, heatmap, epochs: those the trace allows
 
 
@@ -47,6 +48,7 @@ def io_section(record: RunRecord, x_range) -> IoSection | None:
     origin_us = record.start_ns / 1e3 if record.start_ns is not None else trace.start_unix_us
     section = IoSection(trace, _facts(record, trace), _percentiles(trace), _slowest(trace, origin_us),
                         _hottest(trace), _unread(trace), "rank" if _ranks(trace) <= PER_RANK_BARS else "host")
+    section.all_read = bool(trace.unread) and not section.unread
     lines = latency_lines(trace)
     if lines:
         hosts = [shown(host) for host in trace.hosts()]
@@ -192,5 +194,7 @@ def _hottest(trace: IoTrace) -> list[dict]:
 
 
 def _unread(trace: IoTrace) -> list[dict]:
+    """The epochs that left files unread (an epoch that read them all is no row)."""
     return [{"epoch": r["epoch"], "count": f"{r['count']:,}",
-             "examples": [e for e in r.get("examples") or () if isinstance(e, str)]} for r in trace.unread]
+             "examples": [e for e in r.get("examples") or () if isinstance(e, str)]} for r in trace.unread
+            if r.get("count")]
