@@ -53,6 +53,7 @@ class SpanRow:
     verdict_reasons: tuple[str, ...] = ()
     verdict_notes: tuple[str, ...] = ()
     updated_ns: int | None = None  # when its count last changed (its last update's timestamp)
+    io: str | None = None  # a traced epoch's I/O against its computing, once it ended (describe_epoch_io)
 
     def elapsed_s(self, now_ns: int) -> float:
         if self.duration_s is not None:
@@ -173,6 +174,7 @@ class Board:
             row.error = event.get("error")
             attributes = event.get("attributes") or {}
             row.error_reported = bool(attributes.get(ERROR_REPORTED))
+            row.io = describe_epoch_io(attributes)
             if attributes.get(VERDICT):
                 row.verdict = str(attributes[VERDICT])
                 row.verdict_reasons = tuple(str(r) for r in attributes.get(VERDICT_REASONS) or ())
@@ -307,6 +309,21 @@ def describe_rates(values: dict) -> str:
 def describe_sample(values: dict) -> str:
     """'read 12.3 MB/s, write 0.0 MB/s, net 0.1/0.1 MB/s in/out, load 1.20' from a sample's values."""
     return f"{describe_rates(values)}, load {values.get('load1', 0):.2f}"
+
+
+def describe_epoch_io(attributes: dict) -> str | None:
+    """'2 ranks traced: computing 2.58 s, waiting for data 0.18 s, in I/O calls 0.12 s, read
+    16.8 MB' from a traced epoch's span (--io-trace; each figure added up over its ranks):
+    where an epoch's time went, as it ends. None for any other span."""
+    ranks = attributes.get("mlpstorage.io.ranks")
+    if not isinstance(ranks, int) or ranks < 1:
+        return None
+    parts = [f"{label} {attributes.get(key) or 0:.2f} s" for label, key in (
+        ("computing", "mlpstorage.compute.time_s"), ("waiting for data", "mlpstorage.io.wait_s"),
+        ("in I/O calls", "mlpstorage.io.time_s"))]
+    parts += [f"{label} {attributes[key] / 1e6:,.1f} MB" for label, key in (
+        ("read", "mlpstorage.io.read_bytes"), ("wrote", "mlpstorage.io.written_bytes")) if attributes.get(key)]
+    return f"{ranks} rank{'s' if ranks != 1 else ''} traced: " + ", ".join(parts)
 
 
 def describe_progress(row: SpanRow, now_ns: int) -> str:

@@ -202,6 +202,8 @@ class PlainRenderer:
             message = f"done in {format_seconds(row.duration_s or 0.0)}"
             if row.total is not None:
                 message += f" ({row.completed}/{row.total})"
+            if row.io:
+                message += f"; {row.io}"
         if name:
             message = f"{name}: {message}"
         return self._format(event, event.get("level", "info"), message)

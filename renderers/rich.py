@@ -239,6 +239,9 @@ class RichRenderer:
         elif kind in ("spinner.finished", "task.finished") and row is not None and row.status == "error":
             self._print(Text(f"  ✖ {without_trailing_dots(row.description)} failed after "
                              f"{format_seconds(row.duration_s or 0)}: {row.error}", style="red"))
+        elif kind == "task.finished" and row is not None and row.io:  # a traced epoch: where its time went
+            self._print(Text.assemble(("  ✔ ", "green"), without_trailing_dots(row.name),
+                                      (f" done in {format_seconds(row.duration_s or 0)}: {row.io}", "dim")))
         elif kind == "stall" and LEVEL_RANK.get(event["level"], 0) >= self._min_rank:
             self._print(self._log_text({**event, "message": stall_text(event)}))
         elif kind == "run.finished":

@@ -125,6 +125,8 @@ def test_run_writes_results_and_metadata(tiny_run):
     assert not [e for e in events_of(run_dir) if e["type"] == "stall"]
     epochs = [e for e in events_of(run_dir) if e["type"] == "task.updated" and e["name"].startswith("epoch ")]
     assert epochs and all(e["total"] == 2 and 1 <= e["completed"] <= 2 for e in epochs)  # steps of the slowest rank
+    last = {e["name"]: e["completed"] for e in epochs}  # each epoch's last count: where it ended, not held back
+    assert last == {"epoch 1/2": 2, "epoch 2/2": 2}
 
 
 def test_otlp_receiver_gets_the_same_tree_with_the_ranks_in_the_trace(tiny_run):

@@ -83,6 +83,31 @@ def frame_text(renderer: RichRenderer, after: str, now_ns: int) -> str:
     return f"--- frame after {after} ---\n" + console.file.getvalue()
 
 
+TRACED_EPOCH = {"mlpstorage.io.ranks": 2, "mlpstorage.compute.time_s": 2.5912, "mlpstorage.io.wait_s": 0.2471,
+                "mlpstorage.io.time_s": 0.0123, "mlpstorage.io.read_bytes": 16_884_480, "mlpstorage.io.written_bytes": 0}
+TRACED_TEXT = "2 ranks traced: computing 2.59 s, waiting for data 0.25 s, in I/O calls 0.01 s, read 16.9 MB"
+
+
+def with_a_traced_epoch(events: list[dict]) -> list[dict]:
+    """The stream with its first epoch's span carrying what --io-trace puts there as the epoch ends."""
+    first = next(e for e in events if e["type"] == "task.finished" and e["name"] == "epoch 1/2")
+    first["attributes"] = {**first.get("attributes", {}), **TRACED_EPOCH}
+    return events
+
+
+def test_a_traced_epoch_says_where_its_time_went_as_it_ends_in_plain_and_rich(utc):
+    plain = render_plain(with_a_traced_epoch(load("ok")), min_level="info").splitlines()
+    assert [line.split("] ", 1)[1] for line in plain if "epoch 1/2: done" in line] == [f"epoch 1/2: done in 0.1s; {TRACED_TEXT}"]
+    assert not [line for line in plain if "epoch 2/2: done" in line and "traced" in line]  # untraced: as before
+    console = Console(file=io.StringIO(), width=200, color_system=None, force_terminal=False)
+    renderer = RichRenderer(console, live=False)
+    for event in with_a_traced_epoch(load("ok")):
+        renderer.handle(event)
+    renderer.close()
+    printed = console.file.getvalue().splitlines()
+    assert [line for line in printed if "epoch" in line and "traced" in line] == [f"  ✔ epoch 1/2 done in 0.1s: {TRACED_TEXT}"]
+
+
 def test_heartbeat_names_the_open_stage_and_spinners():
     """The 'still running' line, driven by the renderer's injected clock: none before an
     interval has passed in the stage, then one each time it is asked, with the elapsed times."""

@@ -131,7 +131,7 @@ def test_the_run_says_it_is_traced_and_keeps_it_in_its_metadata_events_and_resul
 
 @pytest.mark.slow
 def test_epoch_spans_carry_their_io_and_the_slowest_calls_hang_under_their_ranks(traced):
-    _, run_dir, document = traced
+    result, run_dir, document = traced
     events = events_of(run_dir)
     epochs = [e for e in events if e["type"] == "task.finished" and e["name"].startswith("epoch ")]
     assert len(epochs) == EPOCHS
@@ -141,6 +141,9 @@ def test_epoch_spans_carry_their_io_and_the_slowest_calls_hang_under_their_ranks
         assert attributes["mlpstorage.io.read_bytes"] > FILES * 65536  # the data set, read in every epoch
         assert len(attributes["mlpstorage.io.time_s_by_rank"]) == RANKS
         assert attributes["mlpstorage.compute.time_s"] > 0
+        # and the terminal says it as the epoch ends
+        assert re.search(rf"\] {epoch['name']}: done in [\d.]+s \(\d+/\d+\); {RANKS} ranks traced: computing "
+                         rf"[\d.]+ s, waiting for data [\d.]+ s, in I/O calls [\d.]+ s, read [\d,.]+ MB", result.stderr)
     ranks = {e["attributes"]["mlpstorage.rank"]: e["span_id"] for e in events
              if e["type"] == "task.finished" and e["name"].startswith("dlio rank ")}
     slowest = [e for e in events if e["type"] == "task.finished" and "(slowest " in e["name"]]

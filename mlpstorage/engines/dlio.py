@@ -191,6 +191,7 @@ class DlioProgress:
     def _end_epoch(self, attributes: dict | None = None, error: str | None = None) -> None:
         self._end_checkpoint(error=error)
         if self._epoch is not None:
+            self._publish_count(self._clock(), force=True)  # the count the rate limit held back: it ends at 4/4, not 3/4
             if self.epoch_attributes is not None:
                 attributes = {**(attributes or {}), **self._traced(self._epoch.start_time, time.time_ns())}
             self._emitter.end_task(self._epoch, attributes, error=error)
