@@ -316,13 +316,18 @@ def describe_epoch_io(attributes: dict) -> str | None:
     16.8 MB' from a traced epoch's span (--io-trace; each figure added up over its ranks):
     where an epoch's time went, as it ends. None for any other span."""
     ranks = attributes.get("mlpstorage.io.ranks")
-    if not isinstance(ranks, int) or ranks < 1:
+    if not isinstance(ranks, int) or isinstance(ranks, bool) or ranks < 1:
         return None
-    parts = [f"{label} {attributes.get(key) or 0:.2f} s" for label, key in (
+
+    def number(key: str) -> float:  # a replayed recording is untrusted: anything else counts as 0
+        value = attributes.get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+    parts = [f"{label} {number(key):.2f} s" for label, key in (
         ("computing", "mlpstorage.compute.time_s"), ("waiting for data", "mlpstorage.io.wait_s"),
         ("in I/O calls", "mlpstorage.io.time_s"))]
-    parts += [f"{label} {attributes[key] / 1e6:,.1f} MB" for label, key in (
-        ("read", "mlpstorage.io.read_bytes"), ("wrote", "mlpstorage.io.written_bytes")) if attributes.get(key)]
+    parts += [f"{label} {number(key) / 1e6:,.1f} MB" for label, key in (
+        ("read", "mlpstorage.io.read_bytes"), ("wrote", "mlpstorage.io.written_bytes")) if number(key)]
     return f"{ranks} rank{'s' if ranks != 1 else ''} traced: " + ", ".join(parts)
 
 

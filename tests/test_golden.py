@@ -95,6 +95,16 @@ def with_a_traced_epoch(events: list[dict]) -> list[dict]:
     return events
 
 
+def test_a_traced_epochs_figures_from_an_untrusted_recording_never_break_a_renderer():
+    from renderers.board import describe_epoch_io
+
+    odd = {**TRACED_EPOCH, "mlpstorage.compute.time_s": "2.5", "mlpstorage.io.read_bytes": None,
+           "mlpstorage.io.wait_s": True, "mlpstorage.io.written_bytes": [1]}
+    assert describe_epoch_io(odd) == "2 ranks traced: computing 0.00 s, waiting for data 0.00 s, in I/O calls 0.01 s"
+    assert describe_epoch_io({**TRACED_EPOCH, "mlpstorage.io.ranks": "2"}) is None
+    assert describe_epoch_io({**TRACED_EPOCH, "mlpstorage.io.ranks": True}) is None
+
+
 def test_a_traced_epoch_says_where_its_time_went_as_it_ends_in_plain_and_rich(utc):
     plain = render_plain(with_a_traced_epoch(load("ok")), min_level="info").splitlines()
     assert [line.split("] ", 1)[1] for line in plain if "epoch 1/2: done" in line] == [f"epoch 1/2: done in 0.1s; {TRACED_TEXT}"]
