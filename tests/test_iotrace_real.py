@@ -231,6 +231,8 @@ def test_a_checkpointing_run_traces_its_writes(tmp_path):
     assert all(hottest[name]["written_bytes"] == size for name, size in written.items())
     lines = results(events_of(run_dir))
     assert sum(1 for line in lines if line.split()[:1] == ["write"]) == RANKS
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("I/O trace: ")) + 1:]
+    assert [line.split()[0] for line in table[:RANKS]] == ["write"] * RANKS  # a run that writes: its writes first
     assert metadata_of(run_dir)["io_trace"]["slowest_rank"]["operation"] == "write"
     epochs = [e for e in events_of(run_dir) if e["type"] == "task.finished" and e["name"].startswith("epoch ")]
     assert all(e["attributes"]["mlpstorage.io.written_bytes"] >= shard * RANKS for e in epochs)

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 TRACER_ON = {"DFTRACER_ENABLE": "1", "DFTRACER_INC_METADATA": "1"}  # without the second: no file names, no bytes
 TRACER_OFF = {"DFTRACER_ENABLE": "0", "DFTRACER_INC_METADATA": "0"}
 SLOWEST_SPANS = 10  # the slowest system calls exported as spans
-MAIN_OPERATIONS = ("read", "open", "write", "fsync")  # the RESULT lines' operations, in this order
+# The RESULT lines' operations, in this order: reads first in a run that mostly reads (training),
+# writes first in one that mostly writes (checkpointing, datagen); see main_operation()
+MAIN_OPERATIONS = {"read": ("read", "open", "write", "fsync"), "write": ("write", "fsync", "open", "read")}
 RANK_ROWS = 8  # more ranks than this: RESULT lines per host, plus the slowest rank
 FETCH_TIMEOUT_S = 600.0  # a trace brought back over ssh
 TRACE_NAME = "trace-{rank}-of-{size}.pfw"
@@ -141,17 +143,23 @@ def missing_text(missing: list[dict], run_dir: Path) -> str:
             f"in {run_dir} (the results folder is not shared with that host); io_trace.json covers the other ranks")
 
 
+def main_operation(document: dict) -> str:
+    """'read' or 'write', whichever took the run longer: reads in training, writes in
+    checkpointing and datagen (reads when even)."""
+    totals = {name: sum(r.get("total_s") or 0 for r in document.get("operations", []) if r["operation"] == name)
+              for name in ("read", "write")}
+    return max(totals, key=totals.get)
+
+
 def slowest_rank(document: dict) -> dict | None:
-    """When there are several ranks: the one whose reads or writes (whichever took the run
-    longer: reads in training, writes in checkpointing and datagen) have the highest p99,
-    with the median p99 of the others."""
-    rows = {name: [r for r in document.get("operations", []) if r["operation"] == name and r.get("count")]
-            for name in ("read", "write")}
-    name = max(rows, key=lambda n: sum(r["total_s"] for r in rows[n]))
-    if len(rows[name]) < 2:
+    """When there are several ranks: the one whose main operation (main_operation) has the
+    highest p99, with the median p99 of the others."""
+    name = main_operation(document)
+    rows = [r for r in document.get("operations", []) if r["operation"] == name and r.get("count")]
+    if len(rows) < 2:
         return None
-    worst = max(rows[name], key=lambda r: r["p99_us"])
-    others = sorted(r["p99_us"] for r in rows[name] if r is not worst)
+    worst = max(rows, key=lambda r: r["p99_us"])
+    others = sorted(r["p99_us"] for r in rows if r is not worst)
     return {"rank": worst["rank"], "host": worst["host"], "operation": name, "p99_us": worst["p99_us"],
             "others_p99_us": others[len(others) // 2]}
 
@@ -161,7 +169,8 @@ def result_lines(document: dict) -> list[str]:
     the count and p50, p99 and max latency, then the slowest rank."""
     per_rank = len(document.get("sources", [])) <= RANK_ROWS
     rows = document["operations"] if per_rank else document["by_host"]
-    picked = [r for name in MAIN_OPERATIONS for r in rows if r["operation"] == name and r["layer"] in ("posix", "stdio")]
+    picked = [r for name in MAIN_OPERATIONS[main_operation(document)] for r in rows
+              if r["operation"] == name and r["layer"] in ("posix", "stdio")]
     lines = [f"I/O trace: {document['events']:,} events from {len(document['sources'])} "
              f"rank{'s' if len(document['sources']) != 1 else ''}, in {IO_TRACE_FILE}"]
     if not picked:
