@@ -435,6 +435,8 @@ def _check_flood_rows(rows: list[str], framed: bool) -> None:
         body = body[:-2]
     else:
         body = body[:-1]  # maybe a line tmux has read only part of
+        if body and LIVE_STAGE_ROW.match(body[-1]):
+            body = body[:-1]  # the frame itself, its spinner row still being read
     numbers = []
     for r in body:
         m = FLOOD_ROW.match(r)
