@@ -235,7 +235,13 @@ def test_a_checkpointing_run_traces_its_writes(tmp_path):
     assert [line.split()[0] for line in table[:RANKS]] == ["write"] * RANKS  # a run that writes: its writes first
     assert metadata_of(run_dir)["io_trace"]["slowest_rank"]["operation"] == "write"
     epochs = [e for e in events_of(run_dir) if e["type"] == "task.finished" and e["name"].startswith("epoch ")]
-    assert all(e["attributes"]["mlpstorage.io.written_bytes"] >= shard * RANKS for e in epochs)
+    # Each epoch's live figures count what the tracers had written when it ended. Here an epoch
+    # lasts 9-115 ms and ends with its checkpoint, while a tracer writes a call's line 7-46 ms
+    # after it returns, so an epoch may end before its writes are read: the live figures are
+    # there for every rank and never more than was written; the exact totals are io_trace.json's
+    # (checked above).
+    assert epochs and all(e["attributes"]["mlpstorage.io.ranks"] == RANKS for e in epochs)
+    assert sum(e["attributes"]["mlpstorage.io.written_bytes"] for e in epochs) <= sum(r["bytes"] for r in writes.values())
 
 
 # ----- a stall's evidence -----------------------------------------------------------------
