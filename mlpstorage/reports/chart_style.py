@@ -10,11 +10,13 @@ LANE_PX = 20
 FAILED = "#d00000"
 KIND_COLORS = {"run": "#7f7f7f", "stage": "#1f77b4", "spinner": "#17becf", "host": "#17becf", "epoch": "#2ca02c",
                "checkpoint": "#bcbd22", "rank": "#9467bd", "task": "#8c564b", "io": "#e377c2"}
+TINY_SHARE = 0.004  # a span shorter than this share of the time axis also gets a marker, to be found and hovered
 
 
-def time_bounds(end_s: float) -> tuple[float, float]:
-    """The time axis of a run end_s long: a little room either side."""
-    pad = max(end_s, 1e-3) * 0.01
+def axis_bounds(end_s: float, pads: int = 1) -> tuple[float, float]:
+    """The time axis of a run end_s long, with pads times a hundredth of it either side (the
+    axis shown: 1; how far Bokeh lets a reader pan: 5)."""
+    pad = max(end_s, 1e-3) * 0.01 * pads
     return -pad, end_s + pad
 
 

@@ -26,7 +26,7 @@ from bokeh.palettes import Blues256
 from bokeh.plotting import figure
 from bokeh.resources import Resources
 
-from .chart_style import FAILED, FRAME_WIDTH, KIND_COLORS, LANE_PX, LEFT, time_bounds
+from .chart_style import FAILED, FRAME_WIDTH, KIND_COLORS, LANE_PX, LEFT, TINY_SHARE, axis_bounds
 from .timeline import Envelope, Lane, Series, StageMark
 
 PLOT_PX = 190
@@ -58,8 +58,7 @@ def _clock_ticker() -> CompositeTicker:
 
 def time_range(end_s: float) -> Range1d:
     """The one x range every figure of a page shares."""
-    start, end = time_bounds(end_s)
-    return Range1d(start, end, bounds=(start * 5, end - start * 4))
+    return Range1d(*axis_bounds(end_s), bounds=axis_bounds(end_s, pads=5))
 
 
 def _figure(x_range: Range1d, height: int, title: str | None = None):
@@ -99,7 +98,7 @@ def timeline(lanes: list[Lane], marks: list[StageMark], x_range: Range1d, bar_te
             for key, value in (("left", bar.start_s), ("right", bar.end_s), ("top", top), ("bottom", top - height),
                                ("color", color), ("y", top - height / 2), *text.items()):
                 columns[key].append(value)
-            tiny.append((bar.end_s - bar.start_s) / width < 0.004)
+            tiny.append((bar.end_s - bar.start_s) / width < TINY_SHARE)
     source = ColumnDataSource({k: _array(v) if k in ("left", "right", "top", "bottom", "y") else v
                                for k, v in columns.items()})
     fig = _figure(x_range, LANE_PX * len(lanes) + 60)

@@ -42,6 +42,11 @@ LEGEND = (("stage", "stages"), ("spinner", "collection"), ("epoch", "epochs"), (
           ("rank", "MPI ranks"), ("io", "slowest I/O calls"), ("task", "other tasks"))
 
 
+# What run.html is given of the figures when a page draws none with Bokeh.
+NO_CHARTS = {"bokeh_js": "", "bokeh_script": "", "timeline": None, "svg_timeline": None, "series": [], "io": None,
+             "io_divs": {}}
+
+
 def build_page(record: RunRecord, page_path: Path | None = None) -> str:
     """The page's HTML. page_path: where it will be written (links to the run's files are
     relative to it)."""
@@ -56,8 +61,7 @@ def build_page(record: RunRecord, page_path: Path | None = None) -> str:
     else:  # nothing to plot: the timeline alone, as SVG, with neither Bokeh nor BokehJS
         from .svg_timeline import place
 
-        charted = {"bokeh_js": "", "bokeh_script": "", "timeline": None, "series": [], "io": None, "io_divs": {},
-                   "svg_timeline": place(lanes, marks, duration_s, _bar_text) if lanes else None}
+        charted = {**NO_CHARTS, "svg_timeline": place(lanes, marks, duration_s, _bar_text) if lanes else None}
     verdict, verdict_problem = verdict_of(record)
     legend = _legend(lanes)
     return render_page(
@@ -94,7 +98,7 @@ def _charts(record: RunRecord, lanes: list[tl.Lane], marks: list[tl.StageMark], 
     bokeh_js, script, divs = charts.embed(figures + list(io_figures.values()))
     divs, io_divs = divs[:len(figures)], dict(zip(io_figures, map(Markup, divs[len(figures):])))
     timeline_div, series_divs = (divs[0], divs[1:]) if lanes else (None, divs)
-    return {"bokeh_js": Markup(bokeh_js), "bokeh_script": Markup(script), "svg_timeline": None,
+    return {**NO_CHARTS, "bokeh_js": Markup(bokeh_js), "bokeh_script": Markup(script),
             "timeline": Markup(timeline_div) if timeline_div else None,
             "series": [Markup(div) for div in series_divs], "io": io, "io_divs": io_divs}
 

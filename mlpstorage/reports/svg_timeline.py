@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import timeline as tl
-from .chart_style import FAILED, FRAME_WIDTH, KIND_COLORS, LANE_PX, LEFT, clock, clock_ticks, time_bounds
+from .chart_style import FAILED, FRAME_WIDTH, KIND_COLORS, LANE_PX, LEFT, TINY_SHARE, axis_bounds, clock, clock_ticks
 
 TOP, AXIS_PX, RIGHT = 8, 28, 10
 LABEL_CHARS = 34  # a longer lane label is cut, whole in its tooltip
@@ -27,6 +27,7 @@ class SvgTimeline:
     height: int
     axis_y: float
     left: int = LEFT  # where the time axis starts
+    right: int = LEFT + FRAME_WIDTH  # and where it ends
     lanes: list[dict] = field(default_factory=list)  # y, label, whole, x
     bars: list[dict] = field(default_factory=list)  # x, y, w, h, color, tiny, and bar_text's name/start/duration/status
     rules: list[dict] = field(default_factory=list)  # x, color
@@ -35,7 +36,7 @@ class SvgTimeline:
 
 def place(lanes: list[tl.Lane], marks: list[tl.StageMark], end_s: float, bar_text) -> SvgTimeline:
     """Where each lane, bar, stage rule and tick goes; bar_text(bar) -> {name, start, duration, status}."""
-    start_s, stop_s = time_bounds(end_s)
+    start_s, stop_s = axis_bounds(end_s)
     scale = FRAME_WIDTH / (stop_s - start_s)
 
     def x_of(t: float) -> float:
@@ -54,7 +55,7 @@ def place(lanes: list[tl.Lane], marks: list[tl.StageMark], end_s: float, bar_tex
             drawing.bars.append({"x": left, "y": round(top + 0.1 * LANE_PX + bar.row * height, 2),
                                  "w": round(max(right - left, 0.5), 2), "h": round(height, 2),
                                  "color": FAILED if bar.span.failed else KIND_COLORS.get(lane.kind, KIND_COLORS["task"]),
-                                 "tiny": right - left < 0.004 * FRAME_WIDTH, **bar_text(bar)})
+                                 "tiny": right - left < TINY_SHARE * FRAME_WIDTH, **bar_text(bar)})
     for mark in marks:
         drawing.rules.append({"x": x_of(mark.start_s), "color": FAILED if mark.failed else "#888888"})
     if marks:
